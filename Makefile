@@ -1,0 +1,37 @@
+# One entry point for a fresh machine: `make demo` and `make test` create .venv if
+# missing and install torch first (the CPU build), then the package with pinned versions.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.rsp-probe-installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test lint bench figures theory readme-tables clean-venv
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==$$(grep '^torch==' constraints.txt | cut -d= -f3)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/rsp-probe entropy --out runs/demo --overwrite
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(BIN)/ruff check rsp_probe tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/sampler.py
+
+figures: $(STAMP)
+	$(BIN)/rsp-probe reproduce --out runs/reproduce --figures figures
+
+clean-venv:
+	rm -rf $(VENV)
