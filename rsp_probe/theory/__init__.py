@@ -1,0 +1,52 @@
+"""Pure numpy/scipy theory of RSP dilution and branching (never imports torch).
+
+See docs/theory.md for the derivations. Steps ``t`` are 1-based: step 1 produces the first
+generated token; masses are fractions of one query's attention.
+"""
+
+from rsp_probe.theory.branching import (
+    DivergencePMF,
+    GreedyFit,
+    collision_hazard,
+    collision_hazard_from_logits,
+    distribution_distance,
+    divergence_counts,
+    first_divergence_pmf,
+    fit_greedy_c,
+    greedy_hazard,
+)
+from rsp_probe.theory.dilution import dilution_mass, envelope, exponential, power_law, sink_mass
+from rsp_probe.theory.fit import (
+    CurveFit,
+    compare_models,
+    fit_dilution,
+    fit_exponential,
+    fit_power_law,
+    fit_sink,
+)
+from rsp_probe.theory.scaling import SlopeEstimate, loglog_slope
+
+__all__ = [
+    "CurveFit",
+    "DivergencePMF",
+    "GreedyFit",
+    "SlopeEstimate",
+    "collision_hazard",
+    "collision_hazard_from_logits",
+    "compare_models",
+    "dilution_mass",
+    "distribution_distance",
+    "divergence_counts",
+    "envelope",
+    "exponential",
+    "first_divergence_pmf",
+    "fit_dilution",
+    "fit_exponential",
+    "fit_greedy_c",
+    "fit_power_law",
+    "fit_sink",
+    "greedy_hazard",
+    "loglog_slope",
+    "power_law",
+    "sink_mass",
+]

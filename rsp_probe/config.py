@@ -1,0 +1,118 @@
+"""Frozen configuration dataclasses, one small piece per concern.
+
+The CLI builds its options from these fields (the `help` metadata becomes `--help`), and a
+run directory's config.json is `asdict()` of the resolved pieces, so a run can always be
+re-created from its config alone. No heavy imports here: `rsp-probe --help` reads this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from rsp_probe.errors import UsageError
+
+SCHEMA_VERSION = 1
+
+LAWS = ("gaussian", "per-dim", "tokens")
+PLACEMENTS = ("suffix", "prefix")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _opt(default, help: str, **extra):
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    model: str | None = _opt(
+        None, "local checkpoint directory or Hub id in the local HF cache (default: embedded model)"
+    )
+    dtype: str = _opt("auto", "float32 (auto on CPU), bfloat16 or float16 (auto on CUDA)",
+                      choices=DTYPES)
+    device: str = _opt("auto", "cpu, cuda or auto", choices=DEVICES)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    task: str = _opt("arithmetic", "built-in task (ignored when --dataset is given)",
+                     choices=("arithmetic",))
+    dataset: str | None = _opt(None, "local JSONL/Parquet file of problems")
+    question_field: str | None = _opt(None, "dataset field holding the question")
+    answer_field: str | None = _opt(None, "dataset field holding the reference answer")
+    n_prompts: int = _opt(8, "number of prompts (problems)")
+    split: str = _opt("test", "split of the built-in task", choices=("train", "validation", "test"))
+    chat_template: str = _opt("auto", "wrap prompts in the tokenizer's chat template",
+                              choices=("auto", "on", "off"))
+
+
+@dataclass(frozen=True)
+class RSPConfig:
+    rsp_tokens: tuple[int, ...] = _opt((4,), "k, the number of RSP vectors; a list compares several")
+    law: str = _opt("gaussian", "gaussian (scalar mu, sigma^2), per-dim, or tokens (control)",
+                    choices=LAWS)
+    sigma_scale: float = _opt(1.0, "multiplier on the fitted sigma (ablation)")
+    placement: str = _opt("suffix", "suffix: after the question, before the answer cue; "
+                          "prefix: after BOS, before the question", choices=PLACEMENTS)
+    fixed_draw: bool = _opt(False, "one draw shared by every trajectory of the run (control)")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    samples: int = _opt(4, "trajectories per prompt and condition")
+    temperature: float = _opt(0.7, "sampling temperature; 0 is greedy")
+    top_p: float = _opt(1.0, "nucleus sampling threshold")
+    max_new_tokens: int = _opt(64, "maximum generated tokens per trajectory")
+    batch_size: int = _opt(32, "trajectories decoded together")
+    seed: int = _opt(0, "run seed; every draw derives from (seed, prompt id, sample index)")
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    out: str | None = _opt(None, "run directory to write (default: runs/<command>-<time>)")
+    overwrite: bool = _opt(False, "replace a completed run at --out")
+    quiet: bool = _opt(False, "no progress bar")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One arm of an experiment: how its trajectories are decoded and what is injected."""
+
+    name: str
+    rsp_tokens: int
+    temperature: float
+    top_p: float = 1.0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> None:
+    """Validate numbers before any model is loaded or any file is written."""
+    if any(k < 0 for k in rsp.rsp_tokens):
+        raise UsageError(f"--rsp-tokens must be >= 0, got {list(rsp.rsp_tokens)}")
+    if rsp.sigma_scale < 0:
+        raise UsageError(f"--sigma-scale must be >= 0, got {rsp.sigma_scale}")
+    if sampling.temperature < 0:
+        raise UsageError(f"--temperature must be >= 0, got {sampling.temperature}")
+    if not 0 < sampling.top_p <= 1:
+        raise UsageError(f"--top-p must be in (0, 1], got {sampling.top_p}")
+    if sampling.samples < 1:
+        raise UsageError(f"--samples must be >= 1, got {sampling.samples}")
+    if sampling.max_new_tokens < 1:
+        raise UsageError(f"--max-new-tokens must be >= 1, got {sampling.max_new_tokens}")
+    if sampling.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {sampling.batch_size}")
+    if data.n_prompts < 1:
+        raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
+
+
+def to_dict(*pieces) -> dict:
+    """Merge config pieces into one flat JSON-ready dict (tuples become lists)."""
+    merged: dict = {}
+    for piece in pieces:
+        for key, value in dataclasses.asdict(piece).items():
+            merged[key] = list(value) if isinstance(value, tuple) else value
+    return merged

@@ -1,0 +1,131 @@
+"""The RSP law, its draws, and their placement into a model's input embeddings.
+
+An RSP is k vectors drawn i.i.d. from an isotropic Gaussian fitted to the entrywise mean and
+variance of the input-embedding table, freshly for every trajectory. Each draw is seeded from
+(run seed, prompt id, sample index), so it never depends on batch size or order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+
+from rsp_probe.errors import UsageError
+from rsp_probe.tasks.prompts import EncodedPrompt
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any parts; stable across processes and Python versions."""
+    text = "/".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") >> 1
+
+
+@dataclass(frozen=True)
+class RSPLaw:
+    """Where RSP vectors come from. Tensors are float64 on the CPU, for exact moments."""
+
+    kind: str  # "gaussian" | "per-dim" | "tokens"
+    mean: torch.Tensor  # [] for gaussian, [d_model] for per-dim, unused for tokens
+    std: torch.Tensor  # [] (sigma, already multiplied by sigma_scale)
+    d_model: int
+    token_pool: torch.Tensor | None = None  # real token ids the "tokens" control draws from
+    table: torch.Tensor | None = None  # the embedding table, for the "tokens" control
+
+    def describe(self) -> dict:
+        """JSON-ready summary for config.json and notebooks."""
+        summary = {"law": self.kind, "d_model": self.d_model}
+        if self.kind == "tokens":
+            summary["token_pool_size"] = int(self.token_pool.numel())
+        else:
+            summary["mu"] = float(self.mean.mean())
+            summary["sigma"] = float(self.std)
+        return summary
+
+
+def fit_law(table: torch.Tensor, kind: str = "gaussian", sigma_scale: float = 1.0,
+            special_ids: set[int] | None = None, n_real_tokens: int | None = None) -> RSPLaw:
+    """Fit the RSP law to an input-embedding table [d_vocab, d_model].
+
+    gaussian: scalar mu and sigma^2 over all entries (the paper's law);
+    per-dim: per-dimension mean, pooled variance; tokens: real rows of the table.
+    """
+    table = table.detach()
+    d_model = table.shape[1]
+    column_mean, column_sq = _column_moments(table)  # [d_model] each, float64
+    if kind == "gaussian":
+        mean = column_mean.mean()
+        std = (column_sq.mean() - mean**2).clamp(min=0).sqrt()
+    elif kind == "per-dim":
+        mean = column_mean
+        std = (column_sq - column_mean**2).clamp(min=0).mean().sqrt()
+    elif kind == "tokens":
+        n_rows = min(n_real_tokens or table.shape[0], table.shape[0])
+        pool = torch.tensor([i for i in range(n_rows) if i not in (special_ids or set())])
+        mean = column_mean.mean()
+        std = (column_sq.mean() - mean**2).clamp(min=0).sqrt()
+        return RSPLaw(kind, mean, std, d_model, token_pool=pool, table=table)
+    else:
+        raise UsageError(f"unknown --law {kind!r}; expected gaussian, per-dim or tokens")
+    return RSPLaw(kind, mean, std * sigma_scale, d_model)
+
+
+def _column_moments(table: torch.Tensor, rows_per_chunk: int = 8192):
+    """Per-column E[x] and E[x^2] in float64, in chunks: a 7B model's table is ~1 GB in bf16."""
+    total = torch.zeros(table.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros(table.shape[1], dtype=torch.float64)
+    for start in range(0, table.shape[0], rows_per_chunk):
+        chunk = table[start:start + rows_per_chunk].to("cpu", torch.float64)
+        total += chunk.sum(dim=0)
+        total_sq += chunk.pow(2).sum(dim=0)
+    return total / table.shape[0], total_sq / table.shape[0]
+
+
+def draw_rsp(law: RSPLaw, k: int, seed: int) -> torch.Tensor:
+    """k vectors [k, d_model] (float32) from the law, determined by `seed` alone."""
+    generator = torch.Generator().manual_seed(seed)
+    if k == 0:
+        return torch.zeros(0, law.d_model)
+    if law.kind == "tokens":
+        picks = torch.randint(0, law.token_pool.numel(), (k,), generator=generator)
+        return law.table[law.token_pool[picks].to(law.table.device)].float().cpu()
+    noise = torch.randn(k, law.d_model, generator=generator, dtype=torch.float64)
+    return (law.mean + law.std * noise).float()
+
+
+def trajectory_draw_seed(run_seed: int, prompt_id: str, sample: int, fixed: bool) -> int:
+    """The seed of one trajectory's RSP draw; a fixed draw ignores prompt and sample."""
+    if fixed:
+        return derive_seed(run_seed, "rsp", "fixed")
+    return derive_seed(run_seed, "rsp", prompt_id, sample)
+
+
+def place_rsp(prompt: EncodedPrompt, k: int, placement: str) -> tuple[list[int], list[int]]:
+    """Token ids of the model input with -1 where RSP vectors go, and those positions.
+
+    suffix: BOS/head, question, RSP, answer cue; prefix: BOS/head, RSP, question, cue.
+    """
+    slots = [-1] * k
+    if placement == "suffix":
+        ids = prompt.head + prompt.question + slots + prompt.cue
+        start = len(prompt.head) + len(prompt.question)
+    elif placement == "prefix":
+        ids = prompt.head + slots + prompt.question + prompt.cue
+        start = len(prompt.head)
+    else:
+        raise UsageError(f"unknown --placement {placement!r}; expected suffix or prefix")
+    return ids, list(range(start, start + k))
+
+
+def build_inputs_embeds(table: torch.Tensor, ids_with_slots: list[int],
+                        rsp_positions: list[int], rsp: torch.Tensor) -> torch.Tensor:
+    """Embed tokens with the model's own table and write the RSP rows into their slots.
+
+    Returns [T, d_model] in the table's dtype (a bf16 model rejects fp32 embeds).
+    """
+    ids = torch.tensor([max(i, 0) for i in ids_with_slots], device=table.device)
+    embeds = table[ids].clone()  # [T, d_model]
+    if rsp_positions:
+        embeds[rsp_positions] = rsp.to(table.device, table.dtype)
+    return embeds

@@ -1,0 +1,183 @@
+"""Batched KV-cache sampling with read-only step probes.
+
+Prefill the (left-padded) input embeddings once, then decode one token per step for every
+row, stopping each row at EOS, at a stop string or at max_new_tokens. The loop owns the step
+index; probes record exactly one value per (trajectory, step[, layer, head]).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from rsp_probe.models import LoadedModel
+from rsp_probe.probes.step import ATTENTION_PROBE, LOGIT_PROBES, RSPAttentionProbe, logit_probes
+from rsp_probe.rsp import build_inputs_embeds
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trajectory to generate."""
+
+    id: str
+    input_ids: list[int]  # the model input, -1 where RSP vectors sit
+    rsp_positions: list[int]
+    rsp: torch.Tensor  # [k, d_model] float32, k = len(rsp_positions)
+    temperature: float
+    top_p: float
+    seed: int  # of this trajectory's sampling generator
+
+
+@dataclass
+class Trajectory:
+    id: str
+    generated_token_ids: list[int]
+    stop_reason: str  # "eos" | "stop_string" | "max_new_tokens" | "context"
+    steps: dict[str, np.ndarray] = field(default_factory=dict)  # probe -> [S] or [S, L, H]
+
+
+@torch.inference_mode()
+def generate(model: LoadedModel, jobs: list[Job], max_new_tokens: int, *,
+             stop_strings: tuple[str, ...] = (), batch_size: int = 32,
+             record_attention: bool = True, progress=None) -> list[Trajectory]:
+    """Generate every job; results come back in the order of `jobs`.
+
+    Rows are batched by input length (less padding); a row's result never depends on
+    which rows share its batch beyond float rounding of the padded forward pass.
+    """
+    order = sorted(range(len(jobs)), key=lambda i: len(jobs[i].input_ids))
+    results: dict[int, Trajectory] = {}
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        batch = _generate_batch(model, [jobs[i] for i in chunk], max_new_tokens,
+                                stop_strings, record_attention, progress)
+        results.update(zip(chunk, batch))
+    return [results[i] for i in range(len(jobs))]
+
+
+def _left_pad(model: LoadedModel, jobs: list[Job]):
+    table = model.embedding_table
+    width = max(len(job.input_ids) for job in jobs)
+    embeds = torch.zeros(len(jobs), width, table.shape[1], dtype=table.dtype, device=model.device)
+    mask = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
+    rsp_keys = torch.zeros(len(jobs), width, device=model.device)
+    for row, job in enumerate(jobs):
+        pad = width - len(job.input_ids)
+        embeds[row, pad:] = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
+        mask[row, pad:] = 1
+        rsp_keys[row, [pad + p for p in job.rsp_positions]] = 1.0
+    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+    return embeds, mask, positions, rsp_keys
+
+
+def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention, progress):
+    bridge, cfg = model.bridge, model.info
+    embeds, mask, positions, rsp_keys = _left_pad(model, jobs)
+    steps_left = min(max_new_tokens, cfg.n_ctx - embeds.shape[1])
+    chooser = _TokenChooser(jobs, model.device)
+    attention = None
+    if record_attention and rsp_keys.any():
+        attention = RSPAttentionProbe(rsp_keys, max(steps_left, 1), cfg.n_layers, cfg.n_heads)
+    logs = {name: torch.zeros(len(jobs), max(steps_left, 1), device=model.device)
+            for name in LOGIT_PROBES}
+    limit = "context" if steps_left < max_new_tokens else "max_new_tokens"
+    rows = _RowState(jobs, model, stop_strings, limit)
+    hooks = attention.hooks() if attention else []
+    with bridge.hooks(fwd_hooks=hooks):
+        step_input, cache = embeds, None
+        for step in range(1, steps_left + 1):
+            if attention:
+                attention.begin_step(step)
+            logits, cache = bridge(step_input, return_type="logits_and_cache",
+                                   past_key_values=cache, attention_mask=mask,
+                                   position_ids=positions)
+            if attention:
+                attention.check_step()
+            last = logits[:, -1]  # [B, V]
+            for name, values in logit_probes(last).items():
+                logs[name][:, step - 1] = values
+            tokens = chooser.choose(last)
+            active_before = rows.active.sum()
+            rows.append(tokens.tolist())
+            if progress is not None:
+                progress.update(int(active_before))
+            if not rows.active.any():
+                break
+            step_input = tokens[:, None]
+            mask = torch.cat([mask, mask.new_ones(len(jobs), 1)], dim=1)
+            positions = positions[:, -1:] + 1
+    return rows.trajectories(logs, attention)
+
+
+class _TokenChooser:
+    """Greedy or temperature/top-p sampling, with one generator per trajectory."""
+
+    def __init__(self, jobs: list[Job], device: torch.device):
+        self.temperature = torch.tensor([j.temperature for j in jobs], device=device)[:, None]
+        self.top_p = torch.tensor([j.top_p for j in jobs], device=device)[:, None]
+        self.generators = [torch.Generator(device=device).manual_seed(j.seed) for j in jobs]
+
+    def choose(self, logits: torch.Tensor) -> torch.Tensor:
+        greedy = logits.argmax(dim=-1)
+        sampled_rows = (self.temperature[:, 0] > 0).nonzero().flatten().tolist()
+        if not sampled_rows:
+            return greedy
+        probs = torch.softmax(logits.float() / self.temperature.clamp(min=1e-6), dim=-1)
+        probs = _top_p_filter(probs, self.top_p)
+        for row in sampled_rows:
+            greedy[row] = torch.multinomial(probs[row], 1, generator=self.generators[row])[0]
+        return greedy
+
+
+def _top_p_filter(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Keep the smallest set of tokens whose mass reaches top_p (at least one token)."""
+    if bool((top_p >= 1).all()):
+        return probs
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    outside = sorted_probs.cumsum(dim=-1) - sorted_probs > top_p  # mass before this token
+    sorted_probs = sorted_probs.masked_fill(outside, 0.0)
+    return torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+
+
+class _RowState:
+    """Per-row generated tokens and stop bookkeeping."""
+
+    def __init__(self, jobs: list[Job], model: LoadedModel, stop_strings: tuple[str, ...],
+                 limit_reason: str):
+        self.jobs = jobs
+        self.tokenizer = model.tokenizer
+        self.eos = model.eos_token_ids
+        self.stop_strings = stop_strings
+        self.tokens: list[list[int]] = [[] for _ in jobs]
+        self.reasons = [limit_reason] * len(jobs)  # for rows that never stop by themselves
+        self.active = np.ones(len(jobs), dtype=bool)
+
+    def append(self, tokens: list[int]) -> None:
+        for row in np.flatnonzero(self.active):
+            self.tokens[row].append(tokens[row])
+            if tokens[row] in self.eos:
+                self._stop(row, "eos")
+            elif self.stop_strings and self._hits_stop_string(row):
+                self._stop(row, "stop_string")
+
+    def _hits_stop_string(self, row: int) -> bool:
+        text = self.tokenizer.decode(self.tokens[row])
+        return any(stop in text for stop in self.stop_strings)
+
+    def _stop(self, row: int, reason: str) -> None:
+        self.active[row] = False
+        self.reasons[row] = reason
+
+    def trajectories(self, logs, attention) -> list[Trajectory]:
+        cpu_logs = {name: values.cpu().numpy() for name, values in logs.items()}
+        cpu_attention = attention.values.cpu().numpy() if attention else None
+        out = []
+        for row, job in enumerate(self.jobs):
+            n_steps = len(self.tokens[row])
+            steps = {name: values[row, :n_steps] for name, values in cpu_logs.items()}
+            if cpu_attention is not None and job.rsp_positions:
+                steps[ATTENTION_PROBE] = cpu_attention[row, :n_steps]
+            out.append(Trajectory(job.id, self.tokens[row], self.reasons[row], steps))
+        return out

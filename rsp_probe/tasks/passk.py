@@ -1,0 +1,116 @@
+"""pass@k: the unbiased estimator, per-problem tables, and bootstrap intervals over problems.
+
+With n samples per problem of which c are correct, the chance that at least one of k samples
+drawn without replacement is correct is 1 - C(n-c, k) / C(n, k) (Chen et al., 2021). It is
+computed here as 1 - prod_{i=n-c+1}^{n} (1 - k/i), which never forms the large binomials.
+
+Intervals resample problems (not samples) with replacement: the problem set is the population
+the estimate generalises over. `paired_difference` resamples the same problems for both
+conditions, so problem difficulty cancels out of the difference.
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def _check_args(n: int, c: int, k: int) -> None:
+    if n < 0 or c < 0 or k < 0:
+        raise ValueError(f"pass@k needs non-negative n, c, k; got n={n}, c={c}, k={k}")
+    if k < 1:
+        raise ValueError(f"pass@k needs k >= 1; got k={k}")
+    if k > n:
+        raise ValueError(f"pass@k needs k <= n; got k={k} > n={n}")
+    if c > n:
+        raise ValueError(f"pass@k needs c <= n; got c={c} > n={n}")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k for one problem: n samples drawn, c of them correct.
+
+    Requires 1 <= k <= n and 0 <= c <= n (ValueError otherwise). Returns 1.0 when n - c < k,
+    i.e. every k-subset holds a correct sample.
+    """
+    _check_args(n, c, k)
+    if n - c < k:
+        return 1.0
+    i = np.arange(n - c + 1, n + 1, dtype=np.float64)  # the c largest factors; empty when c = 0
+    return float(1.0 - np.prod(1.0 - k / i))
+
+
+def pass_at_k_table(
+    correct_counts: Sequence[int] | np.ndarray, n: int, ks: int | Sequence[int]
+) -> np.ndarray:
+    """pass@k for each problem: correct_counts[j] of n samples correct on problem j.
+
+    With a single k, returns shape (n_problems,); with a sequence of ks, shape
+    (n_problems, len(ks)), column i holding pass@ks[i]. ValueError as in `pass_at_k`.
+    """
+    counts = np.asarray(correct_counts, dtype=np.int64).reshape(-1)
+    k_list = [ks] if np.isscalar(ks) else list(ks)
+    table = np.array(
+        [[pass_at_k(n, int(c), int(k)) for k in k_list] for c in counts], dtype=np.float64
+    ).reshape(len(counts), len(k_list))  # (n_problems, n_ks)
+    return table[:, 0] if np.isscalar(ks) else table
+
+
+def _percentile_interval(stats: np.ndarray, ci: float) -> tuple[float, float]:
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci must lie in (0, 1); got {ci}")
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
+    return float(lo), float(hi)
+
+
+def _bootstrap_indices(n_problems: int, n_boot: int, seed: int) -> np.ndarray:
+    if n_problems == 0:
+        raise ValueError("bootstrap needs at least one problem")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1; got {n_boot}")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_problems, size=(n_boot, n_problems))  # (n_boot, n_problems)
+
+
+def bootstrap_pass_at_k(
+    counts: Sequence[int] | np.ndarray,
+    n: int,
+    k: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> tuple[float, float, float]:
+    """Mean pass@k over problems with a percentile bootstrap interval: (mean, lo, hi).
+
+    `counts[j]` is the number of correct samples out of n on problem j. Problems are resampled
+    with replacement n_boot times; the same seed gives the same interval.
+    """
+    per_problem = pass_at_k_table(counts, n, k)
+    idx = _bootstrap_indices(len(per_problem), n_boot, seed)
+    boot_means = per_problem[idx].mean(axis=1)  # (n_boot,)
+    lo, hi = _percentile_interval(boot_means, ci)
+    return float(per_problem.mean()), lo, hi
+
+
+def paired_difference(
+    counts_a: Sequence[int] | np.ndarray,
+    counts_b: Sequence[int] | np.ndarray,
+    n_a: int,
+    n_b: int,
+    k: int,
+    n_boot: int = 2000,
+    seed: int = 0,
+    ci: float = 0.95,
+) -> tuple[float, float, float]:
+    """Mean pass@k of condition a minus condition b on the same problems: (diff, lo, hi).
+
+    counts_a[j] and counts_b[j] refer to the same problem j (n_a and n_b samples per problem).
+    Each bootstrap replicate draws one set of problems and uses it for both conditions.
+    """
+    pa = pass_at_k_table(counts_a, n_a, k)
+    pb = pass_at_k_table(counts_b, n_b, k)
+    if len(pa) != len(pb):
+        raise ValueError(f"paired counts need the same problems; got {len(pa)} and {len(pb)}")
+    delta = pa - pb  # (n_problems,)
+    idx = _bootstrap_indices(len(delta), n_boot, seed)
+    lo, hi = _percentile_interval(delta[idx].mean(axis=1), ci)
+    return float(delta.mean()), lo, hi

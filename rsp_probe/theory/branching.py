@@ -1,0 +1,358 @@
+"""When do two generations with different RSP draws first diverge? (docs/theory.md, section 4)
+
+Steps are 1-based as everywhere in :mod:`rsp_probe.theory`: step ``t`` produces generated
+token ``t``. A per-step hazard ``h_t`` is the probability that step ``t`` is the first
+divergence given that steps ``1..t-1`` agreed; the first-divergence distribution is then
+``P(first = t) = h_t prod_{s<t} (1 - h_s)``, and what is left is the probability of never
+diverging within the horizon ``T``.
+
+- Greedy decoding: step ``t`` diverges when the RSP's push on the logits, taken to be
+  ``c m_t`` (``c`` in logits per unit of RSP attention mass), overturns the top-1 margin.
+- Temperature sampling: two samples from distributions ``p`` and ``q`` disagree with
+  probability ``1 - sum_v p(v) q(v)`` (``1 - sum_v p(v)^2`` when ``q = p``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.special import logsumexp
+
+__all__ = [
+    "DivergencePMF",
+    "GreedyFit",
+    "collision_hazard",
+    "collision_hazard_from_logits",
+    "distribution_distance",
+    "divergence_counts",
+    "first_divergence_pmf",
+    "fit_greedy_c",
+    "greedy_hazard",
+]
+
+_LOG_FLOOR = 1e-12  # probabilities below this count as this in a log-likelihood
+
+
+@dataclass(frozen=True)
+class DivergencePMF:
+    """Distribution of the first divergence step over a horizon of ``T`` steps.
+
+    Attributes:
+        pmf: ``[T]`` probabilities; ``pmf[i]`` is P(first divergence at step ``i + 1``).
+        never: probability of no divergence within the ``T`` steps.
+    """
+
+    pmf: np.ndarray
+    never: float
+
+    @property
+    def horizon(self) -> int:
+        """Number of steps ``T`` covered."""
+        return int(self.pmf.size)
+
+    def as_array(self) -> np.ndarray:
+        """``[T + 1]`` array: the step probabilities followed by the never-diverged mass."""
+        return np.append(self.pmf, self.never)
+
+    @classmethod
+    def from_counts(cls, counts: ArrayLike) -> DivergencePMF:
+        """Empirical distribution from ``[T + 1]`` counts laid out as :meth:`as_array`."""
+        arr = np.asarray(counts, dtype=np.float64)
+        if arr.ndim != 1 or arr.size < 2 or np.any(arr < 0) or arr.sum() <= 0:
+            raise ValueError("counts must be a 1-D array of T + 1 >= 2 non-negative numbers")
+        arr = arr / arr.sum()
+        return cls(arr[:-1], float(arr[-1]))
+
+    def to_dict(self) -> dict[str, list[float] | float]:
+        """Plain dict for JSON."""
+        return {"pmf": self.pmf.tolist(), "never": self.never}
+
+
+@dataclass(frozen=True)
+class GreedyFit:
+    """Maximum-likelihood fit of the greedy constant ``c`` (logits per unit RSP mass).
+
+    The likelihood is flat between consecutive observed ratios ``margin / mass``, so the
+    estimate is a whole interval; ``c`` is its geometric midpoint.
+
+    Attributes:
+        c: point estimate.
+        c_low: lower end of the maximum-likelihood interval.
+        c_high: upper end (inf when every larger ``c`` fits equally well).
+        log_likelihood: multinomial log-likelihood of the observed counts, nats.
+        predicted: first-divergence distribution implied by ``c``.
+        observed: empirical first-divergence distribution.
+        tv: total variation between ``observed`` and ``predicted``.
+        n_trajectories: number of observed pairs (diverged or not).
+    """
+
+    c: float
+    c_low: float
+    c_high: float
+    log_likelihood: float
+    predicted: DivergencePMF
+    observed: DivergencePMF
+    tv: float
+    n_trajectories: int
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict for JSON (an infinite ``c_high`` becomes ``None``)."""
+        return {
+            "c": self.c,
+            "c_low": self.c_low,
+            "c_high": self.c_high if math.isfinite(self.c_high) else None,
+            "log_likelihood": self.log_likelihood,
+            "predicted": self.predicted.to_dict(),
+            "observed": self.observed.to_dict(),
+            "tv": self.tv,
+            "n_trajectories": self.n_trajectories,
+        }
+
+
+def collision_hazard(
+    probs: ArrayLike | None = None,
+    *,
+    other: ArrayLike | None = None,
+    sum_sq: ArrayLike | None = None,
+) -> np.ndarray:
+    """Per-step probability that two samples differ: ``1 - sum_v p(v) q(v)``.
+
+    Pass either ``probs`` (``[..., T, V]`` probabilities, already tempered), optionally with
+    ``other`` (same shape, the second trajectory's distribution; defaults to ``probs``), or
+    ``sum_sq`` (``[..., T]`` precomputed ``sum_v p(v)^2`` or overlap). Returns ``[..., T]``
+    hazards in [0, 1]; NaN inputs (missing steps) give NaN.
+    """
+    if (probs is None) == (sum_sq is None):
+        raise ValueError("pass exactly one of probs and sum_sq")
+    if sum_sq is not None:
+        if other is not None:
+            raise ValueError("other goes with probs, not with sum_sq")
+        overlap = np.asarray(sum_sq, dtype=np.float64)
+    else:
+        p = _check_probs(probs, "probs")
+        q = p if other is None else _check_probs(other, "other")
+        if q.shape != p.shape:
+            raise ValueError(f"probs and other differ in shape: {p.shape} vs {q.shape}")
+        overlap = np.sum(p * q, axis=-1)
+    with np.errstate(invalid="ignore"):
+        if np.any(overlap < -1e-9) or np.any(overlap > 1 + 1e-6):
+            raise ValueError("a collision probability must lie in [0, 1]")
+    return np.clip(1.0 - overlap, 0.0, 1.0)
+
+
+def _check_probs(probs: ArrayLike, name: str) -> np.ndarray:
+    """Probabilities over the last axis: non-negative, summing to 1 (within 1e-3)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim < 1:
+        raise ValueError(f"{name} needs a vocabulary axis")
+    with np.errstate(invalid="ignore"):
+        totals = p.sum(axis=-1)
+        bad = np.any(p < 0) or np.any(np.abs(totals - 1.0) > 1e-3)
+    if bad:
+        raise ValueError(f"{name} must be non-negative and sum to 1 over the last axis")
+    return p
+
+
+def collision_hazard_from_logits(
+    logits: ArrayLike, tau: float = 1.0, other_logits: ArrayLike | None = None
+) -> np.ndarray:
+    """:func:`collision_hazard` of the tempered distributions ``softmax(logits / tau)``.
+
+    Computed in log space (``log sum p q = LSE(l/tau + l'/tau) - LSE(l/tau) - LSE(l'/tau)``)
+    so large logits and small ``tau`` (> 0) do not overflow. Shapes ``[..., T, V] -> [..., T]``.
+    """
+    if not tau > 0:
+        raise ValueError("temperature tau must be > 0 (greedy decoding uses greedy_hazard)")
+    a = np.asarray(logits, dtype=np.float64) / tau
+    b = a if other_logits is None else np.asarray(other_logits, dtype=np.float64) / tau
+    if a.shape != b.shape:
+        raise ValueError(f"logits and other_logits differ in shape: {a.shape} vs {b.shape}")
+    log_overlap = logsumexp(a + b, axis=-1) - logsumexp(a, axis=-1) - logsumexp(b, axis=-1)
+    return np.clip(-np.expm1(log_overlap), 0.0, 1.0)
+
+
+def _ratios(margins: ArrayLike, masses: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``margin / mass`` per sample and step (inf where mass is 0), and the present-mask."""
+    mg = np.asarray(margins, dtype=np.float64)
+    ms = np.asarray(masses, dtype=np.float64)
+    if mg.ndim != 2 or mg.shape != ms.shape:
+        raise ValueError(f"margins and masses must both be [n_samples, T], got {mg.shape}, {ms.shape}")
+    present = ~(np.isnan(mg) | np.isnan(ms))
+    if np.any(mg[present] < 0) or np.any(ms[present] < 0):
+        raise ValueError("margins (top-1 minus top-2 logit) and masses must be >= 0")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(ms > 0, mg / ms, np.inf)
+    return np.where(present, ratio, np.nan), present
+
+
+def _hazards_for(ratio: np.ndarray, present: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Hazards ``[len(c), T]``: share of present samples at each step with ``ratio < c``."""
+    n_present = present.sum(axis=0)  # [T]
+    out = np.full((c.size, ratio.shape[1]), np.nan)
+    for step in np.flatnonzero(n_present):
+        column = np.sort(ratio[present[:, step], step])
+        out[:, step] = np.searchsorted(column, c, side="left") / n_present[step]
+    return out
+
+
+def greedy_hazard(margins: ArrayLike, masses: ArrayLike, c: float) -> np.ndarray:
+    """Per-step greedy hazard ``P(margin_t < c m_t)`` estimated over samples.
+
+    Args:
+        margins: ``[n_samples, T]`` top-1 minus top-2 logit (logit units, >= 0) along the
+            shared prefix; NaN where a sample has no step ``t`` (e.g. it already diverged,
+            which is how the conditioning on "no earlier divergence" enters).
+        masses: ``[n_samples, T]`` RSP attention mass (fraction), NaN where missing.
+        c: logit shift per unit RSP mass (>= 0).
+
+    Returns:
+        ``[T]`` hazards in [0, 1]; NaN at steps with no sample.
+    """
+    if not c >= 0:
+        raise ValueError("c must be >= 0")
+    ratio, present = _ratios(margins, masses)
+    return _hazards_for(ratio, present, np.array([float(c)]))[0]
+
+
+def first_divergence_pmf(hazards: ArrayLike) -> DivergencePMF:
+    """``P(first = t) = h_t prod_{s<t} (1 - h_s)`` and the never-diverged mass ``prod (1 - h)``.
+
+    Args:
+        hazards: ``[T]`` per-step hazards in [0, 1]; NaN is rejected (truncate the horizon
+            instead of guessing a hazard for a step with no data).
+    """
+    h = np.asarray(hazards, dtype=np.float64)
+    if h.ndim != 1 or h.size == 0:
+        raise ValueError("hazards must be a non-empty 1-D array over steps")
+    if not np.all(np.isfinite(h)) or np.any(h < 0) or np.any(h > 1):
+        raise ValueError("hazards must be finite and in [0, 1]; truncate steps without data")
+    survive = np.cumprod(1.0 - h)
+    before = np.concatenate(([1.0], survive[:-1]))
+    return DivergencePMF(h * before, float(survive[-1]))
+
+
+def divergence_counts(first_steps: ArrayLike, horizon: int) -> np.ndarray:
+    """Histogram of observed first-divergence steps, laid out as :meth:`DivergencePMF.as_array`.
+
+    Args:
+        first_steps: 1-based first-divergence step per pair of trajectories; NaN (or a step
+            beyond ``horizon``) means no divergence within the horizon.
+        horizon: number of steps ``T``.
+
+    Returns:
+        ``[T + 1]`` integer counts; the last entry counts the never-diverged pairs.
+    """
+    steps = np.asarray(first_steps, dtype=np.float64).ravel()
+    diverged = ~np.isnan(steps) & (steps <= horizon)
+    values = steps[diverged]
+    if np.any(values < 1) or np.any(values != np.round(values)):
+        raise ValueError("first-divergence steps must be whole numbers >= 1 (NaN for never)")
+    counts = np.bincount(values.astype(np.int64) - 1, minlength=horizon)
+    return np.append(counts, steps.size - values.size)
+
+
+def _as_pmf_array(dist: DivergencePMF | ArrayLike) -> np.ndarray:
+    arr = dist.as_array() if isinstance(dist, DivergencePMF) else np.asarray(dist, float)
+    if arr.ndim != 1 or abs(arr.sum() - 1.0) > 1e-6 or np.any(arr < 0):
+        raise ValueError("a first-divergence distribution is a 1-D array summing to 1")
+    return arr
+
+
+def distribution_distance(
+    observed_pmf: DivergencePMF | ArrayLike, predicted_pmf: DivergencePMF | ArrayLike
+) -> float:
+    """Total variation ``1/2 sum |p - q|`` over the steps and the never-diverged outcome."""
+    p, q = _as_pmf_array(observed_pmf), _as_pmf_array(predicted_pmf)
+    if p.shape != q.shape:
+        raise ValueError(f"distributions cover different horizons: {p.size - 1} vs {q.size - 1}")
+    return float(0.5 * np.abs(p - q).sum())
+
+
+def _log_likelihoods(hazards: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Multinomial log-likelihood of ``counts`` [T+1] under each row of ``hazards`` [C, T]."""
+    survive = np.cumprod(1.0 - hazards, axis=1)
+    before = np.concatenate((np.ones((hazards.shape[0], 1)), survive[:, :-1]), axis=1)
+    probs = np.concatenate((hazards * before, survive[:, -1:]), axis=1)  # [C, T + 1]
+    return (counts * np.log(np.maximum(probs, _LOG_FLOOR))).sum(axis=1)
+
+
+def _plateau_edges(ratio: np.ndarray, max_candidates: int) -> np.ndarray:
+    """Values of ``c`` where the hazards can change (quantiles if there are too many)."""
+    finite = np.unique(ratio[np.isfinite(ratio)])
+    if finite.size > max_candidates:
+        finite = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, max_candidates)))
+    return finite
+
+
+def _truncate_horizon(
+    ratio: np.ndarray, present: np.ndarray, counts: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the horizon after the last step with a sample; later counts become "never".
+
+    Once every sample has diverged nothing is known about later hazards, so divergences
+    after that step are pooled with the never-diverged pairs. A step without samples
+    before the last sampled one is an error in the data.
+    """
+    has_sample = present.any(axis=0)
+    if not has_sample.any():
+        raise ValueError("margins and masses hold no sample at any step")
+    horizon = int(np.flatnonzero(has_sample)[-1]) + 1
+    if not has_sample[:horizon].all():
+        raise ValueError("a step without samples precedes sampled steps; check the NaN mask")
+    pooled = np.append(counts[:horizon], counts[horizon:].sum())
+    return ratio[:, :horizon], present[:, :horizon], pooled
+
+
+def fit_greedy_c(
+    margins: ArrayLike,
+    masses: ArrayLike,
+    observed_counts: ArrayLike,
+    *,
+    max_candidates: int = 1024,
+) -> GreedyFit:
+    """Maximum-likelihood ``c`` for the greedy hazard against observed first divergences.
+
+    The hazards change only where ``c`` crosses an observed ratio ``margin / mass``, so the
+    likelihood is piecewise constant in ``c`` and a continuous optimiser (such as
+    ``minimize_scalar`` on ``log c``) would stall on a plateau. Each plateau is evaluated
+    instead (up to ``max_candidates`` edges, taken at quantiles beyond that).
+
+    Args:
+        margins: ``[n_samples, T]`` as in :func:`greedy_hazard`. The horizon is cut after
+            the last step with a sample (see :func:`_truncate_horizon`).
+        masses: ``[n_samples, T]`` RSP attention mass.
+        observed_counts: ``[T + 1]`` counts from :func:`divergence_counts`.
+        max_candidates: most plateau edges to evaluate.
+    """
+    ratio, present = _ratios(margins, masses)
+    counts = np.asarray(observed_counts, dtype=np.float64)
+    if counts.shape != (ratio.shape[1] + 1,):
+        raise ValueError(f"observed_counts must have T + 1 = {ratio.shape[1] + 1} entries")
+    ratio, present, counts = _truncate_horizon(ratio, present, counts)
+    edges = _plateau_edges(ratio, max_candidates)
+    lows = np.concatenate(([0.0], edges))
+    highs = np.concatenate((edges, [np.inf]))
+    # A representative c inside each plateau (lows, highs]: the hazard counts ratio < c.
+    probes = np.where(np.isinf(highs), np.maximum(2.0 * lows, 1.0), 0.5 * (lows + highs))
+    loglik = _log_likelihoods(_hazards_for(ratio, present, probes), counts)
+    best = int(np.argmax(loglik))
+    low, high = float(lows[best]), float(highs[best])
+    if math.isinf(high):
+        c = max(2.0 * low, 1.0)
+    else:
+        c = math.sqrt(low * high) if low > 0 else 0.5 * high
+    predicted = first_divergence_pmf(_hazards_for(ratio, present, np.array([c]))[0])
+    observed = DivergencePMF.from_counts(counts)
+    return GreedyFit(
+        c=c,
+        c_low=low,
+        c_high=high,
+        log_likelihood=float(loglik[best]),
+        predicted=predicted,
+        observed=observed,
+        tv=distribution_distance(observed, predicted),
+        n_trajectories=round(float(counts.sum())),
+    )

@@ -1,0 +1,58 @@
+"""Equivalence through math-verify in killable worker processes."""
+
+import time
+
+import pytest
+
+from rsp_probe.tasks.mathcheck import CheckResult, check_answers
+
+# (gold, prediction, equivalent)
+TABLE = [
+    ("\\frac{1}{2}", "0.5", True),
+    ("\\frac{1}{2}", "1/2", True),
+    ("1/2", "\\frac{1}{2}", True),
+    ("0.5", "1/2", True),
+    ("\\sqrt{2}/2", "\\frac{\\sqrt{2}}{2}", True),
+    ("\\{1,2\\}", "\\{2,1\\}", True),
+    ("(0,1]", "(0, 1]", True),
+    ("(0,1]", "[0,1]", False),
+    ("3", "4", False),
+    ("1000", "1,000", True),
+    ("42", "so the final answer is $\\boxed{42}$.", True),
+    ("42", "so the final answer is $\\boxed{41}$.", False),
+    ("x^2+1", "1+x^2", True),
+    ("7", "", False),
+]
+
+POWER_TOWER = "2^{2^{2^{2^{2^{2^{2^{2}}}}}}}"  # sympy evaluates this for ever
+
+
+@pytest.fixture(scope="module")
+def table_results() -> list[CheckResult]:
+    return check_answers([(g, p) for g, p, _ in TABLE], timeout_s=20.0, workers=2)
+
+
+@pytest.mark.parametrize(("row", "case"), list(enumerate(TABLE)), ids=lambda v: str(v))
+def test_equivalence_table(table_results, row, case):
+    gold, prediction, equivalent = case
+    result = table_results[row]
+    assert result == CheckResult(correct=equivalent, timed_out=False, error=None)
+
+
+def test_hanging_check_is_killed_and_the_rest_still_run():
+    pairs = [("3", POWER_TOWER), ("\\frac{1}{2}", "0.5"), ("3", "4"), ("2", "2")]
+    t0 = time.monotonic()
+    results = check_answers(pairs, timeout_s=1.0, workers=2)
+    assert time.monotonic() - t0 < 20.0
+    assert results == [
+        CheckResult(correct=False, timed_out=True),
+        CheckResult(correct=True),
+        CheckResult(correct=False),
+        CheckResult(correct=True),
+    ]
+
+
+def test_empty_and_bad_timeout():
+    assert check_answers([]) == []
+    with pytest.raises(ValueError):
+        check_answers([("1", "1")], timeout_s=0)
