@@ -86,8 +86,14 @@ def test_normalize_number(text, expected):
 
 @pytest.mark.parametrize(
     ("prediction", "gold", "expected"),
-    [("1,000", "1000", True), ("0.5", "\\frac{1}{2}", True), ("3", "4", False),
-     (None, "4", False), ("x+1", " x+1 ", True), ("x+1", "1+x", False)],
+    [
+        ("1,000", "1000", True),
+        ("0.5", "\\frac{1}{2}", True),
+        ("3", "4", False),
+        (None, "4", False),
+        ("x+1", " x+1 ", True),
+        ("x+1", "1+x", False),
+    ],
 )
 def test_exact_match(prediction, gold, expected):
     assert exact_match(prediction, gold) is expected

@@ -64,7 +64,7 @@ def test_rejects_bad_arguments(n, c, k):
 def test_monotone_in_k(nc):
     n, c = nc
     values = [pass_at_k(n, c, k) for k in range(1, n + 1)]
-    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(values))
     assert all(0.0 <= v <= 1.0 for v in values)
 
 
@@ -72,7 +72,7 @@ def test_monotone_in_k(nc):
 def test_monotone_in_c(nk):
     n, k = nk
     values = [pass_at_k(n, c, k) for c in range(n + 1)]
-    assert all(b >= a - 1e-12 for a, b in zip(values, values[1:]))
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(values))
 
 
 def test_table_shapes_and_values():

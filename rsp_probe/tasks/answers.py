@@ -112,7 +112,9 @@ def normalize_number(answer: str) -> str | None:
     value = _to_fraction(answer)
     if value is None:
         return None
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    return (
+        str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
+    )
 
 
 def exact_match(prediction: str | None, gold: str) -> bool:

@@ -1,8 +1,8 @@
 """Answer checking for the arithmetic task, whose solutions end in "#### <integer>".
 
-    extract_answer("... 19 - 5 = 14. #### 14")      -> "14"
-    is_correct("... #### 014.", "14")               -> True
-    solution_is_consistent("Mia starts with 12. 12 + 7 = 19. 19 - 5 = 14. #### 14") -> True
+extract_answer("... 19 - 5 = 14. #### 14")      -> "14"
+is_correct("... #### 014.", "14")               -> True
+solution_is_consistent("Mia starts with 12. 12 + 7 = 19. 19 - 5 = 14. #### 14") -> True
 """
 
 import operator

@@ -199,11 +199,13 @@ class ArithmeticConfig:
     def __post_init__(self):
         unknown = sorted(set(self.templates) - set(TEMPLATE_IDS))
         if unknown or not self.templates:
-            raise UsageError(f"templates must be a non-empty subset of {TEMPLATE_IDS}, "
-                             f"got unknown {unknown}" if unknown else "templates is empty")
+            raise UsageError(
+                f"templates must be a non-empty subset of {TEMPLATE_IDS}, got {self.templates}"
+            )
         if not 1 <= self.min_steps <= self.max_steps:
-            raise UsageError(f"need 1 <= min_steps <= max_steps, got {self.min_steps}, "
-                             f"{self.max_steps}")
+            raise UsageError(
+                f"need 1 <= min_steps <= max_steps, got {self.min_steps}, {self.max_steps}"
+            )
         if self.max_operand < _MIN_OPERAND:
             raise UsageError(f"max_operand must be at least {_MIN_OPERAND}")
         if self.max_preamble_sentences < 0 or self.max_distractors < 0:
@@ -233,7 +235,9 @@ def generate(config: ArithmeticConfig, split: str, n: int, seed: int) -> list[Pr
     if split not in SPLITS:
         raise UsageError(f"split must be one of {SPLITS}, got {split!r}")
     content_rng = random.Random(f"arithmetic-content-{seed}")
-    layout_rng = random.Random(f"arithmetic-layout-{seed}")
+    # The content stream is shared by all splits (each keeps its own share of it); the layout
+    # stream is not, so that problem i of train and of test do not share a layout.
+    layout_rng = random.Random(f"arithmetic-layout-{split}-{seed}")
     problems: list[Problem] = []
     seen: set[str] = set()
     misses = 0
@@ -243,15 +247,18 @@ def generate(config: ArithmeticConfig, split: str, n: int, seed: int) -> list[Pr
         if digest in seen or _split_of(digest) != split:
             misses += 1
             if misses >= _MAX_MISSES_IN_A_ROW:
-                raise UsageError(f"only {len(problems)} distinct {split} problems found for "
-                                 f"{config}; ask for fewer or loosen the config")
+                raise UsageError(
+                    f"only {len(problems)} distinct {split} problems found for "
+                    f"{config}; ask for fewer or loosen the config"
+                )
             continue
         misses = 0
         seen.add(digest)
         question = _lay_out(layout_rng, config, content)
         solution = f"{content.solution} {ANSWER_MARK} {content.answer}"
-        problems.append(Problem(f"arith-{split}-{digest[:12]}", question, str(content.answer),
-                                solution))
+        problems.append(
+            Problem(f"arith-{split}-{digest[:12]}", question, str(content.answer), solution)
+        )
     return problems
 
 
@@ -265,8 +272,9 @@ def _draw_content(rng: random.Random, config: ArithmeticConfig) -> _Content:
     obj = rng.choice(template.nouns)
     n_steps = rng.randint(config.min_steps, config.max_steps)
     holders = [rng.choice(template.holders)]
-    opening, clause, equations, value, opening_numbers = _draw_opening(rng, config, template,
-                                                                       holders[0], obj)
+    opening, clause, equations, value, opening_numbers = _draw_opening(
+        rng, config, template, holders[0], obj
+    )
     steps = []
     for _ in range(n_steps - len(equations)):
         step = _draw_step(rng, config, template, obj, value, holders)
@@ -279,8 +287,9 @@ def _draw_content(rng: random.Random, config: ArithmeticConfig) -> _Content:
     question = _sentence(rng.choice(template.questions).format(who=holders[-1], obj=obj))
     sentences = (opening, *_step_sentences(rng, steps), question)
     names = tuple(dict.fromkeys([holders[0]] + [s.mentions for s in steps if s.mentions]))
-    key = repr((template.id, names, opening_numbers,
-                tuple((s.operation, s.operand) for s in steps)))
+    key = repr(
+        (template.id, names, opening_numbers, tuple((s.operation, s.operand) for s in steps))
+    )
     return _Content(key, sentences, " ".join([clause, *equations]), value, names)
 
 
@@ -312,7 +321,8 @@ def _draw_step(rng, config, template, obj, value: int, holders: list[str]) -> _S
         k = rng.randint(2, config.max_multiplier)
         other = rng.choice(newcomers)
         text = rng.choice(template.multiples).format(
-            who=holder, other=other, k=_TIMES_WORDS.get(k, str(k)), obj=obj)
+            who=holder, other=other, k=_TIMES_WORDS.get(k, str(k)), obj=obj
+        )
         return _Step("*", k, _sentence(text), other, other)
     bystander = rng.choice([h for h in template.holders if h != holder])
     if operation == "+":

@@ -133,8 +133,8 @@ def _run_pool(pairs, todo, results, crashes, timeout_s, n_workers, ctx) -> list[
         started.close()
         started.join_thread()
     _collect([f for f in pending if f.done()], futures, results, running)
-    if broken and not killed:  # a worker died by itself: blame the checks it may have run
-        _count_crashes(running, results, crashes)
+    if broken and not killed:  # a worker died by itself: blame the checks it may have run,
+        _count_crashes(running or todo, results, crashes)  # or all if none had started
     return [i for i in todo if i not in results]
 
 
@@ -182,9 +182,9 @@ def _kill_overdue(running: dict, results: dict, timeout_s: float) -> bool:
     return bool(overdue)
 
 
-def _count_crashes(running: dict, results: dict, crashes: dict) -> None:
+def _count_crashes(suspects, results: dict, crashes: dict) -> None:
     """Checks in flight when a worker died are retried, up to _MAX_CRASH_RETRIES times."""
-    for i in running:
+    for i in suspects:
         if i in results:
             continue
         crashes[i] += 1

@@ -83,8 +83,9 @@ class GreedyFit:
         c_low: lower end of the maximum-likelihood interval.
         c_high: upper end (inf when every larger ``c`` fits equally well).
         log_likelihood: multinomial log-likelihood of the observed counts, nats.
-        predicted: first-divergence distribution implied by ``c``.
-        observed: empirical first-divergence distribution.
+        predicted: first-divergence distribution implied by ``c``; its horizon ends at the
+            last step with a sample (later divergences count as "never").
+        observed: empirical first-divergence distribution over the same horizon.
         tv: total variation between ``observed`` and ``predicted``.
         n_trajectories: number of observed pairs (diverged or not).
     """
@@ -179,7 +180,9 @@ def _ratios(margins: ArrayLike, masses: ArrayLike) -> tuple[np.ndarray, np.ndarr
     mg = np.asarray(margins, dtype=np.float64)
     ms = np.asarray(masses, dtype=np.float64)
     if mg.ndim != 2 or mg.shape != ms.shape:
-        raise ValueError(f"margins and masses must both be [n_samples, T], got {mg.shape}, {ms.shape}")
+        raise ValueError(
+            f"margins and masses must both be [n_samples, T], got {mg.shape} and {ms.shape}"
+        )
     present = ~(np.isnan(mg) | np.isnan(ms))
     if np.any(mg[present] < 0) or np.any(ms[present] < 0):
         raise ValueError("margins (top-1 minus top-2 logit) and masses must be >= 0")
@@ -279,12 +282,41 @@ def _log_likelihoods(hazards: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return (counts * np.log(np.maximum(probs, _LOG_FLOOR))).sum(axis=1)
 
 
-def _plateau_edges(ratio: np.ndarray, max_candidates: int) -> np.ndarray:
-    """Values of ``c`` where the hazards can change (quantiles if there are too many)."""
-    finite = np.unique(ratio[np.isfinite(ratio)])
-    if finite.size > max_candidates:
-        finite = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, max_candidates)))
-    return finite
+def _representatives(lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
+    """A value of ``c`` strictly inside each plateau ``(low, high]`` (geometric midpoint)."""
+    with np.errstate(invalid="ignore"):
+        inner = np.where(lows > 0, np.sqrt(lows) * np.sqrt(highs), 0.5 * highs)
+    return np.where(np.isinf(highs), np.maximum(2.0 * lows, 1.0), inner)
+
+
+def _search_c(
+    ratio: np.ndarray, present: np.ndarray, counts: np.ndarray, max_candidates: int
+) -> tuple[float, float, float]:
+    """Best plateau ``(low, high]`` of ``c`` and its log-likelihood, coarse to fine.
+
+    Hazards count ``ratio < c``, so they are constant for ``c`` between consecutive distinct
+    ratios: with at most ``max_candidates`` distinct ratios every plateau is evaluated and
+    the maximum is exact. With more, plateaus are merged at quantiles, the best merged cell
+    and its two neighbours are kept and searched again (exact if the likelihood is
+    unimodal in ``c``).
+    """
+    values = np.unique(ratio[np.isfinite(ratio)])
+    low, high = 0.0, np.inf
+    while True:
+        inside = values[(values > low) & (values < high)]
+        exact = inside.size <= max_candidates
+        grid = np.linspace(0.0, 1.0, max_candidates)
+        edges = inside if exact else np.unique(np.quantile(inside, grid))
+        lows = np.concatenate(([low], edges))
+        highs = np.concatenate((edges, [high]))
+        loglik = _log_likelihoods(
+            _hazards_for(ratio, present, _representatives(lows, highs)), counts
+        )
+        best = int(np.argmax(loglik))
+        if exact:
+            return float(lows[best]), float(highs[best]), float(loglik[best])
+        low = float(lows[max(best - 1, 0)])
+        high = float(highs[min(best + 1, highs.size - 1)])
 
 
 def _truncate_horizon(
@@ -311,46 +343,39 @@ def fit_greedy_c(
     masses: ArrayLike,
     observed_counts: ArrayLike,
     *,
-    max_candidates: int = 1024,
+    max_candidates: int = 4096,
 ) -> GreedyFit:
     """Maximum-likelihood ``c`` for the greedy hazard against observed first divergences.
 
     The hazards change only where ``c`` crosses an observed ratio ``margin / mass``, so the
     likelihood is piecewise constant in ``c`` and a continuous optimiser (such as
-    ``minimize_scalar`` on ``log c``) would stall on a plateau. Each plateau is evaluated
-    instead (up to ``max_candidates`` edges, taken at quantiles beyond that).
+    ``minimize_scalar`` on ``log c``) would stall on a plateau. The plateaus are searched
+    instead, coarse to fine (at most ``max_candidates`` per pass).
 
     Args:
         margins: ``[n_samples, T]`` as in :func:`greedy_hazard`. The horizon is cut after
             the last step with a sample (see :func:`_truncate_horizon`).
         masses: ``[n_samples, T]`` RSP attention mass.
         observed_counts: ``[T + 1]`` counts from :func:`divergence_counts`.
-        max_candidates: most plateau edges to evaluate.
+        max_candidates: most plateau edges evaluated in one pass (>= 8); memory grows as
+            ``max_candidates * T``.
     """
+    if max_candidates < 8:
+        raise ValueError("max_candidates must be >= 8")
     ratio, present = _ratios(margins, masses)
     counts = np.asarray(observed_counts, dtype=np.float64)
     if counts.shape != (ratio.shape[1] + 1,):
         raise ValueError(f"observed_counts must have T + 1 = {ratio.shape[1] + 1} entries")
     ratio, present, counts = _truncate_horizon(ratio, present, counts)
-    edges = _plateau_edges(ratio, max_candidates)
-    lows = np.concatenate(([0.0], edges))
-    highs = np.concatenate((edges, [np.inf]))
-    # A representative c inside each plateau (lows, highs]: the hazard counts ratio < c.
-    probes = np.where(np.isinf(highs), np.maximum(2.0 * lows, 1.0), 0.5 * (lows + highs))
-    loglik = _log_likelihoods(_hazards_for(ratio, present, probes), counts)
-    best = int(np.argmax(loglik))
-    low, high = float(lows[best]), float(highs[best])
-    if math.isinf(high):
-        c = max(2.0 * low, 1.0)
-    else:
-        c = math.sqrt(low * high) if low > 0 else 0.5 * high
+    low, high, loglik = _search_c(ratio, present, counts, max_candidates)
+    c = float(_representatives(np.array([low]), np.array([high]))[0])
     predicted = first_divergence_pmf(_hazards_for(ratio, present, np.array([c]))[0])
     observed = DivergencePMF.from_counts(counts)
     return GreedyFit(
         c=c,
         c_low=low,
         c_high=high,
-        log_likelihood=float(loglik[best]),
+        log_likelihood=loglik,
         predicted=predicted,
         observed=observed,
         tv=distribution_distance(observed, predicted),

@@ -1,0 +1,63 @@
+"""Bootstrap statistics over prompts: the unit of replication is the problem, not the
+trajectory (samples of one prompt are correlated). No torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+REPORT_STEPS = (1, 2, 3, 5, 10, 20, 50)
+N_BOOT = 2000
+
+
+def bootstrap_mean(values, n_boot: int = N_BOOT, seed: int = 0,
+                   ci: float = 0.95) -> tuple[float, float, float]:
+    """Mean of per-prompt values with a percentile bootstrap CI (nan when empty)."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        return (np.nan, np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
+    alpha = (1 - ci) / 2
+    return (float(values.mean()), float(np.quantile(means, alpha)),
+            float(np.quantile(means, 1 - alpha)))
+
+
+def per_prompt_mean(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:
+    """Average trajectories within each prompt first, so prompts weigh equally."""
+    return frame.groupby([*by, "prompt_id"], observed=True)[value].mean().reset_index()
+
+
+def summarise_by_step(frame: pd.DataFrame, steps=REPORT_STEPS, by=("condition", "probe"),
+                      seed: int = 0) -> pd.DataFrame:
+    """Mean and 95% CI (resampling prompts) at each report step that exists.
+
+    `frame` needs columns prompt_id, step, value and those in `by`.
+    """
+    frame = frame[frame["step"].isin(steps)]
+    prompt_means = per_prompt_mean(frame, [*by, "step"])
+    rows = []
+    for keys, group in prompt_means.groupby([*by, "step"], observed=True):
+        mean, lo, hi = bootstrap_mean(group["value"].to_numpy(), seed=seed)
+        rows.append({**dict(zip([*by, "step"], keys)), "mean": mean, "ci_low": lo,
+                     "ci_high": hi, "n_prompts": len(group)})
+    return pd.DataFrame(rows)
+
+
+def format_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:
+    if np.isnan(mean):
+        return "-"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def wide_table(summary: pd.DataFrame, row: str = "condition", column: str = "step",
+               digits: int = 3) -> str:
+    """Render a tidy summary as a fixed-width text table with CI cells."""
+    if summary.empty:
+        return "(no data)"
+    cells = summary.assign(cell=[format_ci(m, lo, hi, digits) for m, lo, hi in
+                                 summary[["mean", "ci_low", "ci_high"]].to_numpy()])
+    table = cells.pivot(index=row, columns=column, values="cell").fillna("-")
+    table.columns = [f"{column} {c}" for c in table.columns]
+    return table.to_string()

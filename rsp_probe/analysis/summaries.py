@@ -1,0 +1,86 @@
+"""The summaries commands print, recomputed from a run directory alone (`rsp-probe show`)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step, wide_table
+from rsp_probe.runs import Run
+
+LOGIT_PROBES = ("entropy", "top1_prob", "margin")
+
+
+def probe_frame(run: Run, probes) -> pd.DataFrame:
+    """steps.parquet rows of `probes`, joined with each trajectory's condition and prompt."""
+    steps = run.steps[run.steps["probe"].isin(probes)]
+    meta = run.trajectories[["id", "condition", "prompt_id"]].rename(columns={"id": "trajectory"})
+    return steps.merge(meta, on="trajectory", how="left")
+
+
+def entropy_summary(run: Run) -> pd.DataFrame:
+    """Mean of each logit probe at the report steps, with CIs over prompts."""
+    return summarise_by_step(probe_frame(run, LOGIT_PROBES))
+
+
+def early_minus_late(run: Run, early=(1, 2, 3), late_steps: int = 10) -> pd.DataFrame:
+    """Per condition: entropy over steps 1-3 minus entropy over each trajectory's last 10."""
+    frame = probe_frame(run, ["entropy"])
+    last = frame.groupby("trajectory")["step"].transform("max")
+    per_trajectory = frame.assign(
+        early=frame["value"].where(frame["step"].isin(early)),
+        late=frame["value"].where(frame["step"] > last - late_steps),
+    ).groupby(["condition", "prompt_id", "trajectory"])[["early", "late"]].mean()
+    per_trajectory["diff"] = per_trajectory["early"] - per_trajectory["late"]
+    per_prompt = per_trajectory.groupby(["condition", "prompt_id"])["diff"].mean()
+    rows = []
+    for condition, values in per_prompt.groupby(level="condition"):
+        mean, lo, hi = bootstrap_mean(values.to_numpy())
+        rows.append({"condition": condition, "mean": mean, "ci_low": lo, "ci_high": hi,
+                     "n_prompts": len(values)})
+    return pd.DataFrame(rows)
+
+
+def accuracy(run: Run) -> pd.DataFrame:
+    frame = run.trajectories
+    if "correct" not in frame or frame["correct"].isna().all():
+        return pd.DataFrame()
+    per_prompt = frame.groupby(["condition", "prompt_id"])["correct"].mean()
+    rows = []
+    for condition, values in per_prompt.groupby(level="condition"):
+        mean, lo, hi = bootstrap_mean(values.to_numpy(dtype=float))
+        rows.append({"condition": condition, "mean": mean, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def describe_entropy(run: Run) -> str:
+    summary = entropy_summary(run)
+    config = run.config
+    lines = [f"# entropy  model={config['model_info']['name']}  T={config['temperature']}  "
+             f"placement={config['placement']}  law={config['law']}  "
+             f"prompts={run.trajectories['prompt_id'].nunique()}  samples={config['samples']}"]
+    for probe, unit in (("entropy", "nats"), ("top1_prob", ""), ("margin", "logits")):
+        lines += ["", f"## mean {probe} {f'({unit}) ' if unit else ''}by step, 95% CI over prompts",
+                  wide_table(summary[summary["probe"] == probe])]
+    diff = early_minus_late(run)
+    lines += ["", "## entropy early (steps 1-3) minus late (last 10 steps), nats"]
+    lines += [f"{r.condition:>10}  {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+              for r in diff.itertuples()]
+    acc = accuracy(run)
+    if not acc.empty:
+        lines += ["", "## accuracy (mean over prompts, 95% CI)"]
+        lines += [f"{r.condition:>10}  {r.mean:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+                  for r in acc.itertuples()]
+    return "\n".join(lines)
+
+
+DESCRIBERS = {"entropy": describe_entropy}
+
+
+def describe(run: Run) -> str:
+    """The summary a command printed when it wrote `run`."""
+    describer = DESCRIBERS.get(run.command)
+    if describer is None:
+        return f"{run.path}: no summary for command {run.command!r}"
+    return describer(run)
+
+

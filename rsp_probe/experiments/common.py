@@ -1,0 +1,134 @@
+"""What every experiment shares: configs -> problems -> jobs -> trajectories -> run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rsp_probe.config import (Condition, DataConfig, ModelConfig, OutputConfig, RSPConfig,
+                              SamplingConfig, check_ranges, to_dict)
+from rsp_probe.errors import UsageError
+from rsp_probe.runs import RunWriter, check_output_dir
+
+PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputConfig)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """The resolved configuration of one experiment."""
+
+    command: str
+    model: ModelConfig
+    data: DataConfig
+    rsp: RSPConfig
+    sampling: SamplingConfig
+    output: OutputConfig
+    extra: tuple[tuple[str, object], ...] = ()  # command-specific options
+
+    def option(self, name: str):
+        return dict(self.extra)[name]
+
+    def to_dict(self) -> dict:
+        return {"command": self.command,
+                **to_dict(self.model, self.data, self.rsp, self.sampling, self.output),
+                **{key: list(v) if isinstance(v, tuple) else v for key, v in self.extra}}
+
+
+def build_spec(command: str, extra: dict | None = None, **options) -> Spec:
+    """Spread keyword options over the config pieces; unknown names are an error."""
+    if isinstance(options.get("rsp_tokens"), int):
+        options["rsp_tokens"] = (options["rsp_tokens"],)
+    pieces = []
+    for piece in PIECES:
+        names = {f.name for f in dataclasses.fields(piece)}
+        pieces.append(piece(**{k: options.pop(k) for k in list(options) if k in names}))
+    if options:
+        raise UsageError(f"unknown option(s) for {command}: {', '.join(sorted(options))}")
+    spec = Spec(command, *pieces, extra=tuple(sorted((extra or {}).items())))
+    check_ranges(spec.rsp, spec.sampling, spec.data)
+    return spec
+
+
+def default_out(command: str) -> Path:
+    return Path("runs") / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_problems(data: DataConfig):
+    """The built-in arithmetic task or a local dataset file, first n_prompts problems."""
+    if data.dataset:
+        from rsp_probe.tasks.datasets import load_dataset_file
+
+        problems = load_dataset_file(data.dataset, question_field=data.question_field,
+                                     answer_field=data.answer_field, limit=data.n_prompts)
+    else:
+        from rsp_probe.tasks.arithmetic import ArithmeticConfig, generate
+
+        problems = generate(ArithmeticConfig(), data.split, data.n_prompts, seed=0)
+    if not problems:
+        raise UsageError(f"{data.dataset or data.task}: no problems to run")
+    return problems[:data.n_prompts]
+
+
+class Session:
+    """A loaded model plus the run being written; closes the run on success or failure."""
+
+    def __init__(self, spec: Spec, model=None):
+        self.spec = spec
+        self.out = Path(spec.output.out) if spec.output.out else default_out(spec.command)
+        check_output_dir(self.out, spec.output.overwrite)  # refuse before the slow load
+        self.problems = load_problems(spec.data)
+        self.model = model if model is not None else _load(spec.model)
+        self.writer: RunWriter | None = None
+
+    def __enter__(self):
+        config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
+                  self.model.info.to_dict()}
+        self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite)
+        return self
+
+    def __exit__(self, kind, error, traceback):
+        if error is not None:
+            self.writer.abort({"device": self.model.info.device},
+                              reason=f"{kind.__name__}: {error}")
+        return False
+
+    def finish(self, summary: dict | None = None):
+        from rsp_probe.runs import open_run
+
+        meta = {"device": self.model.info.device, "dtype": self.model.info.dtype,
+                **(summary or {})}
+        return open_run(self.writer.finish(meta))
+
+    def progress(self, total_tokens: int, what: str):
+        """A tqdm bar on stderr, or None when quiet or not attached to a terminal."""
+        if self.spec.output.quiet or not sys.stderr.isatty():
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total_tokens, desc=what, unit="tok", file=sys.stderr,
+                    dynamic_ncols=True)
+
+
+def _load(model: ModelConfig):
+    from rsp_probe.models import load_model
+
+    return load_model(model.model, dtype=model.dtype, device=model.device)
+
+
+def conditions_by_k(spec: Spec) -> list[Condition]:
+    """Baseline k=0 and each requested k, at the run's temperature: `k0`, `k4`, ..."""
+    ks = sorted({0, *spec.rsp.rsp_tokens})
+    return [Condition(f"k{k}", k, spec.sampling.temperature, spec.sampling.top_p) for k in ks]
+
+
+def announce(n_prompts: int, samples: int, conditions: list[Condition], max_new: int,
+             quiet: bool) -> None:
+    if quiet:
+        return
+    n = n_prompts * samples * len(conditions)
+    names = ", ".join(c.name for c in conditions)
+    print(f"{n_prompts} prompts x {samples} samples x {len(conditions)} conditions ({names}) "
+          f"= {n} trajectories, up to {max_new} new tokens each", file=sys.stderr)

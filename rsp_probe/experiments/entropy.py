@@ -1,0 +1,30 @@
+"""`rsp-probe entropy`: next-token entropy of the baseline (k=0) against RSPs of several k,
+sampled at the same temperature on the same prompts."""
+
+from __future__ import annotations
+
+from rsp_probe.experiments.common import Session, build_spec, conditions_by_k
+from rsp_probe.experiments.sampling import sample_conditions
+
+
+def run_entropy(spec, model=None):
+    """Run, write the run directory, return (Run, summary DataFrame)."""
+    from rsp_probe.analysis.summaries import entropy_summary
+
+    session = Session(spec, model)
+    conditions = conditions_by_k(spec)
+    with session:
+        sampled = sample_conditions(session, conditions, spec.sampling.samples)
+        session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
+        run = session.finish()
+    return run, entropy_summary(run)
+
+
+def entropy(model=None, **options):
+    """Python API: `rsp_probe.entropy(n_prompts=4, rsp_tokens=(0, 4, 16))`.
+
+    `model` is a path, a Hub id, None (the embedded default) or a loaded model.
+    """
+    loaded = model if hasattr(model, "bridge") else None
+    spec = build_spec("entropy", model=None if loaded else model, **options)
+    return run_entropy(spec, loaded)

@@ -1,0 +1,99 @@
+"""Run conditions x prompts x samples through the sampler and shape the contract records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rsp_probe.config import Condition
+from rsp_probe.errors import UsageError
+from rsp_probe.experiments.common import Session, announce
+from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp, trajectory_draw_seed
+from rsp_probe.sampler import Job, generate
+from rsp_probe.tasks.grading import grade
+from rsp_probe.tasks.prompts import encode_problem, use_chat_template
+
+
+@dataclass
+class Sampled:
+    """Everything a run directory needs about its trajectories."""
+
+    records: list[dict]
+    rsp: dict[str, np.ndarray]
+    steps: dict[str, dict[str, np.ndarray]]
+
+
+def rsp_law(session: Session):
+    model, rsp = session.model, session.spec.rsp
+    tokenizer = model.tokenizer
+    return fit_law(model.embedding_table, rsp.law, rsp.sigma_scale,
+                   special_ids=set(tokenizer.all_special_ids), n_real_tokens=len(tokenizer))
+
+
+def encoded_prompts(session: Session):
+    chat = use_chat_template(session.model.tokenizer, session.spec.data.chat_template)
+    return [encode_problem(session.model.tokenizer, p, chat) for p in session.problems]
+
+
+def build_jobs(session: Session, conditions: list[Condition], samples: int, law=None):
+    """One Job per (condition, prompt, sample) plus its record skeleton."""
+    spec, model = session.spec, session.model
+    law = law or rsp_law(session)
+    jobs, records = [], []
+    for prompt, problem in zip(encoded_prompts(session), session.problems):
+        for condition in conditions:
+            ids, positions = place_rsp(prompt, condition.rsp_tokens, spec.rsp.placement)
+            _check_context(problem.id, len(ids), model.info.n_ctx)
+            for sample in range(samples):
+                draw_seed = trajectory_draw_seed(spec.sampling.seed, problem.id, sample,
+                                                 spec.rsp.fixed_draw)
+                seed = derive_seed(spec.sampling.seed, "sample", problem.id, sample)
+                job_id = f"{condition.name}/{problem.id}/{sample}"
+                jobs.append(Job(job_id, ids, positions, draw_rsp(law, condition.rsp_tokens,
+                                                                 draw_seed),
+                                condition.temperature, condition.top_p, seed))
+                records.append({
+                    "id": job_id, "prompt_id": problem.id, "condition": condition.name,
+                    "sample": sample, "seed": seed, "rsp_seed": draw_seed,
+                    "rsp_tokens": condition.rsp_tokens, "temperature": condition.temperature,
+                    "prompt_token_ids": prompt.token_ids, "rsp_positions": positions,
+                    "reference_answer": problem.answer})
+    return jobs, records
+
+
+def _check_context(prompt_id: str, n_input: int, n_ctx: int) -> None:
+    if n_input >= n_ctx:
+        raise UsageError(f"prompt {prompt_id}: {n_input} input positions (RSP included) do not "
+                         f"fit the model's context of {n_ctx} with room to generate")
+
+
+def sample_conditions(session: Session, conditions: list[Condition], samples: int,
+                      record_attention: bool = True) -> Sampled:
+    spec = session.spec
+    jobs, records = build_jobs(session, conditions, samples)
+    announce(len(session.problems), samples, conditions, spec.sampling.max_new_tokens,
+             spec.output.quiet)
+    bar = session.progress(len(jobs) * spec.sampling.max_new_tokens, spec.command)
+    try:
+        trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
+                                batch_size=spec.sampling.batch_size,
+                                record_attention=record_attention, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return finish_records(session, jobs, records, trajectories)
+
+
+def finish_records(session, jobs, records, trajectories) -> Sampled:
+    tokenizer = session.model.tokenizer
+    texts = [tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
+             for t in trajectories]
+    graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
+    for record, trajectory, text, (answer, correct) in zip(records, trajectories, texts, graded):
+        record.update(generated_token_ids=trajectory.generated_token_ids, text=text,
+                      stop_reason=trajectory.stop_reason,
+                      n_steps=len(trajectory.generated_token_ids), answer=answer,
+                      correct=correct)
+    return Sampled(records, {job.id: job.rsp.numpy() for job in jobs},
+                   {t.id: t.steps for t in trajectories})
