@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.special import logsumexp, softmax
+from scipy.special import log_softmax, logsumexp, softmax
 
 from rsp_probe.theory import (
     DivergencePMF,
@@ -386,6 +386,66 @@ def test_fit_greedy_c_recovers_c(c_true: float, max_candidates: int) -> None:
     assert fit.tv == pytest.approx(0.0, abs=1e-9)
     assert fit.n_trajectories == margins.shape[0]
     json.dumps(fit.to_dict())
+
+
+# --- the constructed one-layer model of docs/theory.md, section 5 -----------------------
+
+
+class ConstructedModel:
+    """One attention head, no positions, no MLP, no norm, a linear readout (numpy).
+
+    Dimension 0 is a constant every query reads, dimension 1 marks RSP vectors with their
+    logit ``delta``; keys read only dimension 1, so every non-RSP logit is 0 and every RSP
+    logit is ``delta``. Values ignore both dimensions, so ``delta`` enters only the logits.
+    """
+
+    def __init__(self, seed: int, k: int = 4, vocab: int = 30, d: int = 16) -> None:
+        rng = np.random.default_rng(seed)
+        self.tokens = rng.normal(0, 1, (vocab, d))
+        self.tokens[:, :2] = [1.0, 0.0]
+        self.rsp = rng.normal(0, 1, (k, d))
+        self.rsp[:, 0] = 1.0
+        self.w_v = rng.normal(0, 1, (d, d))
+        self.w_v[:, :2] = 0.0
+        self.w_u = rng.normal(0, 1, (vocab, d))
+        self.rng = rng
+
+    def step(self, ids: np.ndarray, delta: float) -> tuple[float, float, float]:
+        """(RSP mass, KL(p_rsp || p_base) in nats, TV) for the query at the last of ``ids``."""
+        rsp = self.rsp.copy()
+        rsp[:, 1] = delta
+        others = self.tokens[ids]
+        with_rsp = np.concatenate([others[:1], rsp, others[1:]])  # BOS, RSP, rest
+        z_rsp, attention = self._logits(with_rsp)
+        z_base, _ = self._logits(others)
+        log_p, log_q = log_softmax(z_rsp), log_softmax(z_base)
+        p = np.exp(log_p)
+        mass = float(attention[1 : 1 + rsp.shape[0]].sum())
+        return mass, float(p @ (log_p - log_q)), float(0.5 * np.abs(p - np.exp(log_q)).sum())
+
+    def _logits(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = x[:, 1] * x[-1, 0]  # q . k_j with q reading dim 0 and k_j reading dim 1
+        attention = softmax(scores)
+        return self.w_u @ (x[-1] + attention @ (x @ self.w_v.T)), attention
+
+
+@pytest.mark.parametrize("delta", [-3.0, 0.0, 2.5])
+def test_constructed_model_mass_is_the_dilution_law(delta: float) -> None:
+    model, n, steps = ConstructedModel(0), 6, 60
+    ids = model.rng.integers(0, 30, n + steps - 1)  # teacher-forced generated tokens
+    masses = [model.step(ids[: n + t - 1], delta)[0] for t in range(1, steps + 1)]
+    expected = dilution_mass(np.arange(1, steps + 1), n, model.rsp.shape[0], delta)
+    np.testing.assert_allclose(masses, expected, rtol=1e-12)
+
+
+def test_constructed_model_kl_and_tv_slopes() -> None:
+    # Varying delta at a fixed context changes the mass and nothing else (assumption A3).
+    model = ConstructedModel(1)
+    ids = model.rng.integers(0, 30, 10)
+    mass, kl, tv = np.array([model.step(ids, d) for d in np.linspace(-14, -4, 30)]).T
+    assert mass.max() < 0.01
+    assert loglog_slope(mass, kl, n_boot=100).slope == pytest.approx(2.0, abs=0.01)
+    assert loglog_slope(mass, tv, n_boot=100).slope == pytest.approx(1.0, abs=0.01)
 
 
 def test_theory_does_not_import_torch() -> None:

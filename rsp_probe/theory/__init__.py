@@ -6,14 +6,11 @@ generated token; masses are fractions of one query's attention.
 
 from rsp_probe.theory.branching import (
     DivergencePMF,
-    GreedyFit,
     collision_hazard,
     collision_hazard_from_logits,
     distribution_distance,
     divergence_counts,
     first_divergence_pmf,
-    fit_greedy_c,
-    greedy_hazard,
 )
 from rsp_probe.theory.dilution import dilution_mass, envelope, exponential, power_law, sink_mass
 from rsp_probe.theory.fit import (
@@ -24,6 +21,7 @@ from rsp_probe.theory.fit import (
     fit_power_law,
     fit_sink,
 )
+from rsp_probe.theory.greedy import GreedyFit, fit_greedy_c, greedy_hazard
 from rsp_probe.theory.scaling import SlopeEstimate, loglog_slope
 
 __all__ = [
