@@ -53,15 +53,25 @@ def options_of(args: argparse.Namespace, pieces=EXPERIMENT_PIECES) -> dict:
 
 # -- commands ---------------------------------------------------------------------------------
 
-def cmd_entropy(args) -> int:
-    from rsp_probe.analysis.summaries import describe
-    from rsp_probe.experiments.common import build_spec
-    from rsp_probe.experiments.entropy import run_entropy
+def experiment(module: str, function: str, extra: tuple[str, ...] = ()) -> Callable:
+    """A command that builds a Spec, runs rsp_probe.experiments.<module>.<function>, prints
+    the run's summary (the same text `rsp-probe show` prints later)."""
 
-    run, _ = run_entropy(build_spec("entropy", **options_of(args)))
-    print(describe(run))
-    print(f"\nrun written to {run.path}", file=sys.stderr)
-    return 0
+    def handler(args) -> int:
+        import importlib
+
+        from rsp_probe.analysis.summaries import describe
+        from rsp_probe.experiments.common import build_spec
+
+        run_fn = getattr(importlib.import_module(f"rsp_probe.experiments.{module}"), function)
+        spec = build_spec(args.command, extra={name: getattr(args, name) for name in extra},
+                          **options_of(args))
+        run, _ = run_fn(spec)
+        print(describe(run))
+        print(f"\nrun written to {run.path}", file=sys.stderr)
+        return 0
+
+    return handler
 
 
 def cmd_show(args) -> int:
@@ -74,8 +84,13 @@ def cmd_show(args) -> int:
 
 
 COMMANDS: dict[str, tuple[str, Callable, dict]] = {
-    "entropy": ("next-token entropy, baseline (k=0) against RSPs of several k", cmd_entropy,
-                {}),
+    "entropy": ("next-token entropy, baseline (k=0) against RSPs of several k",
+                experiment("entropy", "run_entropy"), {}),
+    "attention": ("attention mass on the RSP positions per layer and head, with dilution fits",
+                  experiment("attention", "run_attention"), {"rsp_tokens": (4, 16)}),
+    "influence": ("teacher-forced KL / TV / entropy shift of RSP draws along the greedy baseline",
+                  experiment("influence", "run_influence"),
+                  {"rsp_tokens": (4, 16), "samples": 8, "temperature": 0.0}),
 }
 
 

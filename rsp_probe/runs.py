@@ -83,6 +83,10 @@ class RunWriter:
     def write_json(self, name: str, payload) -> None:
         write_json(self.staging / name, payload)
 
+    def staged_run(self) -> Run:
+        """The run as written so far, for analyses whose results go into the run itself."""
+        return Run(self.staging)
+
     def finish(self, meta: dict) -> Path:
         write_json(self.staging / META_FILE, self._meta(meta, "complete"))
         (self.staging / DONE_FILE).write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")

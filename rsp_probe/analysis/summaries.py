@@ -5,9 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step, wide_table
+from rsp_probe.probes.names import INFLUENCE_PROBES, LOGIT_PROBES
 from rsp_probe.runs import Run
-
-LOGIT_PROBES = ("entropy", "top1_prob", "margin")
 
 
 def probe_frame(run: Run, probes) -> pd.DataFrame:
@@ -73,7 +72,67 @@ def describe_entropy(run: Run) -> str:
     return "\n".join(lines)
 
 
-DESCRIBERS = {"entropy": describe_entropy}
+def _header(run: Run) -> str:
+    config = run.config
+    return (f"# {run.command}  model={config['model_info']['name']}  "
+            f"placement={config['placement']}  law={config['law']}  "
+            f"prompts={run.trajectories['prompt_id'].nunique()}  samples={config['samples']}")
+
+
+def describe_attention(run: Run) -> str:
+    from rsp_probe.analysis.attention import layer_summary, top_heads
+
+    lines = [_header(run), "", "## heads absorbing the most RSP mass at step 1"]
+    for r in top_heads(run).itertuples():
+        lines.append(f"{r.condition:>6}  layer {r.layer:>2} head {r.head:>2}  {r.value:.3f}")
+    summary = layer_summary(run)
+    for condition, rows in summary.groupby("condition"):
+        lines += ["", f"## {condition}: mass on the RSP, averaged over heads, by layer "
+                  "(layer -1 = all layers), 95% CI over prompts",
+                  wide_table(rows, row="layer")]
+    lines += _fit_lines(run)
+    return "\n".join(lines)
+
+
+def _fit_lines(run: Run) -> list[str]:
+    path = run.path / "dilution_fit.json"
+    if not path.exists():
+        return []
+    lines = ["", "## dilution fits to the mean curve (best AIC first); dilution: "
+             "m_t = k e^delta / (k e^delta + n + t - 1)"]
+    for condition, entry in run.json("dilution_fit.json").items():
+        for layer, result in entry["layers"].items():
+            if not result["fits"]:
+                lines.append(f"{condition} layer {layer:>2}: no fit ({result['error']})")
+                continue
+            cells = [f"{fit['model']} R2={fit['r2']:.3f} AIC={fit['aic']:.1f}"
+                     for fit in result["fits"]]
+            best = result["fits"][0]
+            params = ", ".join(f"{name}={value:.3g}±{best['stderr'].get(name) or 0:.2g}"
+                               for name, value in best["params"].items())
+            lines.append(f"{condition} layer {layer:>2} (n={entry['n']:.0f}, k={entry['k']}): "
+                         f"best {best['model']} ({params}); " + "; ".join(cells[1:]))
+    return lines
+
+
+def influence_summary(run: Run) -> pd.DataFrame:
+    frame = probe_frame(run, INFLUENCE_PROBES)
+    return summarise_by_step(frame[frame["condition"] != "base"])
+
+
+def describe_influence(run: Run) -> str:
+    summary = influence_summary(run)
+    lines = [_header(run) + "  (teacher-forced along each prompt's greedy baseline)"]
+    units = {"kl": "KL(p_rsp || p_base), nats", "tv": "total variation",
+             "entropy_delta": "H(p_rsp) - H(p_base), nats", "top1_agree": "top-1 agreement"}
+    for probe in INFLUENCE_PROBES:
+        lines += ["", f"## {units[probe]} by step, 95% CI over prompts",
+                  wide_table(summary[summary["probe"] == probe], digits=4)]
+    return "\n".join(lines)
+
+
+DESCRIBERS = {"entropy": describe_entropy, "attention": describe_attention,
+              "influence": describe_influence}
 
 
 def describe(run: Run) -> str:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import torch
 
-LOGIT_PROBES = ("entropy", "top1_prob", "margin")
-ATTENTION_PROBE = "rsp_attention"
+from rsp_probe.probes.names import ATTENTION_PROBE, LOGIT_PROBES  # noqa: F401 (re-export)
 
 
 def logit_probes(logits: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -1,0 +1,57 @@
+"""Teacher-forced influence: how an RSP changes the next-token distribution along a fixed
+continuation, separated from the divergence of sampled trajectories.
+
+For a prompt, a continuation c_1..c_S and an RSP draw, step t compares
+p_rsp(. | prompt + RSP, c_<t) with p_base(. | prompt, c_<t).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def influence_values(base_logits: torch.Tensor, rsp_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-step influence from logits [..., S, V]; each value [..., S], float64.
+
+    kl = KL(p_rsp || p_base) in nats, tv = total variation, entropy_delta = H(p_rsp) - H(p_base),
+    top1_agree = 1 when both argmaxes agree.
+    """
+    log_base = torch.log_softmax(base_logits.double(), dim=-1)
+    log_rsp = torch.log_softmax(rsp_logits.double(), dim=-1)
+    p_base, p_rsp = log_base.exp(), log_rsp.exp()
+    entropy_base = -torch.special.xlogy(p_base, p_base).sum(-1)
+    entropy_rsp = -torch.special.xlogy(p_rsp, p_rsp).sum(-1)
+    return {
+        "kl": (p_rsp * (log_rsp - log_base)).sum(-1).clamp(min=0.0),
+        "tv": 0.5 * (p_rsp - p_base).abs().sum(-1),
+        "entropy_delta": entropy_rsp - entropy_base,
+        "top1_agree": (base_logits.argmax(-1) == rsp_logits.argmax(-1)).double(),
+    }
+
+
+@torch.inference_mode()
+def teacher_forced(model, embeds: torch.Tensor, first_step_position: int, n_steps: int,
+                   rsp_positions: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One full forward over [B, T, d] inputs of equal length.
+
+    Returns the logits of steps 1..n_steps, [B, n_steps, V], and, when `rsp_positions` is not
+    empty, the attention mass on them per step, layer and head, [B, n_steps, L, H].
+    Row `first_step_position` is the last input position: its output predicts step 1.
+    """
+    rows = slice(first_step_position, first_step_position + n_steps)
+    masses: dict[int, torch.Tensor] = {}
+
+    def hook_for(layer):
+        def hook(pattern, hook=None):  # [B, H, Q, K]
+            masses[layer] = pattern[:, :, rows][..., rsp_positions].float().sum(-1)
+
+        return hook
+
+    hooks = [(f"blocks.{layer}.attn.hook_pattern", hook_for(layer))
+             for layer in range(model.info.n_layers)] if rsp_positions else []
+    with model.bridge.hooks(fwd_hooks=hooks):
+        logits = model.bridge(embeds, return_type="logits")[:, rows]
+    if not rsp_positions:
+        return logits, None
+    attention = torch.stack([masses[layer] for layer in range(model.info.n_layers)], dim=1)
+    return logits, attention.permute(0, 3, 1, 2)  # [B, L, H, S] -> [B, S, L, H]

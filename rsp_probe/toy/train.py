@@ -1,0 +1,190 @@
+"""`rsp-probe train-toy`: train the embedded default model on the arithmetic task, on CPU.
+
+A ~3M-parameter Qwen2 (RMSNorm, rotary, gated MLP, GQA) learns chain-of-thought word
+problems from scratch. Layouts vary (preambles, distractor sentences, and in a small share of
+examples a few random real tokens, as web text is noisy) so that it retrieves facts by
+content. It never sees a random vector: an RSP stays a never-seen input, as for real LLMs.
+Training stops when greedy validation accuracy reaches `target_accuracy` (so that Pass@N
+has room above greedy) or when the time budget runs out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from rsp_probe.tasks.arithmetic import ArithmeticConfig, generate, is_correct
+from rsp_probe.tasks.prompts import PLAIN_CUE
+from rsp_probe.toy.checkpoint import ToyArchitecture, build_model
+from rsp_probe.toy.tokenizer import train_tokenizer
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: ToyArchitecture = ToyArchitecture(n_layers=4, d_model=256, n_heads=4, n_kv_heads=2,
+                                            d_mlp=640, n_ctx=512, initializer_range=0.02)
+    task: ArithmeticConfig = ArithmeticConfig(max_preamble_sentences=2, max_distractors=2)
+    vocab_size: int = 1024
+    n_train: int = 120_000
+    batch_size: int = 64
+    lr: float = 2e-3
+    warmup_steps: int = 100
+    max_steps: int = 3000
+    max_minutes: float = 22.0
+    eval_every: int = 100
+    n_eval: int = 128
+    target_accuracy: float = 0.75
+    noise_rate: float = 0.1  # share of examples with a span of 1-6 random real tokens
+    seed: int = 0
+    threads: int = field(default_factory=lambda: torch.get_num_threads())
+
+
+QUICK = dict(n_train=512, max_steps=6, eval_every=3, n_eval=8, batch_size=16, vocab_size=400,
+             warmup_steps=2)
+
+
+def training_text(problem) -> tuple[str, str, str]:
+    """The three segments the model is trained on: question, answer cue, answer."""
+    return problem.question, PLAIN_CUE, " " + problem.solution
+
+
+class Examples:
+    """Tokenized training examples: (ids, first answer index), segment by segment."""
+
+    def __init__(self, tokenizer, problems, noise_rate: float, seed: int):
+        self.tokenizer = tokenizer
+        self.bos, self.eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+        self.rng = random.Random(seed)
+        self.noise_rate = noise_rate
+        self.real_ids = [i for i in range(len(tokenizer)) if i not in tokenizer.all_special_ids]
+        parts = [training_text(p) for p in problems]
+        encode = lambda texts: tokenizer(texts, add_special_tokens=False).input_ids  # noqa: E731
+        self.questions = encode([q for q, _, _ in parts])
+        self.cue = encode([PLAIN_CUE])[0]
+        self.answers = encode([a for _, _, a in parts])
+
+    def __len__(self) -> int:
+        return len(self.questions)
+
+    def example(self, index: int) -> tuple[list[int], int]:
+        question = list(self.questions[index])
+        if self.rng.random() < self.noise_rate:
+            at = self.rng.randint(0, len(question))
+            span = self.rng.choices(self.real_ids, k=self.rng.randint(1, 6))
+            question[at:at] = span
+        prompt = [self.bos] + question + self.cue
+        return prompt + self.answers[index] + [self.eos], len(prompt)
+
+    def batch(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        examples = [self.example(i) for i in indices]
+        width = max(len(ids) for ids, _ in examples)
+        input_ids = torch.full((len(examples), width), self.eos)
+        labels = torch.full((len(examples), width), -100)
+        mask = torch.zeros((len(examples), width), dtype=torch.long)
+        for row, (ids, start) in enumerate(examples):
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            labels[row, start:len(ids)] = torch.tensor(ids[start:])  # loss on the answer only
+            mask[row, :len(ids)] = 1
+        return {"input_ids": input_ids, "labels": labels, "attention_mask": mask}
+
+
+@torch.inference_mode()
+def greedy_accuracy(model, tokenizer, problems, max_new_tokens: int = 80) -> float:
+    """Greedy accuracy with Hugging Face generate (left padding), for monitoring only."""
+    model.eval()
+    correct = 0
+    for start in range(0, len(problems), 64):
+        chunk = problems[start:start + 64]
+        prompts = [[tokenizer.bos_token_id]
+                   + tokenizer(p.question, add_special_tokens=False).input_ids
+                   + tokenizer(PLAIN_CUE, add_special_tokens=False).input_ids for p in chunk]
+        width = max(map(len, prompts))
+        ids = torch.tensor([[tokenizer.eos_token_id] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             do_sample=False, pad_token_id=tokenizer.eos_token_id)
+        texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        correct += sum(is_correct(t, p.answer) for t, p in zip(texts, chunk))
+    model.train()
+    return correct / len(problems)
+
+
+def learning_rate(step: int, config: TrainConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def train(out: Path, config: TrainConfig, progress: bool = True) -> dict:
+    """Train, save the checkpoint and tokenizer into `out`, return the training log."""
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    problems = generate(config.task, "train", config.n_train, seed=config.seed)
+    train_tokenizer((" ".join(training_text(p)) for p in problems), config.vocab_size, out)
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    examples = Examples(tokenizer, problems, config.noise_rate, config.seed)
+    validation = generate(config.task, "validation", config.n_eval, seed=config.seed)
+    model = build_model(config.arch, len(tokenizer), tokenizer.bos_token_id,
+                        tokenizer.eos_token_id, config.seed)
+    log = _loop(model, tokenizer, examples, validation, config, progress)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    (out / "training_log.json").write_text(json.dumps(log, indent=1))
+    return log
+
+
+def _loop(model, tokenizer, examples, validation, config: TrainConfig, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    order = list(range(len(examples)))
+    random.Random(config.seed).shuffle(order)
+    started, history, evals = time.time(), [], []
+    bar = tqdm(total=config.max_steps, desc="train-toy", file=sys.stderr, disable=not progress)
+    stop_reason = "max_steps"
+    model.train()
+    for step in range(config.max_steps):
+        picks = [order[(step * config.batch_size + i) % len(order)]
+                 for i in range(config.batch_size)]
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, config)
+        loss = model(**examples.batch(picks)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        history.append(round(loss.item(), 5))
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}")
+        if (step + 1) % config.eval_every == 0:
+            accuracy = greedy_accuracy(model, tokenizer, validation)
+            evals.append({"step": step + 1, "val_greedy_accuracy": accuracy,
+                          "minutes": round((time.time() - started) / 60, 2)})
+            bar.write(f"step {step + 1}: loss {loss.item():.3f}, val greedy acc {accuracy:.3f}")
+            if accuracy >= config.target_accuracy:
+                stop_reason = "target_accuracy"
+                break
+        if time.time() - started > 60 * config.max_minutes:
+            stop_reason = "time_budget"
+            break
+    bar.close()
+    return {"config": _jsonable(config), "loss": history, "evals": evals,
+            "steps": len(history), "stop_reason": stop_reason,
+            "minutes": round((time.time() - started) / 60, 2), "final_loss": history[-1]}
+
+
+def _jsonable(config: TrainConfig) -> dict:
+    payload = asdict(config)
+    payload["task"]["templates"] = list(payload["task"]["templates"])
+    return payload
