@@ -32,7 +32,7 @@ def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = 
     """One --flag per dataclass field; its `help` metadata becomes the --help text."""
     group = parser.add_argument_group(piece.__name__.removesuffix("Config").lower())
     for field in dataclasses.fields(piece):
-        flag = "--" + field.name.replace("_", "-")
+        flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, ())]
         default = (defaults or {}).get(field.name, field.default)
         kwargs = {"default": default, "help": field.metadata.get("help", "") + " (%(default)s)"}
         if field.type in ("bool", bool):
@@ -43,7 +43,14 @@ def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = 
             kwargs["type"] = {"int": int, "float": float}.get(str(field.type), str)
             if "choices" in field.metadata:
                 kwargs["choices"] = field.metadata["choices"]
-        group.add_argument(flag, dest=field.name, **kwargs)
+        group.add_argument(*flags, dest=field.name, **kwargs)
+
+
+ALIASES = {"samples": ("--n",)}  # the Pass@N literature calls samples per problem n
+
+
+def name_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def options_of(args: argparse.Namespace, pieces=EXPERIMENT_PIECES) -> dict:
@@ -91,6 +98,23 @@ COMMANDS: dict[str, tuple[str, Callable, dict]] = {
     "influence": ("teacher-forced KL / TV / entropy shift of RSP draws along the greedy baseline",
                   experiment("influence", "run_influence"),
                   {"rsp_tokens": (4, 16), "samples": 8, "temperature": 0.0}),
+    "branching": ("prefix trees of N trajectories per prompt: where greedy+rsp, temp and "
+                  "temp+rsp branch", experiment("branching", "run_branching", ("conditions",)),
+                  {"samples": 8, "temperature": 1.0}),
+    "passk": ("Pass@k per condition (temp, rsp+temp, greedy+rsp, greedy) with paired CIs",
+              experiment("passk", "run_passk", ("conditions", "k")),
+              {"samples": 32, "temperature": 1.0, "n_prompts": 50}),
+}
+
+# Command-specific options beyond the shared config pieces: flag -> argparse kwargs.
+EXTRA_OPTIONS = {
+    "branching": {"--conditions": dict(type=name_list, default=("greedy+rsp", "temp", "temp+rsp"),
+                                       help="comma-separated conditions (%(default)s)")},
+    "passk": {"--conditions": dict(type=name_list,
+                                   default=("temp", "rsp+temp", "greedy+rsp", "greedy"),
+                                   help="comma-separated conditions (%(default)s)"),
+              "--k": dict(type=int_list, default=(1, 2, 4, 8, 16, 32),
+                          help="k values of Pass@k, each <= --n (%(default)s)")},
 }
 
 
@@ -101,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=summary, description=summary)
         for piece in EXPERIMENT_PIECES:
             add_options(command, piece, defaults)
+        for flag, kwargs in EXTRA_OPTIONS.get(name, {}).items():
+            command.add_argument(flag, **kwargs)
         command.set_defaults(handler=handler)
     show = sub.add_parser("show", help="print a run's summary again, without a model")
     show.add_argument("runs", nargs="+", help="run directories")

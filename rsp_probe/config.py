@@ -88,6 +88,10 @@ class Condition:
     def greedy(self) -> bool:
         return self.temperature == 0.0
 
+    def n_samples(self, requested: int) -> int:
+        """Greedy decoding without an RSP gives one trajectory however often it is repeated."""
+        return 1 if self.greedy and self.rsp_tokens == 0 else requested
+
 
 def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> None:
     """Validate numbers before any model is loaded or any file is written."""

@@ -131,8 +131,54 @@ def describe_influence(run: Run) -> str:
     return "\n".join(lines)
 
 
+def describe_branching(run: Run) -> str:
+    from rsp_probe.probes.branching import summarise_branching
+
+    frame = run.table("branching.parquet")
+    summary = summarise_branching(frame)
+    fraction = summary[summary["statistic"] == "distinct_prefix_fraction"].rename(
+        columns={"value": "mean"})
+    lines = [_header(run) + f"  T={run.config['temperature']}", "",
+             "## distinct prefixes / N by step, 95% CI over prompts",
+             wide_table(fraction, digits=2), "",
+             "## first divergence between pairs of trajectories"]
+    for condition, rows in summary[summary["step"] == -1].groupby("condition"):
+        stats = dict(zip(rows["statistic"], rows["value"]))
+        lines.append(f"{condition:>12}  median step {stats['median_first_divergence']:.1f}, "
+                     f"never diverged {stats['never_diverged_share']:.0%} of pairs")
+    answers = frame[frame["record"] == "answers"].groupby("condition")
+    lines += ["", "## per prompt: distinct final answers, correct trajectories (means)"]
+    for condition, rows in answers:
+        lines.append(f"{condition:>12}  {rows['value'].mean():.2f} distinct answers, "
+                     f"{rows['count'].mean():.2f} correct of {run.config['samples']}")
+    return "\n".join(lines)
+
+
+def describe_passk(run: Run) -> str:
+    from rsp_probe.analysis.passk import default_pairs, paired_table
+
+    table = run.table("passk.parquet")
+    lines = [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
+             "## Pass@k, 95% CI over problems"]
+    cells = table.assign(mean=table["pass_at_k"])
+    lines.append(wide_table(cells, column="k"))
+    lines += ["", "## accuracy and distinct answers per problem"]
+    for r in table.drop_duplicates("condition").itertuples():
+        lines.append(f"{r.condition:>12}  accuracy {r.accuracy:.3f}, "
+                     f"{r.distinct_answers:.2f} distinct answers")
+    paired = paired_table(run, sorted(table["k"].unique()),
+                          default_pairs(table["condition"].unique()))
+    if not paired.empty:
+        lines += ["", "## paired difference on the same problems, Pass@k(a) - Pass@k(b)"]
+        shown = paired.assign(condition=paired["a"] + " - " + paired["b"],
+                              mean=paired["difference"])
+        lines.append(wide_table(shown, column="k"))
+    return "\n".join(lines)
+
+
 DESCRIBERS = {"entropy": describe_entropy, "attention": describe_attention,
-              "influence": describe_influence}
+              "influence": describe_influence, "branching": describe_branching,
+              "passk": describe_passk}
 
 
 def describe(run: Run) -> str:

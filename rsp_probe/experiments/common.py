@@ -124,11 +124,33 @@ def conditions_by_k(spec: Spec) -> list[Condition]:
     return [Condition(f"k{k}", k, spec.sampling.temperature, spec.sampling.top_p) for k in ks]
 
 
-def announce(n_prompts: int, samples: int, conditions: list[Condition], max_new: int,
+def named_conditions(names: tuple[str, ...], spec: Spec) -> list[Condition]:
+    """Parse condition names made of `greedy` or `temp`, optionally `+rsp` (either order):
+    temp = temperature sampling, k=0; temp+rsp = the same with the first --rsp-tokens k;
+    greedy = temperature 0, k=0; greedy+rsp = temperature 0 with a fresh draw per sample."""
+    k = max(spec.rsp.rsp_tokens)
+    conditions = []
+    for name in names:
+        parts = set(name.split("+"))
+        if parts not in ({"temp"}, {"temp", "rsp"}, {"greedy"}, {"greedy", "rsp"}):
+            raise UsageError(f"unknown condition {name!r}; expected temp, temp+rsp, greedy "
+                             "or greedy+rsp")
+        if "rsp" in parts and k == 0:
+            raise UsageError(f"condition {name!r} needs --rsp-tokens above 0")
+        temperature = 0.0 if "greedy" in parts else spec.sampling.temperature
+        conditions.append(Condition(name, k if "rsp" in parts else 0, temperature,
+                                    spec.sampling.top_p))
+    if len({c.name for c in conditions}) != len(conditions):
+        raise UsageError(f"duplicate condition in {','.join(names)}")
+    return conditions
+
+
+def announce(n_prompts: int, n_trajectories: int, conditions: list[Condition], max_new: int,
              quiet: bool) -> None:
+    """The size of the work before it starts: prompts x samples x conditions x steps."""
     if quiet:
         return
-    n = n_prompts * samples * len(conditions)
     names = ", ".join(c.name for c in conditions)
-    print(f"{n_prompts} prompts x {samples} samples x {len(conditions)} conditions ({names}) "
-          f"= {n} trajectories, up to {max_new} new tokens each", file=sys.stderr)
+    print(f"{n_prompts} prompts x {len(conditions)} conditions ({names}) = {n_trajectories} "
+          f"trajectories, up to {max_new} new tokens each (<= {n_trajectories * max_new} "
+          "decoding steps)", file=sys.stderr)

@@ -45,7 +45,7 @@ def build_jobs(session: Session, conditions: list[Condition], samples: int, law=
         for condition in conditions:
             ids, positions = place_rsp(prompt, condition.rsp_tokens, spec.rsp.placement)
             _check_context(problem.id, len(ids), model.info.n_ctx)
-            for sample in range(samples):
+            for sample in range(condition.n_samples(samples)):
                 draw_seed = trajectory_draw_seed(spec.sampling.seed, problem.id, sample,
                                                  spec.rsp.fixed_draw)
                 seed = derive_seed(spec.sampling.seed, "sample", problem.id, sample)
@@ -72,7 +72,7 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
                       record_attention: bool = True) -> Sampled:
     spec = session.spec
     jobs, records = build_jobs(session, conditions, samples)
-    announce(len(session.problems), samples, conditions, spec.sampling.max_new_tokens,
+    announce(len(session.problems), len(jobs), conditions, spec.sampling.max_new_tokens,
              spec.output.quiet)
     bar = session.progress(len(jobs) * spec.sampling.max_new_tokens, spec.command)
     try:

@@ -1,0 +1,78 @@
+"""Pass@k per condition from a run's graded trajectories, with bootstrap CIs over problems
+and paired differences between conditions. No torch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rsp_probe.runs import Run
+from rsp_probe.tasks.passk import bootstrap_pass_at_k, paired_difference
+
+PASSK_FILE = "passk.parquet"
+
+
+def problem_counts(run: Run) -> pd.DataFrame:
+    """Per (condition, problem): samples n, correct c, distinct answers."""
+    frame = run.trajectories
+    grouped = frame.groupby(["condition", "prompt_id"])
+    counts = grouped.agg(n=("correct", "size"), c=("correct", "sum"),
+                         distinct_answers=("answer", lambda a: a.dropna().nunique()))
+    return counts.reset_index()
+
+
+def _effective(counts: pd.DataFrame, n_target: int) -> tuple[np.ndarray, int]:
+    """A deterministic condition (one trajectory) stands for n_target identical samples."""
+    n = int(counts["n"].max())
+    c = counts["c"].to_numpy(dtype=int)
+    return (c * n_target, n_target) if n == 1 else (c, n)
+
+
+def passk_table(run: Run, ks) -> pd.DataFrame:
+    """condition, k, pass_at_k, ci_low, ci_high, accuracy, distinct_answers, n_problems, n."""
+    counts = problem_counts(run)
+    n_target = int(counts["n"].max())
+    rows = []
+    for condition, group in counts.groupby("condition", sort=False):
+        c, n = _effective(group, n_target)
+        for k in ks:
+            if k > n:
+                continue
+            mean, lo, hi = bootstrap_pass_at_k(c, n, k)
+            rows.append({"condition": condition, "k": k, "pass_at_k": mean, "ci_low": lo,
+                         "ci_high": hi, "accuracy": float((c / n).mean()),
+                         "distinct_answers": float(group["distinct_answers"].mean()),
+                         "n_problems": len(group), "n": n})
+    return pd.DataFrame(rows)
+
+
+def paired_table(run: Run, ks, pairs) -> pd.DataFrame:
+    """Pass@k(a) - Pass@k(b) on the same problems, with a bootstrap CI."""
+    counts = problem_counts(run)
+    n_target = int(counts["n"].max())
+    by_condition = {name: group.sort_values("prompt_id") for name, group in
+                    counts.groupby("condition")}
+    rows = []
+    for a, b in pairs:
+        if a not in by_condition or b not in by_condition:
+            continue
+        (c_a, n_a), (c_b, n_b) = (_effective(by_condition[x], n_target) for x in (a, b))
+        for k in ks:
+            if k > min(n_a, n_b):
+                continue
+            diff, lo, hi = paired_difference(c_a, c_b, n_a, n_b, k)
+            rows.append({"a": a, "b": b, "k": k, "difference": diff, "ci_low": lo, "ci_high": hi})
+    return pd.DataFrame(rows)
+
+
+def default_pairs(conditions) -> list[tuple[str, str]]:
+    """RSP against its no-RSP counterpart: temp+rsp vs temp, greedy+rsp vs greedy."""
+    names = list(conditions)
+    pairs = []
+    for name in names:
+        parts = set(name.split("+"))
+        if "rsp" in parts:
+            base = next((m for m in names if set(m.split("+")) == parts - {"rsp"}), None)
+            if base:
+                pairs.append((name, base))
+    return pairs
