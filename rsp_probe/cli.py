@@ -81,12 +81,95 @@ def experiment(module: str, function: str, extra: tuple[str, ...] = ()) -> Calla
     return handler
 
 
+def cmd_figures(args) -> int:
+    from rsp_probe.figures.render import render_all
+
+    result = render_all(args.runs, args.out)
+    for message in result["skipped"].values():
+        print(message, file=sys.stderr)
+    for name, paths in result["rendered"].items():
+        print(f"{name}: {', '.join(str(p) for p in paths)}")
+    print(f"manifest: {result['manifest']}")
+    return 0
+
+
+def cmd_theory(args) -> int:
+    from rsp_probe.analysis.theory_report import replace_generated, theory_report
+    from rsp_probe.runs import find_runs
+
+    text = theory_report(find_runs(args.runs))
+    print(text)
+    if args.report:
+        replace_generated(args.report, text)
+        print(f"\nwritten into {args.report}", file=sys.stderr)
+    return 0
+
+
+def cmd_reproduce(args) -> int:
+    from pathlib import Path
+
+    from rsp_probe.analysis.theory_report import replace_generated, theory_report
+    from rsp_probe.experiments.reproduce import RESULTS_FILE, results_text, run_plan
+    from rsp_probe.figures.render import render_all
+
+    out = Path(args.out)
+    runs = run_plan(out, model_spec=args.model, quiet=args.quiet, overwrite=args.overwrite)
+    figures = render_all([run.path for run in runs], args.figures)
+    theory = theory_report(runs)
+    results = results_text(runs)
+    (out / RESULTS_FILE).write_text(f"# Results of `rsp-probe reproduce`\n\n{results}\n"
+                                    f"## Theory comparison\n\n{theory}\n")
+    if args.update_docs:
+        replace_generated("docs/theory.md", theory)
+        replace_generated("README.md", results, "<!-- BEGIN GENERATED RESULTS -->",
+                          "<!-- END GENERATED RESULTS -->")
+    for message in figures["skipped"].values():
+        print(message, file=sys.stderr)
+    print(f"runs in {out}, figures in {args.figures}, summary in {out / RESULTS_FILE}")
+    return 0
+
+
 def cmd_show(args) -> int:
     from rsp_probe.analysis.summaries import describe
     from rsp_probe.runs import open_run
 
     for path in args.runs:
         print(describe(open_run(path)))
+    return 0
+
+
+def cmd_train_toy(args) -> int:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from rsp_probe.models import load_model
+    from rsp_probe.toy.card import measure_quality, write_card
+    from rsp_probe.toy.train import QUICK, TrainConfig, train
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise UsageError(f"--out {out}: not empty (use --overwrite to replace a checkpoint)")
+    config = replace(TrainConfig(), seed=args.seed, max_minutes=args.max_minutes,
+                     **(QUICK if args.quick else {}))
+    log = train(out, config, progress=not args.quiet and sys.stderr.isatty())
+    model = load_model(str(out))  # the same path every command uses
+    n_card = 16 if args.quick else args.card_problems
+    results = measure_quality(model, n_prompts=n_card, quiet=args.quiet)
+    n_params = sum(p.numel() for p in model.bridge.original_model.parameters())
+    write_card(out, log, results, n_params, n_card)
+    print((out / "README.md").read_text())
+    return 0
+
+
+def cmd_model_card(args) -> int:
+    from rsp_probe.models import load_model
+    from rsp_probe.toy.card import measure_quality, quality_table, targets
+
+    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    results = measure_quality(model, n_prompts=args.n_prompts, seed=args.seed, quiet=args.quiet)
+    print(f"# quality of {model.info.name} on {args.n_prompts} test problems, seed {args.seed}")
+    print(quality_table(results))
+    print("\n".join(targets(results)))
     return 0
 
 
@@ -128,6 +211,42 @@ def build_parser() -> argparse.ArgumentParser:
         for flag, kwargs in EXTRA_OPTIONS.get(name, {}).items():
             command.add_argument(flag, **kwargs)
         command.set_defaults(handler=handler)
+    train = sub.add_parser("train-toy", help="train the embedded default model on CPU")
+    train.add_argument("--out", required=True, help="checkpoint directory to write")
+    train.add_argument("--quick", action="store_true", help="a few steps, for tests")
+    train.add_argument("--seed", type=int, default=0, help="training seed (%(default)s)")
+    train.add_argument("--max-minutes", type=float, default=22.0,
+                       help="training time budget (%(default)s)")
+    train.add_argument("--card-problems", type=int, default=200,
+                       help="test problems measured for the model card (%(default)s)")
+    train.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(handler=cmd_train_toy)
+    card = sub.add_parser("model-card", help="re-measure the quality numbers of a model card")
+    add_options(card, ModelConfig)
+    card.add_argument("--n-prompts", type=int, default=200, help="test problems (%(default)s)")
+    card.add_argument("--seed", type=int, default=1, help="sampling seed (%(default)s)")
+    card.add_argument("--quiet", action="store_true", help="no progress output")
+    card.set_defaults(handler=cmd_model_card)
+    figures = sub.add_parser("figures", help="draw every mechanism figure from saved runs")
+    figures.add_argument("--runs", nargs="+", required=True,
+                         help="run directories, or folders holding runs")
+    figures.add_argument("--out", default="figures", help="output folder (%(default)s)")
+    figures.set_defaults(handler=cmd_figures)
+    theory = sub.add_parser("theory", help="compare runs with the dilution and branching theory")
+    theory.add_argument("runs", nargs="+", help="run directories, or folders holding runs")
+    theory.add_argument("--report", help="Markdown file whose generated section to replace")
+    theory.set_defaults(handler=cmd_theory)
+    reproduce = sub.add_parser("reproduce", help="run every experiment of the figures on the "
+                               "default model, then draw them")
+    reproduce.add_argument("--out", default="runs/reproduce", help="runs folder (%(default)s)")
+    reproduce.add_argument("--figures", default="figures", help="figures folder (%(default)s)")
+    reproduce.add_argument("--model", default=None, help="model (default: the embedded one)")
+    reproduce.add_argument("--update-docs", action="store_true",
+                           help="rewrite the generated sections of README.md and docs/theory.md")
+    reproduce.add_argument("--overwrite", action="store_true", help="replace completed runs")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
+    reproduce.set_defaults(handler=cmd_reproduce)
     show = sub.add_parser("show", help="print a run's summary again, without a model")
     show.add_argument("runs", nargs="+", help="run directories")
     show.set_defaults(handler=cmd_show)

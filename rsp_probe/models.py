@@ -8,6 +8,7 @@ KV cache of TransformerLens 4.3; see shared/notes/transformer-lens.md).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -99,7 +100,7 @@ def _resolve_from_hf_cache(repo_id: str) -> tuple[Path, str, str | None]:
     except (LocalEntryNotFoundError, OSError, ValueError):
         raise ModelNotFoundError(
             f"{repo_id}: not a local directory and not in the local Hugging Face cache "
-            f"(download it first: `huggingface-cli download {repo_id}`)") from None
+            f"(download it first: `hf download {repo_id}`)") from None
     if not (snapshot / "config.json").exists():
         raise ModelNotFoundError(f"{repo_id}: cached snapshot {snapshot} has no config.json")
     return snapshot, repo_id, snapshot.name
@@ -164,10 +165,24 @@ def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
-        return TransformerBridge.boot_transformers(
-            str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device))
+        with _no_progress_bars():  # stderr is for the one-line error, not "Loading weights"
+            return TransformerBridge.boot_transformers(
+                str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device))
     except (OSError, ValueError, KeyError) as err:
         raise UsageError(f"{path}: cannot be loaded as a TransformerBridge model ({err})") from err
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _context_length(path: Path, cfg) -> int:

@@ -71,8 +71,7 @@ class RunWriter:
         from safetensors.numpy import save_file
 
         with open(self.staging / TRAJECTORIES_FILE, "w") as handle:
-            for record in records:
-                handle.write(json.dumps(record) + "\n")
+            handle.writelines(json.dumps(record) + "\n" for record in records)
         save_file({key: np.ascontiguousarray(value, dtype=np.float32)
                    for key, value in rsp.items()}, str(self.staging / RSP_FILE))
         write_steps(self.staging / STEPS_FILE, steps)
@@ -206,8 +205,9 @@ class Run:
     def trajectories(self):
         import pandas as pd
 
-        return pd.read_json(self.path / TRAJECTORIES_FILE, lines=True, dtype={"id": str,
-                                                                              "prompt_id": str})
+        # Not pd.read_json: it turns "007" into 7 and 0.7 into 0.7000000000000001.
+        with open(self.path / TRAJECTORIES_FILE) as handle:
+            return pd.DataFrame.from_records([json.loads(line) for line in handle])
 
     @cached_property
     def steps(self):

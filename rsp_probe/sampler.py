@@ -13,7 +13,14 @@ import numpy as np
 import torch
 
 from rsp_probe.models import LoadedModel
-from rsp_probe.probes.step import ATTENTION_PROBE, LOGIT_PROBES, RSPAttentionProbe, logit_probes
+from rsp_probe.probes.step import (
+    ATTENTION_PROBE,
+    COLLISION_PROBE,
+    LOGIT_PROBES,
+    RSPAttentionProbe,
+    collision_probability,
+    logit_probes,
+)
 from rsp_probe.rsp import build_inputs_embeds
 
 
@@ -75,15 +82,15 @@ def _left_pad(model: LoadedModel, jobs: list[Job]):
 def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention, progress):
     bridge, cfg = model.bridge, model.info
     embeds, mask, positions, rsp_keys = _left_pad(model, jobs)
-    steps_left = min(max_new_tokens, cfg.n_ctx - embeds.shape[1])
+    budgets = [min(max_new_tokens, cfg.n_ctx - len(job.input_ids)) for job in jobs]
+    steps_left = max(budgets)  # each row stops at its own budget, not the longest row's
     chooser = _TokenChooser(jobs, model.device)
     attention = None
     if record_attention and rsp_keys.any():
         attention = RSPAttentionProbe(rsp_keys, max(steps_left, 1), cfg.n_layers, cfg.n_heads)
     logs = {name: torch.zeros(len(jobs), max(steps_left, 1), device=model.device)
-            for name in LOGIT_PROBES}
-    limit = "context" if steps_left < max_new_tokens else "max_new_tokens"
-    rows = _RowState(jobs, model, stop_strings, limit)
+            for name in (*LOGIT_PROBES, COLLISION_PROBE)}
+    rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
     hooks = attention.hooks() if attention else []
     with bridge.hooks(fwd_hooks=hooks):
         step_input, cache = embeds, None
@@ -98,6 +105,7 @@ def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention,
             last = logits[:, -1]  # [B, V]
             for name, values in logit_probes(last).items():
                 logs[name][:, step - 1] = values
+            logs[COLLISION_PROBE][:, step - 1] = collision_probability(last, chooser.temperature)
             tokens = chooser.choose(last)
             active_before = rows.active.sum()
             rows.append(tokens.tolist())
@@ -145,13 +153,15 @@ class _RowState:
     """Per-row generated tokens and stop bookkeeping."""
 
     def __init__(self, jobs: list[Job], model: LoadedModel, stop_strings: tuple[str, ...],
-                 limit_reason: str):
+                 budgets: list[int], max_new_tokens: int):
         self.jobs = jobs
         self.tokenizer = model.tokenizer
         self.eos = model.eos_token_ids
         self.stop_strings = stop_strings
         self.tokens: list[list[int]] = [[] for _ in jobs]
-        self.reasons = [limit_reason] * len(jobs)  # for rows that never stop by themselves
+        self.budgets = budgets
+        # for rows that never stop by themselves
+        self.reasons = ["context" if b < max_new_tokens else "max_new_tokens" for b in budgets]
         self.active = np.ones(len(jobs), dtype=bool)
 
     def append(self, tokens: list[int]) -> None:
@@ -161,6 +171,8 @@ class _RowState:
                 self._stop(row, "eos")
             elif self.stop_strings and self._hits_stop_string(row):
                 self._stop(row, "stop_string")
+            elif len(self.tokens[row]) >= self.budgets[row]:
+                self.active[row] = False  # keeps its limit reason
 
     def _hits_stop_string(self, row: int) -> bool:
         text = self.tokenizer.decode(self.tokens[row])

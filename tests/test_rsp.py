@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from rsp_probe.errors import UsageError
-from rsp_probe.rsp import (build_inputs_embeds, draw_rsp, fit_law, place_rsp,
-                           trajectory_draw_seed)
+from rsp_probe.rsp import build_inputs_embeds, draw_rsp, fit_law, place_rsp, trajectory_draw_seed
 from rsp_probe.tasks.prompts import encode_plain
 
 
@@ -214,7 +213,8 @@ def test_inputs_embeds_without_rsp_are_the_token_rows(loaded_qwen2):
 def _entropy_run(model, out, **options):
     from rsp_probe.experiments.entropy import entropy
 
-    defaults = dict(n_prompts=2, samples=2, rsp_tokens=(3,), max_new_tokens=2, quiet=True)
+    defaults = {"n_prompts": 2, "samples": 2, "rsp_tokens": (3,), "max_new_tokens": 2,
+                "quiet": True}
     return entropy(model=model, out=str(out), **{**defaults, **options})[0]
 
 

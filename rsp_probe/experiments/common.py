@@ -8,8 +8,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from rsp_probe.config import (Condition, DataConfig, ModelConfig, OutputConfig, RSPConfig,
-                              SamplingConfig, check_ranges, to_dict)
+from rsp_probe.config import (
+    Condition,
+    DataConfig,
+    ModelConfig,
+    OutputConfig,
+    RSPConfig,
+    SamplingConfig,
+    check_ranges,
+    to_dict,
+)
 from rsp_probe.errors import UsageError
 from rsp_probe.runs import RunWriter, check_output_dir
 

@@ -41,7 +41,7 @@ def _teacher_force(session: Session, base: Sampled) -> Sampled:
     continuation = {r["prompt_id"]: r["generated_token_ids"] for r in base.records}
     jobs, records = build_jobs(session, rsp_conditions(spec), spec.sampling.samples)
     steps, text = {}, {}
-    key = lambda pair: (pair[1]["prompt_id"], pair[1]["condition"])  # noqa: E731
+    key = lambda pair: (pair[1]["prompt_id"], pair[1]["condition"])
     for (prompt_id, _), group in groupby(zip(jobs, records), key=key):
         group_jobs = [job for job, _ in group]
         tokens = continuation[prompt_id]

@@ -1,5 +1,8 @@
 """Probe names as they appear in steps.parquet; importable without torch."""
 
 LOGIT_PROBES = ("entropy", "top1_prob", "margin")
+# sum_v p_tau(v)^2 of the tempered sampling distribution (1 for greedy): the probability that
+# two trajectories sharing this prefix sample the same next token (docs/theory.md, branching).
+COLLISION_PROBE = "collision"
 ATTENTION_PROBE = "rsp_attention"
 INFLUENCE_PROBES = ("kl", "tv", "entropy_delta", "top1_agree")

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from rsp_probe.probes.names import ATTENTION_PROBE, LOGIT_PROBES  # noqa: F401 (re-export)
+from rsp_probe.probes.names import (  # noqa: F401 (re-export)
+    ATTENTION_PROBE,
+    COLLISION_PROBE,
+    LOGIT_PROBES,
+)
 
 
 def logit_probes(logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -21,6 +25,13 @@ def logit_probes(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     top2 = logits.topk(2, dim=-1).values
     return {"entropy": entropy, "top1_prob": probs.max(dim=-1).values,
             "margin": top2[:, 0] - top2[:, 1]}
+
+
+def collision_probability(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
+    """sum_v p_tau(v)^2 per row of logits [B, V] at temperatures [B, 1]; 1 where tau = 0."""
+    tempered = torch.softmax(logits.float() / temperature.clamp(min=1e-6), dim=-1)
+    collision = tempered.pow(2).sum(dim=-1)
+    return torch.where(temperature[:, 0] > 0, collision, torch.ones_like(collision))
 
 
 class RSPAttentionProbe:

@@ -191,7 +191,7 @@ class ArithmeticConfig:
     """the stories to draw from, by id"""
     distractors: bool = True
     """insert irrelevant sentences between the problem's sentences"""
-    max_preamble_sentences: int = 3
+    max_preamble_sentences: int = 2
     """most irrelevant sentences before the problem (drawn from 0 up to this)"""
     max_distractors: int = 2
     """most distractor sentences in one problem (drawn from 0 up to this)"""

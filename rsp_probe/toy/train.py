@@ -30,7 +30,7 @@ from rsp_probe.toy.tokenizer import train_tokenizer
 class TrainConfig:
     arch: ToyArchitecture = ToyArchitecture(n_layers=4, d_model=256, n_heads=4, n_kv_heads=2,
                                             d_mlp=640, n_ctx=512, initializer_range=0.02)
-    task: ArithmeticConfig = ArithmeticConfig(max_preamble_sentences=2, max_distractors=2)
+    task: ArithmeticConfig = ArithmeticConfig()  # the task every command evaluates on
     vocab_size: int = 1024
     n_train: int = 120_000
     batch_size: int = 64
@@ -65,7 +65,7 @@ class Examples:
         self.noise_rate = noise_rate
         self.real_ids = [i for i in range(len(tokenizer)) if i not in tokenizer.all_special_ids]
         parts = [training_text(p) for p in problems]
-        encode = lambda texts: tokenizer(texts, add_special_tokens=False).input_ids  # noqa: E731
+        encode = lambda texts: tokenizer(texts, add_special_tokens=False).input_ids
         self.questions = encode([q for q, _, _ in parts])
         self.cue = encode([PLAIN_CUE])[0]
         self.answers = encode([a for _, _, a in parts])

@@ -1,0 +1,186 @@
+"""Attention mass on the RSP positions by step, per layer, with the fitted dilution law.
+
+One panel per condition (k) of each `rsp-probe attention` run. Per layer: the head-averaged
+mass (rsp_probe.analysis.attention.head_averaged), mean over prompts with a 95% bootstrap
+CI band, coloured by layer; in black the average over layers and heads. Dashed ("theory"):
+the dilution law m_t = k e^delta / (k e^delta + n + t - 1) of each layer and of the
+average, rebuilt with rsp_probe.theory.dilution_mass from the delta fitted in
+dilution_fit.json (recomputed with analysis.attention.dilution_fits when a run lacks the
+file), and the envelope rsp_probe.theory.envelope of the average. The inset shows the
+average and its fitted law on log-log axes.
+
+The envelope bounds a head whose attention logits all lie in [-B, B]; runs do not store
+logits, so B is not measured. Judgement call: B is the smallest half-integer (at least 1/2)
+with 2B >= |delta| of the fitted average, i.e. B = max(ceil(|delta|) / 2, 1/2): the
+narrowest half-integer envelope that contains the fitted law. It shows how far a bounded
+head could move from the equal-logit law, not a bound derived from the model.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, head_averaged
+from rsp_probe.analysis.stats import summarise_by_step
+from rsp_probe.errors import UsageError
+from rsp_probe.figures import style
+from rsp_probe.runs import Run
+from rsp_probe.theory import dilution_mass, envelope
+
+NAME = "attention"
+NEEDS = ("attention",)
+FIT_FILE = "dilution_fit.json"
+COLUMNS = ["run", "condition", "k", "panel", "layer", "series", "label", "x", "y", "ci_low",
+           "ci_high", "n_prompts", "n", "delta", "B"]
+MAX_LEGEND_LAYERS = 8  # more layers: a colour bar, and CI bands for the mean only
+
+
+def envelope_bound(delta: float) -> float:
+    """B = max(ceil(|delta|) / 2, 1/2): the narrowest half-integer envelope holding delta."""
+    return max(math.ceil(abs(delta)) / 2, 0.5)
+
+
+def _fits(run: Run) -> dict:
+    return run.json(FIT_FILE) if (run.path / FIT_FILE).exists() else dilution_fits(run)
+
+
+def _delta(entry: dict, layer: int) -> float | None:
+    fits = entry["layers"].get(str(layer), {}).get("fits", [])
+    found = [f for f in fits if f["model"] == "dilution" and f["params"].get("delta") is not None]
+    return float(found[0]["params"]["delta"]) if found else None
+
+
+def _theory_rows(steps: np.ndarray, entry: dict, layer: int) -> list[pd.DataFrame]:
+    delta = _delta(entry, layer)
+    if delta is None:
+        return []
+    n, k = float(entry["n"]), float(entry["k"])
+    curves = {"dilution_fit": dilution_mass(steps, n, k, delta)}
+    bound = np.nan
+    if layer == ALL_LAYERS:
+        bound = envelope_bound(delta)
+        curves["envelope_low"], curves["envelope_high"] = envelope(steps, n, k, bound)
+    return [pd.DataFrame({"layer": layer, "series": series, "x": steps, "y": values,
+                          "n": n, "delta": delta, "B": bound})
+            for series, values in curves.items()]
+
+
+def _run_rows(run: Run) -> pd.DataFrame:
+    masses = head_averaged(run)
+    if masses.empty:
+        raise UsageError(f"{run.path}: no rsp_attention probe values to draw")
+    steps = sorted(masses["step"].unique())
+    summary = summarise_by_step(masses, steps=steps, by=("condition", "layer")).rename(
+        columns={"step": "x", "mean": "y"}).assign(series="observed")
+    fits = _fits(run)
+    frames = [summary]
+    for condition, entry in fits.items():
+        t = np.asarray(sorted(summary.loc[summary["condition"] == condition, "x"]), float)
+        for layer in sorted(int(key) for key in entry["layers"]):
+            frames += [rows.assign(condition=condition) for rows in
+                       _theory_rows(t, entry, layer)]
+    out = pd.concat(frames, ignore_index=True)
+    k = run.trajectories.groupby("condition")["rsp_tokens"].first()
+    return out.assign(run=run.id, k=out["condition"].map(k).astype(int))
+
+
+def _label(row) -> str:
+    if row.series == "observed":
+        name = "all layers (mean)" if row.layer == ALL_LAYERS else f"layer {row.layer}"
+        return f"{name}, n={row.n_prompts:.0f} prompts"
+    if row.series == "dilution_fit":
+        return (f"theory: dilution law, fitted δ={row.delta:.2f}"
+                if row.layer == ALL_LAYERS else "theory: dilution law per layer")
+    return f"theory: envelope, |logits| ≤ B={row.B:g}"
+
+
+def data(runs: list[Run]) -> pd.DataFrame:
+    out = pd.concat([_run_rows(run) for run in runs], ignore_index=True)
+    prefix = style.run_prefix(out)
+    out["panel"] = [f"{prefix[r]}k={k}" for r, k in zip(out["run"], out["k"])]
+    n = out.groupby(["run", "condition", "layer"])["n_prompts"].transform("max")
+    out["n_prompts"] = n.astype("Int64")
+    out["label"] = [_label(row) for row in out.itertuples()]
+    series_rank = {"observed": 0, "dilution_fit": 1, "envelope_low": 2, "envelope_high": 3}
+    out = out.assign(_s=out["series"].map(series_rank)).sort_values(
+        ["run", "k", "_s", "layer", "x"], kind="stable").drop(columns="_s")
+    return out[COLUMNS].reset_index(drop=True)
+
+
+def make(df: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    panels = list(dict.fromkeys(df["panel"]))
+    rows, cols = style.grid(len(panels), max_cols=2)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.6 * rows), squeeze=False,
+                             layout="tight")
+    layers = sorted(set(df["layer"]) - {ALL_LAYERS})
+    colors = dict(zip(layers, style.palette(len(layers))))
+    for ax, panel in zip(axes.flat, panels):
+        _panel(ax, df[df["panel"] == panel], colors, legend=len(layers) <= MAX_LEGEND_LAYERS)
+        ax.set_title(f"RSP attention mass, {panel}")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    if len(layers) > MAX_LEGEND_LAYERS:
+        _layer_colorbar(fig, axes, layers)
+    return fig
+
+
+def _panel(ax, rows: pd.DataFrame, colors: dict, legend: bool) -> None:
+    observed = rows[rows["series"] == "observed"]
+    for layer in [*colors, ALL_LAYERS]:
+        mine = observed[observed["layer"] == layer]
+        if mine.empty:
+            continue
+        color = "black" if layer == ALL_LAYERS else colors[layer]
+        label = mine["label"].iloc[0] if legend or layer == ALL_LAYERS else None
+        style.with_band(ax, mine, color, label, gid=f"layer{layer}",
+                        band=legend or layer == ALL_LAYERS)
+    for (series, layer), curve in rows[rows["series"] != "observed"].groupby(
+            ["series", "layer"], sort=False):
+        color = "black" if layer == ALL_LAYERS else colors[layer]
+        color = style.ENVELOPE_COLOR if series.startswith("envelope") else color
+        label = curve["label"].iloc[0]
+        shown = label if (layer == ALL_LAYERS and series != "envelope_high") or (
+            layer == min(colors, default=None) and series == "dilution_fit") else None
+        style.theory_line(ax, curve["x"], curve["y"], shown, gid=f"{series}:layer{layer}",
+                          color=color, linewidth=0.9 if layer != ALL_LAYERS else 1.3)
+    ax.set_xlabel("decoding step t")
+    ax.set_ylabel("attention mass on RSP keys (fraction)")
+    top = np.nanmax(rows[["y", "ci_high"]].to_numpy(dtype=float))
+    ax.set_ylim(0, 1.7 * top)  # headroom for the inset above the curves
+    style.legend_below(ax, ncol=2, fontsize=6)
+    _inset(ax, rows[rows["layer"] == ALL_LAYERS])
+
+
+def _inset(ax, rows: pd.DataFrame) -> None:
+    """Log-log view of the layer-averaged mass and its fitted dilution law."""
+    inset = ax.inset_axes([0.63, 0.66, 0.34, 0.3])
+    observed = rows[rows["series"] == "observed"]
+    fit = rows[rows["series"] == "dilution_fit"]
+    (line,) = inset.plot(observed["x"], observed["y"], color="black", linewidth=1)
+    line.set_gid("observed:inset")
+    if not fit.empty:
+        style.theory_line(inset, fit["x"], fit["y"], None, gid="inset_fit", color="black")
+    style.log_axis(inset, "x")
+    style.log_axis(inset, "y")
+    inset.set_title("log-log, mean", fontsize=6)
+    inset.tick_params(labelsize=5)
+    inset.set_xlabel("step", fontsize=5)
+    inset.set_ylabel("mass", fontsize=5)
+
+
+def _layer_colorbar(fig, axes, layers: list[int]) -> None:
+    import matplotlib as mpl
+
+    cmap = mpl.colors.ListedColormap(style.palette(len(layers)))
+    norm = mpl.colors.BoundaryNorm(np.arange(len(layers) + 1) - 0.5, len(layers))
+    last = [ax for ax in axes.flat if ax.get_visible()][-1]
+    bar = fig.colorbar(mpl.cm.ScalarMappable(norm=norm, cmap=cmap),
+                       cax=last.inset_axes([1.03, 0.0, 0.03, 1.0]))
+    step = max(1, len(layers) // 8)
+    bar.set_ticks(range(0, len(layers), step), labels=[str(v) for v in layers[::step]])
+    bar.set_label("layer")

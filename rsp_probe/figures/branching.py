@@ -1,0 +1,248 @@
+"""Where do samples of one prompt branch? Prefix fractions, first divergences, one tree.
+
+From `rsp-probe branching` runs (branching.parquet plus the trajectories):
+
+- top left: distinct prefixes / N by step per condition, mean over prompts with a 95%
+  bootstrap CI (rsp_probe.probes.branching.summarise_branching);
+- top right: the prefix tree of the (condition, prompt) with the most branch points
+  (rsp_probe.probes.branching.PrefixTree). Unbranched chains are collapsed: nodes are the
+  root, the branch points and the ends; x is the depth (step), an edge is labelled with its
+  first token id and "+m" for the m further tokens it stands for; each branch point is
+  annotated with the mean next-token entropy (nats) of the trajectories through it, each end
+  with the number of identical trajectories when more than one;
+- bottom row, one panel per condition: the first-divergence distribution over pairs of
+  trajectories of a prompt, pooled over prompts (bars, 95% bootstrap CI resampling
+  prompts; the last bar is "never diverged").
+
+Prediction: for temperature conditions, the collision hazard from the stored collision
+probe (rsp_probe.analysis.divergence.temperature_prediction, no free parameter). For greedy conditions with an RSP the greedy
+hazard h_t = P(margin_t < c m_t) is estimated from the stored margins and RSP masses
+(rsp_probe.theory.fit_greedy_c): one row per pair of trajectories of a prompt, the pair's
+mean margin and head-and-layer-averaged mass at each step of their shared prefix (present up
+to and including the step where they diverge, NaN after). c, in logits per unit mass, is
+fitted by maximum likelihood to the same histogram, so the dashed curve is a one-parameter
+fit, not an out-of-sample prediction; its label gives c and the TV distance.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rsp_probe.analysis.branching import BRANCHING_FILE, per_step_arrays
+from rsp_probe.analysis.divergence import (
+    divergence_counts,
+    greedy_prediction,
+    temperature_prediction,
+)
+from rsp_probe.analysis.stats import N_BOOT
+from rsp_probe.errors import UsageError
+from rsp_probe.figures import style
+from rsp_probe.figures.prefix_tree import tree_rows
+from rsp_probe.probes.branching import (
+    PrefixTree,
+    summarise_branching,
+)
+from rsp_probe.probes.names import COLLISION_PROBE
+from rsp_probe.runs import Run
+
+NAME = "branching"
+NEEDS = ("branching",)
+NO_PREDICTION = "this run has no collision probe\n(recorded since rsp-probe 0.1)"
+NO_SAMPLES = "no stored margins and RSP masses\nto predict from"
+COLUMNS = ["run", "panel", "series", "condition", "label", "x", "y", "ci_low", "ci_high",
+           "n_prompts", "n_pairs", "c", "tv", "node", "parent", "parent_x", "parent_y", "entropy",
+           "n_trajectories", "is_branch", "text"]
+
+
+def _conditions(run: Run) -> pd.DataFrame:
+    """condition -> k, temperature, in the run's order."""
+    traj = run.trajectories
+    return traj.groupby("condition", sort=False)[["rsp_tokens", "temperature"]].first()
+
+
+def _fraction(frame: pd.DataFrame) -> pd.DataFrame:
+    longest = int(frame.loc[frame["record"] == "distinct_prefix_fraction", "step"].max())
+    summary = summarise_branching(frame, steps=range(1, longest + 1))
+    rows = summary[summary["statistic"] == "distinct_prefix_fraction"]
+    return pd.DataFrame({"panel": "prefix_fraction", "series": "observed",
+                         "condition": rows["condition"], "x": rows["step"], "y": rows["value"],
+                         "ci_low": rows["ci_low"], "ci_high": rows["ci_high"],
+                         "n_prompts": rows["n_prompts"], "n_pairs": rows["n_pairs"]})
+
+
+def _observed(counts: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Pooled pmf over pairs and a percentile bootstrap CI resampling prompts."""
+    matrix = counts.to_numpy(float)
+    pooled = matrix.sum(axis=0) / matrix.sum()
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(matrix), (N_BOOT, len(matrix)))
+    boot = matrix[picks].sum(axis=1)
+    boot = boot / boot.sum(axis=1, keepdims=True)
+    low, high = np.quantile(boot, [0.025, 0.975], axis=0)
+    return pd.DataFrame({"x": np.arange(1, matrix.shape[1] + 1), "y": pooled, "ci_low": low,
+                         "ci_high": high, "n_prompts": len(matrix),
+                         "n_pairs": int(matrix.sum())})
+
+
+def _prediction(run: Run, condition: str, counts: pd.DataFrame) -> pd.DataFrame:
+    horizon = counts.shape[1] - 1
+    try:
+        fit = greedy_prediction(run, condition, counts)
+    except ValueError:  # no usable margin/mass sample: nothing to predict from
+        return pd.DataFrame({"series": ["no_prediction"], "text": [NO_SAMPLES]})
+    pmf = np.zeros(horizon + 1)
+    pmf[:fit.predicted.horizon] = fit.predicted.pmf
+    pmf[-1] = fit.predicted.never
+    return pd.DataFrame({"x": np.arange(1, horizon + 2), "y": pmf, "c": fit.c, "tv": fit.tv,
+                         "series": "predicted"})
+
+
+def _temperature_rows(run: Run, condition: str, horizon: int) -> pd.DataFrame:
+    """The collision-hazard prediction, on the observed histogram's step grid."""
+    if COLLISION_PROBE not in set(run.steps["probe"].unique()):
+        return pd.DataFrame({"series": ["no_prediction"], "text": [NO_PREDICTION]})
+    result = temperature_prediction(run, condition)
+    pmf = np.zeros(horizon + 1)
+    predicted = result["predicted"]
+    pmf[:min(predicted.horizon, horizon)] = predicted.pmf[:horizon]
+    pmf[-1] = predicted.never + predicted.pmf[horizon:].sum()
+    return pd.DataFrame({"x": np.arange(1, horizon + 2), "y": pmf, "tv": result["tv"],
+                         "series": "predicted"})
+
+
+def _divergence(run: Run, frame: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
+    horizon = int(frame.loc[frame["record"] == "distinct_prefix_fraction", "step"].max())
+    rows = []
+    for condition, (k, temperature) in conditions.iterrows():
+        mine = frame[(frame["condition"] == condition) & (frame["record"] == "first_divergence")]
+        if mine.empty:
+            continue
+        counts = divergence_counts(mine, horizon)
+        rows.append(_observed(counts).assign(series="observed", condition=condition))
+        greedy = k > 0 and (temperature is None or temperature == 0 or np.isnan(temperature))
+        if greedy:
+            rows.append(_prediction(run, condition, counts).assign(condition=condition))
+        else:
+            rows.append(_temperature_rows(run, condition, horizon).assign(condition=condition))
+    return pd.concat(rows, ignore_index=True).assign(panel="first_divergence")
+
+
+def _tree(run: Run, frame: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
+    points = frame[frame["record"] == "branch_point"]
+    if points.empty:
+        return pd.DataFrame()
+    rank = {c: i for i, c in enumerate(conditions.index)}
+    sizes = points.groupby(["condition", "prompt_id"]).size().reset_index(name="n")
+    sizes["_rank"] = sizes["condition"].map(rank)
+    best = sizes.sort_values(["n", "_rank", "prompt_id"], ascending=[False, True, True]).iloc[0]
+    traj = run.trajectories
+    group = traj[(traj["condition"] == best["condition"]) & (traj["prompt_id"] == best["prompt_id"])]
+    entropy = per_step_arrays(run, "entropy")
+    tree = PrefixTree(group["generated_token_ids"].tolist())
+    node_entropy = tree.step_means([entropy.get(i, np.full(n, np.nan)) for i, n in
+                                    zip(group["id"], group["n_steps"])])
+    rows = tree_rows(tree, node_entropy)
+    title = f"prefix tree: {best['condition']}, prompt {best['prompt_id']}, " \
+            f"N={tree.n_trajectories} ({best['n']} branch points)"
+    return rows.assign(panel="tree", series="node", condition=best["condition"], label=title)
+
+
+def data(runs: list[Run]) -> pd.DataFrame:
+    frames = []
+    for run in runs:
+        if not (run.path / BRANCHING_FILE).exists():
+            raise UsageError(f"{run.path}: no {BRANCHING_FILE}")
+        frame = run.table(BRANCHING_FILE)
+        conditions = _conditions(run)
+        frames.append(pd.concat([_fraction(frame), _divergence(run, frame, conditions),
+                                 _tree(run, frame, conditions)],
+                                ignore_index=True).assign(run=run.id))
+    out = pd.concat(frames, ignore_index=True)
+    for column in ("n_prompts", "n_pairs", "node", "parent", "n_trajectories"):
+        out[column] = out[column].astype("Int64")
+    prefix = style.run_prefix(out)
+    out["label"] = [_label(row, prefix[row.run]) for row in out.itertuples()]
+    return out.reindex(columns=COLUMNS)
+
+
+def _label(row, prefix: str) -> str:
+    if row.panel == "tree":
+        return f"{prefix}{row.label}"
+    if row.series == "predicted" and not pd.isna(row.c):
+        return f"{prefix}greedy hazard, c={row.c:.3g} logits/mass fitted by ML (TV {row.tv:.2f})"
+    if row.series == "predicted":
+        return f"{prefix}collision hazard 1-sum p^2, no fitted parameter (TV {row.tv:.2f})"
+    if row.series == "no_prediction":
+        return f"{prefix}{row.condition}: no prediction"
+    return f"{prefix}{row.condition} (n={row.n_prompts} prompts, {row.n_pairs} pairs)"
+
+
+def make(df: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    from rsp_probe.figures.prefix_tree import draw_tree
+
+    divergence = df[df["panel"] == "first_divergence"]
+    panels = list(dict.fromkeys(zip(divergence["run"], divergence["condition"])))
+    cols = max(len(panels), 2)
+    fig = plt.figure(figsize=(3.3 * cols, 6.6), layout="tight")
+    grid = fig.add_gridspec(2, cols)
+    fraction_ax = fig.add_subplot(grid[0, 0])
+    tree_ax = fig.add_subplot(grid[0, 1:])
+    labels = list(dict.fromkeys(df.loc[df["panel"] == "prefix_fraction", "label"]))
+    colors = dict(zip(labels, style.palette(len(labels))))
+    _fractions(fraction_ax, df[df["panel"] == "prefix_fraction"], colors)
+    draw_tree(tree_ax, df[df["panel"] == "tree"])
+    by_key = dict(zip(zip(df["run"], df["condition"], df["panel"]), df["label"]))
+    for i, (run, condition) in enumerate(panels):
+        ax = fig.add_subplot(grid[1, i])
+        color = colors.get(by_key.get((run, condition, "prefix_fraction")), "0.4")
+        rows = divergence[(divergence["run"] == run) & (divergence["condition"] == condition)]
+        _divergence_panel(ax, rows, color, i == 0)
+    return fig
+
+
+def _fractions(ax, rows: pd.DataFrame, colors: dict) -> None:
+    for label, color in colors.items():
+        style.with_band(ax, rows[rows["label"] == label], color, label, gid=label)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("decoding step t")
+    ax.set_ylabel("distinct prefixes / N (fraction)")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("distinct prefixes, 95% CI over prompts")
+    ax.legend(frameon=False, fontsize=6)
+
+
+def _divergence_panel(ax, rows: pd.DataFrame, color, first: bool) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    observed = rows[rows["series"] == "observed"]
+    horizon = int(observed["x"].max()) - 1
+    gap = max(1.0, round(0.1 * horizon))  # the "never" bar stands apart from the steps
+    shift = lambda x: np.where(x > horizon, x + gap, x)
+    err = np.vstack([observed["y"] - observed["ci_low"], observed["ci_high"] - observed["y"]])
+    bars = ax.bar(shift(observed["x"]), observed["y"], width=0.8, color=color, alpha=0.6,
+                  yerr=np.clip(err, 0, None), error_kw={"elinewidth": 0.6, "capsize": 1},
+                  label=observed["label"].iloc[0])
+    for patch in bars:
+        patch.set_gid("observed:divergence")
+    predicted = rows[rows["series"] == "predicted"]
+    if not predicted.empty:
+        style.theory_line(ax, shift(predicted["x"]), predicted["y"],
+                          predicted["label"].iloc[0], gid="divergence", marker="o",
+                          markersize=2.5)
+    if (rows["series"] == "no_prediction").any():
+        ax.text(0.97, 0.75, rows.loc[rows["series"] == "no_prediction", "text"].iloc[0],
+                transform=ax.transAxes, ha="right", va="top", fontsize=6, color="0.3")
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+    ticks = [t for t in ax.get_xticks() if 1 <= t <= horizon]
+    ax.set_xticks([*ticks, horizon + 1 + gap], [*(f"{t:g}" for t in ticks), "never"])
+    ax.set_xlim(0.3, horizon + 1.7 + gap)
+    ax.set_xlabel("first divergence step")
+    if first:
+        ax.set_ylabel("probability (share of pairs)")
+    ax.set_title(f"first divergence: {observed['condition'].iloc[0]}")
+    ax.legend(frameon=False, fontsize=5.5, loc="upper right")

@@ -1,0 +1,63 @@
+"""Next-token entropy (nats) by step: the baseline (k=0) against RSPs of several k.
+
+One curve per condition of each `rsp-probe entropy` run: the mean over prompts (trajectories
+of a prompt averaged first) with a 95% bootstrap CI band resampling prompts
+(rsp_probe.analysis.stats.summarise_by_step). With several runs, labels carry the run id.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from rsp_probe.analysis.stats import summarise_by_step
+from rsp_probe.analysis.summaries import probe_frame
+from rsp_probe.figures import style
+from rsp_probe.runs import Run
+
+NAME = "entropy"
+NEEDS = ("entropy",)
+COLUMNS = ["run", "condition", "k", "label", "x", "y", "ci_low", "ci_high", "n_prompts"]
+
+
+PAPER_LAW = {"law": "gaussian", "sigma_scale": 1.0, "placement": "suffix", "fixed_draw": False}
+
+
+def main_runs(runs: list[Run]) -> list[Run]:
+    """Runs with the paper's RSP law and placement; ablation runs go to the ablations figure.
+    When every run is an ablation, draw them all."""
+    main = [run for run in runs if all(run.config.get(key) == value
+                                       for key, value in PAPER_LAW.items())]
+    return main or runs
+
+
+def data(runs: list[Run]) -> pd.DataFrame:
+    """run, condition, k, label, x (step), y (mean entropy, nats), ci_low, ci_high, n_prompts."""
+    frames = []
+    for run in main_runs(runs):
+        frame = probe_frame(run, ["entropy"])
+        steps = sorted(frame["step"].unique())
+        summary = summarise_by_step(frame, steps=steps, by=("condition",))
+        k = run.trajectories.groupby("condition")["rsp_tokens"].first()
+        frames.append(summary.assign(run=run.id, k=summary["condition"].map(k).astype(int)))
+    out = pd.concat(frames, ignore_index=True).rename(
+        columns={"step": "x", "mean": "y"})
+    prefix = style.run_prefix(out)
+    n = out.groupby(["run", "condition"])["n_prompts"].transform("max")
+    out["label"] = [f"{prefix[r]}k={k} (n={m} prompts)" for r, k, m in
+                    zip(out["run"], out["k"], n)]
+    return style.sort_conditions(out)[COLUMNS]
+
+
+def make(df: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.0, 3.4), layout="tight")
+    labels = list(dict.fromkeys(df["label"]))
+    for color, label in zip(style.palette(len(labels)), labels):
+        style.with_band(ax, df[df["label"] == label], color, label, gid=label)
+    style.log_axis(ax)
+    ax.set_xlabel("decoding step t (log scale)")
+    ax.set_ylabel("next-token entropy (nats)")
+    ax.set_title("Entropy: baseline (k=0) vs RSP, mean and 95% CI over prompts")
+    ax.legend(title="condition", frameon=False)
+    return fig

@@ -1,0 +1,128 @@
+"""Every figure regenerated from saved runs by one call (showyourwork's rule).
+
+    from rsp_probe.figures.render import render_all
+    result = render_all(["runs/"], "figures/")
+    for message in result["skipped"].values():
+        print(message)
+
+For each figure module in rsp_probe.figures.FIGURES whose NEEDS are present among the runs
+found below the given paths: `<name>.png` (150 dpi), `<name>.pdf` and `<name>.csv` (the
+plotted data, floats rounded to 8 significant digits, exactly `df.to_csv(index=False)`).
+MANIFEST.json records, per figure, the input runs (directory name, command, config hash)
+and the sha256 of each output, plus package versions. Unchanged inputs give identical bytes:
+the style is applied in `plt.rc_context`, and the PNG/PDF metadata that carry dates or
+versions are blanked. A figure whose runs are missing is skipped with a message naming the
+command that produces them; if nothing can be drawn, UsageError says why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+from rsp_probe.errors import UsageError
+from rsp_probe.runs import Run, find_runs
+
+MANIFEST_FILE = "MANIFEST.json"
+DPI = 150
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
+VERSIONED = ("rsp-probe", "matplotlib", "numpy", "pandas", "seaborn")
+
+
+def skip_message(name: str, missing: str) -> str:
+    return f"skipping {name}: needs an `rsp-probe {missing}` run"
+
+
+def runs_by_command(runs: list[Run]) -> dict[str, list[Run]]:
+    grouped: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.command, r.id, str(r.path))):
+        grouped.setdefault(run.command, []).append(run)
+    return grouped
+
+
+def inputs_for(module, by_command: dict[str, list[Run]]) -> list[Run] | str:
+    """The runs a figure draws (its NEEDS, plus optional USES), or why it cannot be drawn."""
+    for command in module.NEEDS:
+        if command not in by_command:
+            return skip_message(module.NAME, command)
+    commands = dict.fromkeys([*module.NEEDS, *getattr(module, "USES", ())])
+    return [run for command in commands for run in by_command.get(command, [])]
+
+
+def render_all(run_paths: list[str | Path], out_dir: str | Path) -> dict:
+    """Render every drawable figure into `out_dir`.
+
+    Returns {"rendered": {name: [png, pdf, csv paths]}, "skipped": {name: message},
+    "manifest": path of MANIFEST.json}.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rsp_probe.figures import FIGURES
+
+    runs = find_runs(run_paths)
+    if not runs:
+        raise UsageError(f"no completed runs under {', '.join(map(str, run_paths))}")
+    by_command = runs_by_command(runs)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rendered, skipped, entries = {}, {}, {}
+    for module in FIGURES:
+        inputs = inputs_for(module, by_command)
+        if isinstance(inputs, str):
+            skipped[module.NAME] = inputs
+            continue
+        try:
+            paths = render_one(module, inputs, out)
+        except UsageError as err:  # the runs exist but lack what the figure draws
+            skipped[module.NAME] = f"skipping {module.NAME}: {err}"
+            continue
+        rendered[module.NAME] = paths
+        entries[module.NAME] = {
+            "inputs": [{"run": r.id, "command": r.command, "config_hash": r.config_hash}
+                       for r in inputs],
+            "outputs": {p.name: sha256(p) for p in paths}}
+    if not rendered:
+        raise UsageError("no figure can be drawn: " + "; ".join(skipped.values()))
+    manifest = out / MANIFEST_FILE
+    manifest.write_text(json.dumps({"figures": entries, "skipped": skipped,
+                                    "versions": versions()}, indent=2, sort_keys=True) + "\n")
+    return {"rendered": rendered, "skipped": skipped, "manifest": manifest}
+
+
+def render_one(module, runs: list[Run], out: Path) -> list[Path]:
+    """data -> rounded frame -> figure in the house style -> png, pdf, csv."""
+    import matplotlib.pyplot as plt
+
+    from rsp_probe.figures import style
+
+    frame = style.round_sig(module.data(runs))
+    paths = [out / f"{module.NAME}.{ext}" for ext in ("png", "pdf", "csv")]
+    with plt.rc_context(style.rc()):
+        fig = module.make(frame)
+        try:
+            fig.tight_layout()  # one layout pass, kept for both formats (each save would redo it)
+            fig.set_layout_engine("none")
+            fig.savefig(paths[0], dpi=DPI, metadata=PNG_METADATA)
+            fig.savefig(paths[1], metadata=PDF_METADATA)
+        finally:
+            plt.close(fig)
+    frame.to_csv(paths[2], index=False)
+    return paths
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def versions() -> dict[str, str | None]:
+    found = {}
+    for package in VERSIONED:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found

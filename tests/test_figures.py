@@ -1,0 +1,285 @@
+"""Figures from saved runs: every figure drawn from the real run directories in
+tests/data/runs (written by the real commands on a tiny random model), outputs and
+manifest hashes, units and curve counts, byte-identical re-renders, skips, no torch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from rsp_probe.errors import UsageError
+from rsp_probe.runs import find_runs
+
+RUNS = Path(__file__).parent / "data" / "runs"
+NAMES = ("entropy", "attention", "influence", "branching", "passk", "ablations")
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    from rsp_probe.figures.render import render_all
+
+    out = tmp_path_factory.mktemp("figures")
+    return out, render_all([RUNS], out)
+
+
+@pytest.fixture(scope="module")
+def by_command():
+    from rsp_probe.figures.render import runs_by_command
+
+    return runs_by_command(find_runs([RUNS]))
+
+
+def figure_of(name: str, by_command):
+    """(data frame, Figure) of one figure module, drawn in the house style."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from rsp_probe.figures import FIGURES, style
+    from rsp_probe.figures.render import inputs_for
+
+    module = next(m for m in FIGURES if m.NAME == name)
+    frame = style.round_sig(module.data(inputs_for(module, by_command)))
+    with plt.rc_context(style.rc()):
+        fig = module.make(frame)
+    return frame, fig
+
+
+def gids(ax, prefix: str) -> list[str]:
+    return [line.get_gid() for line in ax.get_lines()
+            if (line.get_gid() or "").startswith(prefix)]
+
+
+def test_every_figure_written_with_a_matching_manifest(rendered):
+    out, result = rendered
+    assert list(result["rendered"]) == list(NAMES)
+    assert result["skipped"] == {}
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert set(manifest["figures"]) == set(NAMES)
+    assert set(manifest["versions"]) >= {"rsp-probe", "matplotlib", "numpy", "pandas"}
+    hashes = {r.id: r.config_hash for r in find_runs([RUNS])}
+    for name in NAMES:
+        entry = manifest["figures"][name]
+        assert set(entry["outputs"]) == {f"{name}.png", f"{name}.pdf", f"{name}.csv"}
+        for file, digest in entry["outputs"].items():
+            assert (out / file).stat().st_size > 0
+            assert sha256(out / file) == digest
+        for source in entry["inputs"]:
+            assert hashes[source["run"]] == source["config_hash"]
+    assert [i["run"] for i in manifest["figures"]["ablations"]["inputs"]] == ["entropy", "passk"]
+    text = (out / "MANIFEST.json").read_text()
+    assert text == json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+
+
+def test_csv_is_the_plotted_data(rendered, by_command):
+    from rsp_probe.figures import FIGURES, style
+    from rsp_probe.figures.render import inputs_for
+
+    out, _ = rendered
+    for module in FIGURES:
+        frame = style.round_sig(module.data(inputs_for(module, by_command)))
+        assert (out / f"{module.NAME}.csv").read_text() == frame.to_csv(index=False)
+
+
+def test_rendering_twice_gives_identical_bytes(rendered, tmp_path):
+    from rsp_probe.figures.render import render_all
+
+    out, _ = rendered
+    render_all([RUNS], tmp_path)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 3 * len(NAMES) + 1
+    for name in files:
+        assert sha256(out / name) == sha256(tmp_path / name), name
+
+
+def test_entropy_one_curve_per_condition_in_nats(by_command):
+    frame, fig = figure_of("entropy", by_command)
+    (ax,) = fig.axes
+    conditions = find_runs([RUNS / "entropy"])[0].trajectories["condition"].unique()
+    assert len(gids(ax, "observed:")) == len(conditions) == 3
+    assert len(ax.collections) == len(conditions)  # one CI band each
+    assert "nats" in ax.get_ylabel() and ax.get_xscale() == "log"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["k=0 (n=4 prompts)", "k=4 (n=4 prompts)", "k=16 (n=4 prompts)"]
+    assert frame["n_prompts"].eq(4).all()
+
+
+def test_attention_layers_fit_envelope_and_inset(by_command):
+    frame, fig = figure_of("attention", by_command)
+    n_layers = find_runs([RUNS / "attention"])[0].config["model_info"]["n_layers"]
+    panels = [ax for ax in fig.axes if ax.get_title().startswith("RSP attention mass")]
+    assert len(panels) == 2  # k=4, k=16
+    for ax in panels:
+        assert len(gids(ax, "observed:layer")) == n_layers + 1  # each layer + the mean
+        assert len(gids(ax, "theory:dilution_fit")) == n_layers + 1
+        assert len(gids(ax, "theory:envelope")) == 2
+        assert "fraction" in ax.get_ylabel()
+        assert all(line.get_linestyle() == "--" for line in ax.get_lines()
+                   if (line.get_gid() or "").startswith("theory:"))
+        legend = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert any(t.startswith("theory: envelope") for t in legend)
+        (inset,) = ax.child_axes
+        assert inset.get_xscale() == inset.get_yscale() == "log"
+    fit = json.loads((RUNS / "attention" / "dilution_fit.json").read_text())
+    delta = next(f for f in fit["k16"]["layers"]["-1"]["fits"] if f["model"] == "dilution")
+    rows = frame[(frame["condition"] == "k16") & (frame["series"] == "dilution_fit")
+                 & (frame["layer"] == -1)]
+    from rsp_probe.theory import dilution_mass
+
+    expected = dilution_mass(rows["x"], fit["k16"]["n"], 16, delta["params"]["delta"])
+    np.testing.assert_allclose(rows["y"], expected, rtol=1e-7)
+
+
+@pytest.mark.parametrize(("delta", "bound"), [(0.0, 0.5), (0.2, 0.5), (-1.0, 0.5),
+                                              (1.3, 1.0), (-2.1, 1.5)])
+def test_envelope_bound_is_the_narrowest_half_integer(delta, bound):
+    from rsp_probe.figures.attention import envelope_bound
+
+    assert envelope_bound(delta) == bound
+    assert 2 * envelope_bound(delta) >= abs(delta)
+
+
+def test_influence_panels_and_slope(by_command):
+    frame, fig = figure_of("influence", by_command)
+    kl, tv, shift, scatter = fig.axes
+    for ax in (kl, tv, shift):
+        assert len(gids(ax, "observed:")) == 2  # k4, k16
+    assert "nats" in kl.get_ylabel() and "nats" in shift.get_ylabel()
+    assert scatter.get_xscale() == scatter.get_yscale() == "log"
+    assert "fraction" in scatter.get_xlabel() and "nats" in scatter.get_ylabel()
+    assert len(gids(scatter, "theory:slope2")) == 1 and len(gids(scatter, "fit:")) == 1
+    legend = [t.get_text() for t in scatter.get_legend().get_texts()]
+    assert any("theory: slope 2" in t for t in legend)
+    assert any(t.startswith("fit: slope") and "95% CI" in t for t in legend)
+    fit = frame[frame["series"] == "fit"]
+    assert (fit["slope_ci_low"] <= fit["slope"]).all() and (fit["slope"] <= fit["slope_ci_high"]).all()
+
+
+def test_branching_fraction_divergence_and_tree(by_command):
+    frame, fig = figure_of("branching", by_command)
+    fraction, tree, *divergence = fig.axes
+    assert len(gids(fraction, "observed:")) == 3
+    assert len(divergence) == 3
+    titles = {ax.get_title().split(": ")[1]: ax for ax in divergence}
+    assert gids(titles["greedy+rsp"], "theory:")  # the greedy hazard prediction
+    for name in ("temp", "temp+rsp"):
+        assert not gids(titles[name], "theory:")
+        assert any("prediction needs full" in t.get_text() for t in titles[name].texts)
+    nodes = frame[frame["panel"] == "tree"]
+    assert len(gids(tree, "tree:edge")) == len(nodes) - 1
+    assert nodes["is_branch"].astype(bool).sum() == 3
+    predicted = frame[frame["series"] == "predicted"]
+    assert predicted["y"].sum() == pytest.approx(1.0)
+
+
+def test_collapsed_prefix_tree():
+    from rsp_probe.figures.prefix_tree import tree_rows
+    from rsp_probe.probes.branching import PrefixTree
+
+    tree = PrefixTree([[1, 2, 3, 9], [1, 2, 4], [5], [5]])
+    rows = tree_rows(tree, np.zeros(tree.n_nodes))
+    edges = sorted(rows.loc[rows["text"] != "", "text"])
+    assert edges == ["1 +1", "3 +1", "4", "5"]
+    assert rows["is_branch"].sum() == 2  # the root and the prefix [1, 2]
+    leaf = rows[rows["text"] == "5"].iloc[0]
+    assert leaf["n_trajectories"] == 2 and leaf["x"] == 1
+
+
+def test_passk_curves_on_log2_axis(by_command):
+    frame, fig = figure_of("passk", by_command)
+    (ax,) = fig.axes
+    assert len(gids(ax, "observed:")) == frame["condition"].nunique() == 4
+    assert ax.get_xscale() == "log" and "fraction" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+
+
+def test_ablations_grouped_by_the_factors_that_differ(by_command):
+    frame, fig = figure_of("ablations", by_command)
+    assert list(dict.fromkeys(frame["factor"])) == ["k", "temperature"]
+    assert set(frame["metric"]) == {"early_entropy", "early_mass", "pass_at_n"}
+    axes = np.array(fig.axes).reshape(3, 2)
+    assert "nats" in axes[0, 0].get_ylabel() and "fraction" in axes[1, 0].get_ylabel()
+    for metric, row in zip(["early_entropy", "early_mass", "pass_at_n"], axes):
+        for factor, ax in zip(["k", "temperature"], row):
+            hues = frame[(frame["metric"] == metric) & (frame["factor"] == factor)]["hue"]
+            assert len(gids(ax, "observed:")) == hues.nunique()
+    entropy_k16 = frame[(frame["metric"] == "early_entropy") & (frame["condition"] == "k16")]
+    assert (entropy_k16["ci_low"] <= entropy_k16["y"]).all()
+
+
+def test_several_runs_grouped_by_the_config_fields_that_differ(tmp_path):
+    from rsp_probe.figures import ablations, entropy
+
+    for name, sigma in (("sigma1", 1.0), ("sigma2", 2.0)):
+        shutil.copytree(RUNS / "entropy", tmp_path / name)
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        (tmp_path / name / "config.json").write_text(json.dumps({**config, "sigma_scale": sigma}))
+    runs = find_runs([tmp_path])
+    frame = ablations.data(runs)
+    assert list(dict.fromkeys(frame["factor"])) == ["k", "sigma_scale"]
+    sigma = frame[frame["factor"] == "sigma_scale"]
+    assert sorted(set(sigma["level"])) == ["1", "2"]
+    assert set(sigma["hue"]) == {"k=4", "k=16"}
+    assert set(frame.loc[frame["factor"] == "k", "hue"]) == {"sigma_scale=1", "sigma_scale=2"}
+    labels = set(entropy.data(runs)["label"])
+    assert "sigma1: k=0 (n=4 prompts)" in labels and "sigma2: k=16 (n=4 prompts)" in labels
+
+
+def test_missing_runs_are_skipped_with_the_command_name(tmp_path):
+    from rsp_probe.figures.render import render_all
+
+    result = render_all([RUNS / "passk"], tmp_path)
+    assert list(result["rendered"]) == ["passk"]
+    for name in ("entropy", "attention", "influence", "branching"):
+        assert result["skipped"][name] == f"skipping {name}: needs an `rsp-probe {name}` run"
+    assert result["skipped"]["ablations"] == \
+        "skipping ablations: needs an `rsp-probe entropy` run"
+    manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
+    assert set(manifest["figures"]) == {"passk"} and "attention" in manifest["skipped"]
+
+
+def test_nothing_drawable_is_a_usage_error(tmp_path):
+    from rsp_probe.figures.render import render_all
+
+    with pytest.raises(UsageError, match="no completed runs"):
+        render_all([tmp_path], tmp_path / "out")
+    run = tmp_path / "other"
+    shutil.copytree(RUNS / "passk", run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "command": "other"}))
+    with pytest.raises(UsageError, match="needs an `rsp-probe entropy` run"):
+        render_all([run], tmp_path / "out")
+
+
+def test_round_sig_keeps_eight_significant_digits():
+    from rsp_probe.figures.style import round_sig
+
+    frame = pd.DataFrame({"v": [1.23456789123, -9.87654321e-12, 0.0, np.nan], "n": [1, 2, 3, 4]})
+    out = round_sig(frame)
+    assert out["v"].iloc[0] == 1.2345679 and out["v"].iloc[1] == -9.8765432e-12
+    assert out["v"].iloc[2] == 0.0 and np.isnan(out["v"].iloc[3])
+    assert out["n"].tolist() == [1, 2, 3, 4]
+
+
+def test_figures_never_import_torch():
+    code = ("import sys, rsp_probe.figures as f\n"
+            "assert 'matplotlib' not in sys.modules\n"
+            "import rsp_probe.figures.render\n"
+            "f.FIGURES\n"
+            "bad = {'torch', 'transformer_lens'} & set(sys.modules)\n"
+            "assert not bad, bad\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

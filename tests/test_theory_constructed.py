@@ -1,0 +1,77 @@
+"""The dilution law on a model built so that its assumptions hold exactly, measured through
+the real sampler and the real rsp_attention probe.
+
+One Qwen2 layer whose every query is the same vector u (zero W_q, bias u) and whose keys are
+zero for every token (column s of the embedding table is zero, W_k reads only dimension s),
+while an RSP vector e_s gets a key along u. Every attention logit is then 0 except on the
+RSP keys, which carry exactly delta. rope_theta = 1e300 leaves every rotary pair but the first
+unrotated, and u lives outside it, so logits do not depend on position. Hence
+m_t = k e^delta / (k e^delta + n + t - 1), with n the input tokens (BOS included).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rsp_probe.models import load_model
+from rsp_probe.sampler import Job, generate
+from rsp_probe.theory import dilution_mass
+
+D_MODEL, N_HEADS, D_HEAD = 32, 2, 16
+SPECIAL_DIM = 5  # the embedding dimension only RSP vectors use
+QUERY_DIM = 1  # a head dimension outside the rotated first pair (dims 0 and D_HEAD/2)
+
+
+def _constructed_checkpoint(out, tokenizer_dir, delta: float):
+    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    config = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=D_MODEL, intermediate_size=64,
+        num_hidden_layers=1, num_attention_heads=N_HEADS, num_key_value_heads=1,
+        max_position_embeddings=512, rope_theta=1e300, tie_word_embeddings=True,
+        initializer_range=0.5, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(config)
+    attention = model.model.layers[0].self_attn
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, SPECIAL_DIM] = 0.0
+        model.model.layers[0].input_layernorm.weight.fill_(1.0)
+        attention.q_proj.weight.zero_()
+        attention.q_proj.bias.zero_()
+        attention.k_proj.weight.zero_()
+        attention.k_proj.bias.zero_()
+        for head in range(N_HEADS):
+            attention.q_proj.bias[head * D_HEAD + QUERY_DIM] = 1.0
+        # RMSNorm maps e_s to sqrt(d_model) e_s; the logit is q.k / sqrt(d_head) = delta.
+        attention.k_proj.weight[QUERY_DIM, SPECIAL_DIM] = delta * math.sqrt(D_HEAD / D_MODEL)
+    model.save_pretrained(str(out))
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+@pytest.mark.parametrize("delta", [-2.0, 0.0, 1.5, 4.0])
+def test_dilution_law_holds_exactly_through_the_sampler(tmp_path, tokenizer_dir, delta):
+    model = load_model(str(_constructed_checkpoint(tmp_path / "m", tokenizer_dir, delta)))
+    rsp_vector = torch.zeros(D_MODEL)
+    rsp_vector[SPECIAL_DIM] = 1.0
+    jobs, expected = [], []
+    for n in (3, 17, 40):
+        for k in (1, 4, 9):
+            ids = [model.tokenizer.bos_token_id] + list(range(5, 4 + n)) + [-1] * k
+            jobs.append(Job(f"{n}-{k}", ids, list(range(n, n + k)),
+                            rsp_vector.repeat(k, 1), 1.0, 1.0, seed=n * k))
+            expected.append((n, k))
+    trajectories = generate(model, jobs, max_new_tokens=30, batch_size=4)
+    for (n, k), trajectory in zip(expected, trajectories):
+        steps = np.arange(1, len(trajectory.generated_token_ids) + 1)
+        measured = trajectory.steps["rsp_attention"]  # [S, layers, heads]
+        predicted = dilution_mass(steps, n, k, delta)
+        np.testing.assert_allclose(measured, np.broadcast_to(predicted[:, None, None],
+                                                             measured.shape), atol=1e-6)
+        assert len(steps) > 10
