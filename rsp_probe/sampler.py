@@ -48,7 +48,8 @@ class Trajectory:
 @torch.inference_mode()
 def generate(model: LoadedModel, jobs: list[Job], max_new_tokens: int, *,
              stop_strings: tuple[str, ...] = (), batch_size: int = 32,
-             record_attention: bool = True, progress=None) -> list[Trajectory]:
+             record_attention: bool = True, record_logits: bool = True,
+             progress=None) -> list[Trajectory]:
     """Generate every job; results come back in the order of `jobs`.
 
     Rows are batched by input length (less padding); a row's result never depends on
@@ -59,7 +60,7 @@ def generate(model: LoadedModel, jobs: list[Job], max_new_tokens: int, *,
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = _generate_batch(model, [jobs[i] for i in chunk], max_new_tokens,
-                                stop_strings, record_attention, progress)
+                                stop_strings, record_attention, record_logits, progress)
         results.update(zip(chunk, batch))
     return [results[i] for i in range(len(jobs))]
 
@@ -79,7 +80,8 @@ def _left_pad(model: LoadedModel, jobs: list[Job]):
     return embeds, mask, positions, rsp_keys
 
 
-def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention, progress):
+def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention, record_logits,
+                    progress):
     bridge, cfg = model.bridge, model.info
     embeds, mask, positions, rsp_keys = _left_pad(model, jobs)
     budgets = [min(max_new_tokens, cfg.n_ctx - len(job.input_ids)) for job in jobs]
@@ -89,7 +91,7 @@ def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention,
     if record_attention and rsp_keys.any():
         attention = RSPAttentionProbe(rsp_keys, max(steps_left, 1), cfg.n_layers, cfg.n_heads)
     logs = {name: torch.zeros(len(jobs), max(steps_left, 1), device=model.device)
-            for name in (*LOGIT_PROBES, COLLISION_PROBE)}
+            for name in (*LOGIT_PROBES, COLLISION_PROBE)} if record_logits else {}
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
     hooks = attention.hooks() if attention else []
     with bridge.hooks(fwd_hooks=hooks):
@@ -103,9 +105,11 @@ def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention,
             if attention:
                 attention.check_step()
             last = logits[:, -1]  # [B, V]
-            for name, values in logit_probes(last).items():
-                logs[name][:, step - 1] = values
-            logs[COLLISION_PROBE][:, step - 1] = collision_probability(last, chooser.temperature)
+            if record_logits:
+                for name, values in logit_probes(last).items():
+                    logs[name][:, step - 1] = values
+                logs[COLLISION_PROBE][:, step - 1] = collision_probability(last,
+                                                                           chooser.temperature)
             tokens = chooser.choose(last)
             active_before = rows.active.sum()
             rows.append(tokens.tolist())

@@ -72,9 +72,9 @@ def load_problems(data: DataConfig):
         problems = load_dataset_file(data.dataset, question_field=data.question_field,
                                      answer_field=data.answer_field, limit=data.n_prompts)
     else:
-        from rsp_probe.tasks.arithmetic import ArithmeticConfig, generate
+        from rsp_probe.tasks.arithmetic import DEFAULT_TASK, generate
 
-        problems = generate(ArithmeticConfig(), data.split, data.n_prompts, seed=0)
+        problems = generate(DEFAULT_TASK, data.split, data.n_prompts, seed=0)
     if not problems:
         raise UsageError(f"{data.dataset or data.task}: no problems to run")
     return problems[:data.n_prompts]

@@ -384,3 +384,9 @@ def _apply(operation: str, left: int, right: int) -> int:
 
 def _sentence(text: str) -> str:
     return text[0].upper() + text[1:]
+
+
+# The difficulty every command's `--task arithmetic` uses, and the embedded default model is
+# trained on: hard enough that a ~3M-parameter model errs under sampling (room for Pass@N),
+# small enough that it learns the task in ~40 CPU minutes.
+DEFAULT_TASK = ArithmeticConfig(max_operand=15, max_multiplier=3, max_preamble_sentences=1)

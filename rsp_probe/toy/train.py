@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from rsp_probe.tasks.arithmetic import ArithmeticConfig, generate, is_correct
+from rsp_probe.tasks.arithmetic import DEFAULT_TASK, ArithmeticConfig, generate, is_correct
 from rsp_probe.tasks.prompts import PLAIN_CUE
 from rsp_probe.toy.checkpoint import ToyArchitecture, build_model
 from rsp_probe.toy.tokenizer import train_tokenizer
@@ -30,17 +30,17 @@ from rsp_probe.toy.tokenizer import train_tokenizer
 class TrainConfig:
     arch: ToyArchitecture = ToyArchitecture(n_layers=4, d_model=256, n_heads=4, n_kv_heads=2,
                                             d_mlp=640, n_ctx=512, initializer_range=0.02)
-    task: ArithmeticConfig = ArithmeticConfig()  # the task every command evaluates on
+    task: ArithmeticConfig = DEFAULT_TASK  # the task every command evaluates on
     vocab_size: int = 1024
     n_train: int = 120_000
     batch_size: int = 64
-    lr: float = 2e-3
+    lr: float = 3e-3
     warmup_steps: int = 100
     max_steps: int = 3000
     max_minutes: float = 22.0
     eval_every: int = 100
     n_eval: int = 128
-    target_accuracy: float = 0.75
+    target_accuracy: float = 0.8
     noise_rate: float = 0.1  # share of examples with a span of 1-6 random real tokens
     seed: int = 0
     threads: int = field(default_factory=lambda: torch.get_num_threads())
