@@ -9,7 +9,7 @@ positions, greedy:
 The three run interleaved, `--repeats` times; medians are reported.
 
     python benchmarks/sampler.py            # both sizes, a Markdown table
-    python benchmarks/sampler.py --quick    # 10M only; last line: ratio_vs_hf=.. ratio_vs_noprobe=..
+    python benchmarks/sampler.py --quick    # 10M only; ends with ratio_vs_hf=.. ratio_vs_noprobe=..
 """
 
 from __future__ import annotations

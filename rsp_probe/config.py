@@ -49,7 +49,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class RSPConfig:
-    rsp_tokens: tuple[int, ...] = _opt((4,), "k, the number of RSP vectors; a list compares several")
+    rsp_tokens: tuple[int, ...] = _opt((4,), "k, the number of RSP vectors; a list compares "
+                                       "several")
     law: str = _opt("gaussian", "gaussian (scalar mu, sigma^2), per-dim, or tokens (control)",
                     choices=LAWS)
     sigma_scale: float = _opt(1.0, "multiplier on the fitted sigma (ablation)")

@@ -95,7 +95,8 @@ def test_preamble_and_distractors_vary_the_layout():
     plain = generate(NO_LAYOUT, "train", 300, seed=5)
     laid_out = generate(ArithmeticConfig(), "train", 300, seed=5)
     added = [added_sentences(a.question, b.question) for a, b in zip(plain, laid_out)]
-    assert {len(preamble) for preamble, _ in added} == set(range(ArithmeticConfig().max_preamble_sentences + 1))
+    assert {len(preamble) for preamble, _ in added} == set(
+        range(ArithmeticConfig().max_preamble_sentences + 1))
     assert {len(distractors) for _, distractors in added} == {0, 1, 2}
     assert not any(re.search(r"\d", s) for preamble, _ in added for s in preamble)
     distractors = [s for _, ds in added for s in ds]

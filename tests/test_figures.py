@@ -166,7 +166,8 @@ def test_influence_panels_and_slope(by_command):
     assert any("theory: slope 2" in t for t in legend)
     assert any(t.startswith("fit: slope") and "95% CI" in t for t in legend)
     fit = frame[frame["series"] == "fit"]
-    assert (fit["slope_ci_low"] <= fit["slope"]).all() and (fit["slope"] <= fit["slope_ci_high"]).all()
+    assert (fit["slope_ci_low"] <= fit["slope"]).all()
+    assert (fit["slope"] <= fit["slope_ci_high"]).all()
 
 
 def test_branching_fraction_divergence_and_tree(by_command):

@@ -52,8 +52,9 @@ def test_greedy_equals_hf_generate(models, k):
                 ref = hf.generate(torch.tensor([job.input_ids]), max_new_tokens=12,
                                   do_sample=False)[0, len(job.input_ids):]
             else:  # with inputs_embeds, generate returns only the new tokens
-                ref = hf.generate(inputs_embeds=embeds, attention_mask=torch.ones(1, embeds.shape[1],
-                                  dtype=torch.long), max_new_tokens=12, do_sample=False)[0]
+                mask = torch.ones(1, embeds.shape[1], dtype=torch.long)
+                ref = hf.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=12,
+                                  do_sample=False)[0]
         assert trajectory.generated_token_ids == ref.tolist()
     assert len({tuple(t.generated_token_ids) for t in ours}) > 1  # outputs depend on the input
 

@@ -15,8 +15,9 @@ From `rsp-probe branching` runs (branching.parquet plus the trajectories):
   prompts; the last bar is "never diverged").
 
 Prediction: for temperature conditions, the collision hazard from the stored collision
-probe (rsp_probe.analysis.divergence.temperature_prediction, no free parameter). For greedy conditions with an RSP the greedy
-hazard h_t = P(margin_t < c m_t) is estimated from the stored margins and RSP masses
+probe (rsp_probe.analysis.divergence.temperature_prediction, no free parameter). For greedy
+conditions with an RSP the greedy hazard h_t = P(margin_t < c m_t) is estimated from the
+stored margins and RSP masses
 (rsp_probe.theory.fit_greedy_c): one row per pair of trajectories of a prompt, the pair's
 mean margin and head-and-layer-averaged mass at each step of their shared prefix (present up
 to and including the step where they diverge, NaN after). c, in logits per unit mass, is
@@ -137,7 +138,8 @@ def _tree(run: Run, frame: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFra
     sizes["_rank"] = sizes["condition"].map(rank)
     best = sizes.sort_values(["n", "_rank", "prompt_id"], ascending=[False, True, True]).iloc[0]
     traj = run.trajectories
-    group = traj[(traj["condition"] == best["condition"]) & (traj["prompt_id"] == best["prompt_id"])]
+    group = traj[(traj["condition"] == best["condition"])
+                 & (traj["prompt_id"] == best["prompt_id"])]
     entropy = per_step_arrays(run, "entropy")
     tree = PrefixTree(group["generated_token_ids"].tolist())
     node_entropy = tree.step_means([entropy.get(i, np.full(n, np.nan)) for i, n in

@@ -60,7 +60,8 @@ def _layout(kids: dict) -> dict[int, float]:
 
 
 def tree_rows(tree: PrefixTree, node_entropy: np.ndarray) -> pd.DataFrame:
-    """One row per drawn node: node, parent (drawn node above), x, y, parent_x, parent_y, text (edge label), entropy
+    """One row per drawn node: node, parent (drawn node above), x, y, parent_x, parent_y,
+    text (edge label), entropy
     (nats, branch points only), n_trajectories (through the node), is_branch."""
     kids = collapsed_children(tree)
     y = _layout(kids)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import torch
 
 
-def influence_values(base_logits: torch.Tensor, rsp_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+def influence_values(base_logits: torch.Tensor,
+                     rsp_logits: torch.Tensor) -> dict[str, torch.Tensor]:
     """Per-step influence from logits [..., S, V]; each value [..., S], float64.
 
     kl = KL(p_rsp || p_base) in nats, tv = total variation, entropy_delta = H(p_rsp) - H(p_base),

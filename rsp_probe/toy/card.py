@@ -99,6 +99,10 @@ def targets(results: dict) -> list[str]:
     return [f"- {'holds' if ok else 'DOES NOT HOLD'}: {text}" for text, ok in checks]
 
 
+def _eval_history(log: dict) -> str:
+    return ", ".join(f"step {e['step']}: {e['val_greedy_accuracy']:.2f}" for e in log["evals"])
+
+
 def write_card(out: Path, log: dict, results: dict, n_params: int, n_prompts: int) -> None:
     config = log["config"]
     arch, task = config["arch"], config["task"]
@@ -115,8 +119,9 @@ byte-level BPE vocabulary of {config['vocab_size']} (Qwen2 pre-tokenization).
 **{n_params:,} parameters.**
 
 ## Data and difficulty
-GSM-style templated word problems (`rsp_probe.tasks.arithmetic`), {task['min_steps']}-{task['max_steps']}
-arithmetic steps (+, -, small multiplications), operands up to {task['max_operand']},
+GSM-style templated word problems (`rsp_probe.tasks.arithmetic`),
+{task['min_steps']}-{task['max_steps']} arithmetic steps (+, -, small multiplications),
+operands up to {task['max_operand']},
 multipliers up to {task['max_multiplier']}; layouts vary: up to {task['max_preamble_sentences']}
 preamble sentences and up to {task['max_distractors']} distractor sentences placed at random;
 in {config['noise_rate']:.0%} of training examples a span of 1-6 random real tokens is inserted
@@ -129,7 +134,7 @@ loss on the answer only. Train/validation/test splits are disjoint by problem co
 seed {config['seed']}, {log['minutes']:.1f} minutes on {config['threads']} CPU threads;
 stopped by: {log['stop_reason']} (target greedy validation accuracy
 {config['target_accuracy']}). Final training loss {log['final_loss']:.4f}.
-Validation greedy accuracy during training: {', '.join(f"step {e['step']}: {e['val_greedy_accuracy']:.2f}" for e in log['evals'])}.
+Validation greedy accuracy during training: {_eval_history(log)}.
 
 ## Quality on {n_prompts} held-out test problems
 {quality_table(results)}
