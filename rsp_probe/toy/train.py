@@ -5,7 +5,8 @@ problems from scratch. Layouts vary (preambles, distractor sentences, and in a s
 examples a few random real tokens, as web text is noisy) so that it retrieves facts by
 content. It never sees a random vector: an RSP stays a never-seen input, as for real LLMs.
 Training stops when greedy validation accuracy reaches `target_accuracy` (so that Pass@N
-has room above greedy) or when the time budget runs out.
+has room above greedy), at `stop_step`, or when the time budget runs out; everything but the
+time budget is deterministic from the seed, so `--steps N` reproduces a checkpoint exactly.
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ class TrainConfig:
     batch_size: int = 64
     lr: float = 3e-3
     warmup_steps: int = 100
-    max_steps: int = 3000
-    max_minutes: float = 22.0
+    max_steps: int = 3000  # the learning-rate schedule's horizon
+    stop_step: int | None = None  # stop here (deterministic), whatever the time budget says
+    max_minutes: float = 45.0
     eval_every: int = 100
     n_eval: int = 128
     target_accuracy: float = 0.8
@@ -175,6 +177,9 @@ def _loop(model, tokenizer, examples, validation, config: TrainConfig, progress:
             if accuracy >= config.target_accuracy:
                 stop_reason = "target_accuracy"
                 break
+        if config.stop_step is not None and step + 1 >= config.stop_step:
+            stop_reason = "stop_step"
+            break
         if time.time() - started > 60 * config.max_minutes:
             stop_reason = "time_budget"
             break
