@@ -283,7 +283,7 @@ def test_steps_have_one_row_per_key_and_every_step(entropy_run):
     for record in records:
         mine = steps[steps["trajectory"] == record["id"]]
         n = len(record["generated_token_ids"])
-        for probe in ("entropy", "top1_prob", "margin"):
+        for probe in ("entropy", "top1_prob", "margin", "collision"):
             rows = mine[mine["probe"] == probe]
             assert sorted(rows["step"]) == list(range(1, n + 1)), probe
             assert set(rows["layer"]) == {-1} and set(rows["head"]) == {-1}
@@ -297,7 +297,8 @@ def test_steps_have_one_row_per_key_and_every_step(entropy_run):
             assert list(grid.index) == list(range(1, n + 1)) and all(g == full for g in grid)
         else:
             assert attention.empty
-        assert set(mine["probe"]) <= {"entropy", "top1_prob", "margin", "rsp_attention"}
+        assert set(mine["probe"]) <= {"entropy", "top1_prob", "margin", "collision",
+                                      "rsp_attention"}
 
 
 def test_recorded_steps_equal_a_full_forward_of_the_recorded_input(entropy_run, tiny_qwen2):

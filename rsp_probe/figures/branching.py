@@ -49,7 +49,7 @@ from rsp_probe.runs import Run
 
 NAME = "branching"
 NEEDS = ("branching",)
-NO_PREDICTION = "this run has no collision probe\n(recorded since rsp-probe 0.1)"
+NO_PREDICTION = "no prediction: this run\nhas no collision probe"
 NO_SAMPLES = "no stored margins and RSP masses\nto predict from"
 COLUMNS = ["run", "panel", "series", "condition", "label", "x", "y", "ci_low", "ci_high",
            "n_prompts", "n_pairs", "c", "tv", "node", "parent", "parent_x", "parent_y", "entropy",
