@@ -101,9 +101,16 @@ def test_branch_points_match_brute_force(seqs, seed):
     assert got == [row[:3] for row in brute_branch_points(seqs)]
     assert [b.step for b in points] == sorted(b.step for b in points)
     assert all(b.prefix_len == b.step - 1 for b in points)
+    # Branch points can tie on (step, n_children, n_trajectories) and values can be nan, so
+    # compare sorted with nan mapped to -inf (nan breaks tuple ordering).
+    def order(row):
+        return (*row[:3], -np.inf if np.isnan(row[3]) else row[3])
+
     for values, field in ((entropy, "entropy"), (attention, "rsp_attention")):
-        got = sorted((b.step, b.n_children, b.n_trajectories, getattr(b, field)) for b in points)
-        for g, want in zip(got, brute_branch_points(seqs, values), strict=True):
+        got = sorted(((b.step, b.n_children, b.n_trajectories, getattr(b, field))
+                      for b in points), key=order)
+        want_rows = sorted(brute_branch_points(seqs, values), key=order)
+        for g, want in zip(got, want_rows, strict=True):
             assert g[:3] == want[:3]
             np.testing.assert_allclose(g[3], want[3])
 
