@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
-from rsp_probe.experiments.common import Session, build_spec
-from rsp_probe.experiments.sampling import sample_conditions
+from rsp_probe.experiments.common import build_spec
+from rsp_probe.experiments.sampling import sample_and_write
 
 DILUTION_FILE = "dilution_fit.json"
 
@@ -21,13 +21,10 @@ def rsp_conditions(spec) -> list[Condition]:
 def run_attention(spec, model=None):
     from rsp_probe.analysis.attention import dilution_fits, layer_summary
 
-    conditions = rsp_conditions(spec)
-    session = Session(spec, model)
-    with session:
-        sampled = sample_conditions(session, conditions, spec.sampling.samples)
-        session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
-        session.writer.write_json(DILUTION_FILE, dilution_fits(session.writer.staged_run()))
-        run = session.finish()
+    def fits(writer):
+        writer.write_json(DILUTION_FILE, dilution_fits(writer.staged_run()))
+
+    run = sample_and_write(spec, model, rsp_conditions(spec), derived=fits)
     return run, layer_summary(run)
 
 

@@ -3,8 +3,8 @@ temp+rsp), their prefix trees, first divergences and branch points."""
 
 from __future__ import annotations
 
-from rsp_probe.experiments.common import Session, build_spec, named_conditions
-from rsp_probe.experiments.sampling import sample_conditions
+from rsp_probe.experiments.common import build_spec, named_conditions
+from rsp_probe.experiments.sampling import sample_and_write
 
 DEFAULT_CONDITIONS = ("greedy+rsp", "temp", "temp+rsp")
 
@@ -12,13 +12,11 @@ DEFAULT_CONDITIONS = ("greedy+rsp", "temp", "temp+rsp")
 def run_branching(spec, model=None):
     from rsp_probe.analysis.branching import BRANCHING_FILE, branching_frame
 
+    def tree(writer):
+        writer.write_table(BRANCHING_FILE, branching_frame(writer.staged_run()))
+
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
-    session = Session(spec, model)
-    with session:
-        sampled = sample_conditions(session, conditions, spec.sampling.samples)
-        session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
-        session.writer.write_table(BRANCHING_FILE, branching_frame(session.writer.staged_run()))
-        run = session.finish()
+    run = sample_and_write(spec, model, conditions, derived=tree)
     return run, run.table(BRANCHING_FILE)
 
 

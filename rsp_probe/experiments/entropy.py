@@ -3,20 +3,15 @@ sampled at the same temperature on the same prompts."""
 
 from __future__ import annotations
 
-from rsp_probe.experiments.common import Session, build_spec, conditions_by_k
-from rsp_probe.experiments.sampling import sample_conditions
+from rsp_probe.experiments.common import build_spec, conditions_by_k
+from rsp_probe.experiments.sampling import sample_and_write
 
 
 def run_entropy(spec, model=None):
     """Run, write the run directory, return (Run, summary DataFrame)."""
     from rsp_probe.analysis.summaries import entropy_summary
 
-    session = Session(spec, model)
-    conditions = conditions_by_k(spec)
-    with session:
-        sampled = sample_conditions(session, conditions, spec.sampling.samples)
-        session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
-        run = session.finish()
+    run = sample_and_write(spec, model, conditions_by_k(spec))
     return run, entropy_summary(run)
 
 

@@ -4,8 +4,8 @@ problems, with bootstrap CIs and paired differences."""
 from __future__ import annotations
 
 from rsp_probe.errors import UsageError
-from rsp_probe.experiments.common import Session, build_spec, named_conditions
-from rsp_probe.experiments.sampling import sample_conditions
+from rsp_probe.experiments.common import build_spec, named_conditions
+from rsp_probe.experiments.sampling import sample_and_write
 
 DEFAULT_CONDITIONS = ("temp", "rsp+temp", "greedy+rsp", "greedy")
 DEFAULT_KS = (1, 2, 4, 8, 16, 32)
@@ -19,13 +19,10 @@ def run_passk(spec, model=None):
     if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
         raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
                          f", got {list(ks)}")
-    session = Session(spec, model)
-    with session:
-        sampled = sample_conditions(session, conditions, spec.sampling.samples,
-                                    record_attention=False)
-        session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
-        session.writer.write_table(PASSK_FILE, passk_table(session.writer.staged_run(), ks))
-        run = session.finish()
+    def table(writer):
+        writer.write_table(PASSK_FILE, passk_table(writer.staged_run(), ks))
+
+    run = sample_and_write(spec, model, conditions, derived=table, record_attention=False)
     return run, run.table(PASSK_FILE)
 
 

@@ -85,6 +85,20 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
     return finish_records(session, jobs, records, trajectories)
 
 
+def sample_and_write(spec, model, conditions: list[Condition], derived=None,
+                     record_attention: bool = True):
+    """The shape of every sampling experiment: sample the conditions, write the contract
+    files, let `derived(writer)` add files computed from the staged run, then publish it."""
+    session = Session(spec, model)
+    with session:
+        sampled = sample_conditions(session, conditions, spec.sampling.samples,
+                                    record_attention=record_attention)
+        session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
+        if derived is not None:
+            derived(session.writer)
+        return session.finish()
+
+
 def finish_records(session, jobs, records, trajectories) -> Sampled:
     tokenizer = session.model.tokenizer
     texts = [tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)

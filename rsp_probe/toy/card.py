@@ -134,7 +134,8 @@ loss on the answer only. Train/validation/test splits are disjoint by problem co
 seed {config['seed']}, {log['minutes']:.1f} minutes on {config['threads']} CPU threads;
 stopped by: {log['stop_reason']} (target greedy validation accuracy
 {config['target_accuracy']}). Final training loss {log['final_loss']:.4f}.
-The same weights again: `rsp-probe train-toy --out DIR --seed {config['seed']} --steps {log['steps']}`
+The same weights again:
+`rsp-probe train-toy --out DIR --seed {config['seed']} --steps {log['steps']}`
 (deterministic on CPU; the time budget is the only non-deterministic stop).
 Validation greedy accuracy during training: {_eval_history(log)}.
 
