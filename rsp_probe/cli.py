@@ -8,10 +8,8 @@ import dataclasses
 import sys
 from collections.abc import Callable
 
-from rsp_probe.config import DataConfig, ModelConfig, OutputConfig, RSPConfig, SamplingConfig
+from rsp_probe.config import EXPERIMENT_PIECES, ModelConfig
 from rsp_probe.errors import UsageError
-
-EXPERIMENT_PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputConfig)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -94,6 +94,10 @@ class Condition:
         return 1 if self.greedy and self.rsp_tokens == 0 else requested
 
 
+# The pieces every experiment command is configured by, in CLI and config.json order.
+EXPERIMENT_PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputConfig)
+
+
 def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> None:
     """Validate numbers before any model is loaded or any file is written."""
     if any(k < 0 for k in rsp.rsp_tokens):

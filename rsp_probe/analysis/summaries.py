@@ -53,10 +53,7 @@ def accuracy(run: Run) -> pd.DataFrame:
 
 def describe_entropy(run: Run) -> str:
     summary = entropy_summary(run)
-    config = run.config
-    lines = [f"# entropy  model={config['model_info']['name']}  T={config['temperature']}  "
-             f"placement={config['placement']}  law={config['law']}  "
-             f"prompts={run.trajectories['prompt_id'].nunique()}  samples={config['samples']}"]
+    lines = [_header(run, f"T={run.config['temperature']}")]
     for probe, unit in (("entropy", "nats"), ("top1_prob", ""), ("margin", "logits")):
         lines += ["", f"## mean {probe} {f'({unit}) ' if unit else ''}by step, 95% CI over prompts",
                   wide_table(summary[summary["probe"] == probe])]
@@ -72,10 +69,12 @@ def describe_entropy(run: Run) -> str:
     return "\n".join(lines)
 
 
-def _header(run: Run) -> str:
+def _header(run: Run, *extra: str) -> str:
+    """The first line of every summary; `extra` fields follow the model name."""
     config = run.config
     return (f"# {run.command}  model={config['model_info']['name']}  "
-            f"placement={config['placement']}  law={config['law']}  "
+            + "".join(f"{field}  " for field in extra)
+            + f"placement={config['placement']}  law={config['law']}  "
             f"prompts={run.trajectories['prompt_id'].nunique()}  samples={config['samples']}")
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rsp_probe.config import (
+    EXPERIMENT_PIECES,
     Condition,
     DataConfig,
     ModelConfig,
@@ -21,7 +22,6 @@ from rsp_probe.config import (
 from rsp_probe.errors import UsageError
 from rsp_probe.runs import RunWriter, check_output_dir
 
-PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputConfig)
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ def build_spec(command: str, extra: dict | None = None, **options) -> Spec:
     if isinstance(options.get("rsp_tokens"), int):
         options["rsp_tokens"] = (options["rsp_tokens"],)
     pieces = []
-    for piece in PIECES:
+    for piece in EXPERIMENT_PIECES:
         names = {f.name for f in dataclasses.fields(piece)}
         pieces.append(piece(**{k: options.pop(k) for k in list(options) if k in names}))
     if options:
