@@ -93,9 +93,11 @@ def cmd_figures(args) -> int:
 
 
 def cmd_theory(args) -> int:
-    from rsp_probe.analysis.theory_report import replace_generated, theory_report
+    from rsp_probe.analysis.theory_report import replace_generated, split_at_markers, theory_report
     from rsp_probe.runs import find_runs
 
+    if args.report:
+        split_at_markers(args.report)  # a missing report or markers: say so before the work
     text = theory_report(find_runs(args.runs))
     print(text)
     if args.report:
@@ -134,6 +136,20 @@ def cmd_show(args) -> int:
 
     for path in args.runs:
         print(describe(open_run(path)))
+    return 0
+
+
+def cmd_clean(args) -> int:
+    """Leftovers of killed runs: staging folders, displaced runs (put back), stale locks."""
+    from pathlib import Path
+
+    from rsp_probe.runio.publish import clean
+
+    for folder in map(Path, args.folders):
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: no such directory")
+        done = clean(folder)
+        print("\n".join(done) if done else f"{folder}: nothing to clean")
     return 0
 
 
@@ -251,14 +267,33 @@ def build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", help="print a run's summary again, without a model")
     show.add_argument("runs", nargs="+", help="run directories")
     show.set_defaults(handler=cmd_show)
+    clean = sub.add_parser("clean", help="remove what killed runs left next to their --out")
+    clean.add_argument("folders", nargs="+", help="folders holding runs (the parent of --out)")
+    clean.set_defaults(handler=cmd_clean)
     return parser
 
 
+def one_line_warning(message, category, *rest, **kwargs) -> str:
+    """Warnings (a skipped run) as one line each, without the source line under them."""
+    return f"rsp-probe: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    import warnings
+
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        # argparse would say "arguments are required: command", hiding the real mistake
+        parser.error(f"unrecognized option {argv[0]} (a command comes first; see --help)")
+    args = parser.parse_args(argv)
+    warnings.formatwarning = one_line_warning
     try:
         return args.handler(args)
     except UsageError as err:
+        print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a full disk, a read-only folder: the system's own one line
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

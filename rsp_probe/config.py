@@ -8,6 +8,7 @@ re-created from its config alone. No heavy imports here: `rsp-probe --help` read
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from rsp_probe.errors import UsageError
@@ -100,6 +101,12 @@ EXPERIMENT_PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputC
 
 def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> None:
     """Validate numbers before any model is loaded or any file is written."""
+    for flag, value in (("--sigma-scale", rsp.sigma_scale), ("--temperature", sampling.temperature),
+                        ("--top-p", sampling.top_p)):
+        if not math.isfinite(value):  # nan compares False to every bound below
+            raise UsageError(f"{flag} must be a finite number, got {value}")
+    if not rsp.rsp_tokens:
+        raise UsageError("--rsp-tokens needs at least one value")
     if any(k < 0 for k in rsp.rsp_tokens):
         raise UsageError(f"--rsp-tokens must be >= 0, got {list(rsp.rsp_tokens)}")
     if rsp.sigma_scale < 0:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from rsp_probe.errors import KVCacheSelfTestError, ModelNotFoundError, UsageError
+from rsp_probe.preflight import check_checkpoint, load_checked_tokenizer
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 DEFAULT_MODEL_NAME = "rsp-probe/arithmetic-toy"
@@ -146,7 +147,8 @@ def load_model(model: str | None = None, dtype: str = "auto", device: str = "aut
     path, name, revision = resolve_model_path(model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
-    tokenizer = load_tokenizer(path)
+    check_checkpoint(path)  # one line for a BERT, a truncated file, a missing tokenizer
+    tokenizer = load_checked_tokenizer(path)
     bridge = _boot_bridge(path, tokenizer, torch_dtype, torch_device)
     bridge.eval()
     cfg = bridge.cfg

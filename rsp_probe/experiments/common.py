@@ -20,8 +20,8 @@ from rsp_probe.config import (
     to_dict,
 )
 from rsp_probe.errors import UsageError
-from rsp_probe.runs import RunWriter, check_output_dir
-
+from rsp_probe.preflight import preflight
+from rsp_probe.runs import RunWriter, prepare_out
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,9 @@ def load_problems(data: DataConfig):
         problems = generate(DEFAULT_TASK, data.split, data.n_prompts, seed=0)
     if not problems:
         raise UsageError(f"{data.dataset or data.task}: no problems to run")
+    if len(problems) < data.n_prompts:  # never cut silently: config.json records n_prompts
+        raise UsageError(f"--n-prompts {data.n_prompts}: {data.dataset or data.task} has only "
+                         f"{len(problems)} problems")
     return problems[:data.n_prompts]
 
 
@@ -86,15 +89,23 @@ class Session:
     def __init__(self, spec: Spec, model=None):
         self.spec = spec
         self.out = Path(spec.output.out) if spec.output.out else default_out(spec.command)
-        check_output_dir(self.out, spec.output.overwrite)  # refuse before the slow load
-        self.problems = load_problems(spec.data)
-        self.model = model if model is not None else _load(spec.model)
+        # Lock --out and run every model-free check before the slow load (rsp_probe.preflight);
+        # the lock is held until the run is published or abandoned.
+        self.lock = prepare_out(self.out, spec.output.overwrite)
+        try:
+            self.problems = load_problems(spec.data)
+            preflight(spec, self.problems, model)
+            self.model = model if model is not None else _load(spec.model)
+        except BaseException:
+            self.lock.release()
+            raise
         self.writer: RunWriter | None = None
 
     def __enter__(self):
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
                   self.model.info.to_dict()}
-        self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite)
+        self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite,
+                                lock=self.lock)
         return self
 
     def __exit__(self, kind, error, traceback):
