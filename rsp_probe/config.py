@@ -46,6 +46,8 @@ class DataConfig:
     split: str = _opt("test", "split of the built-in task", choices=("train", "validation", "test"))
     chat_template: str = _opt("auto", "wrap prompts in the tokenizer's chat template",
                               choices=("auto", "on", "off"))
+    shard: str | None = _opt(None, "I/N: only the prompts of shard I (0-based) of N, chosen by "
+                             "prompt id; `rsp-probe merge` joins the shards' runs")
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ class OutputConfig:
     out: str | None = _opt(None, "run directory to write (default: runs/<command>-<time>)")
     overwrite: bool = _opt(False, "replace a completed run at --out")
     quiet: bool = _opt(False, "no progress bar")
+    resume: bool = _opt(False, "continue the interrupted run at --out from its last complete "
+                        "batch (same options)")
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,10 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> 
         raise UsageError(f"--max-new-tokens must be >= 1, got {sampling.max_new_tokens}")
     if sampling.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {sampling.batch_size}")
+    if data.shard is not None:
+        from rsp_probe.experiments.common import parse_shard
+
+        parse_shard(data.shard)
     if data.n_prompts < 1:
         raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
 

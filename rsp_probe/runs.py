@@ -37,6 +37,7 @@ from rsp_probe.config import SCHEMA_VERSION
 from rsp_probe.errors import UsageError
 from rsp_probe.runio.integrity import DamagedRunError, read_manifest, verify, write_manifest
 from rsp_probe.runio.lock import OutLock
+from rsp_probe.runio.parts import completed_parts, discard_incomplete_parts
 from rsp_probe.runio.publish import leftovers, publish, staging_path
 
 CONFIG_FILE = "config.json"
@@ -45,6 +46,8 @@ TRAJECTORIES_FILE = "trajectories.jsonl"
 RSP_FILE = "rsp.safetensors"
 STEPS_FILE = "steps.parquet"
 DONE_FILE = "DONE"
+# config keys that say how a run was executed, not what it measured: --resume may change them
+EXECUTION_KEYS = ("out", "overwrite", "quiet", "resume")
 KILL_POINT_ENV = "RSP_PROBE_KILL_AT"  # tests: SIGKILL ourselves at this named point
 
 
@@ -92,22 +95,60 @@ class RunWriter:
     abort."""
 
     def __init__(self, out: Path, config: dict, overwrite: bool = False,
-                 lock: OutLock | None = None):
+                 lock: OutLock | None = None, resume: bool = False):
         self.out = Path(out)
         self.lock = lock or prepare_out(self.out, overwrite)
         try:
             self.staging = staging_path(self.out)
-            if self.staging.exists():
-                print(f"rsp-probe: note: discarding {self.staging.name}, an interrupted run "
-                      "of the same path", file=sys.stderr)
-                shutil.rmtree(self.staging)
-            self.staging.mkdir()
             self.started = time.time()
             self.config = {"schema_version": SCHEMA_VERSION, **config}
-            write_json(self.staging / CONFIG_FILE, self.config)
+            if not (resume and self._reuse_staging()):
+                self._fresh_staging(overwrite, resume)
+            self.resumed_batches = completed_parts(self.staging)
         except BaseException:
-            self._discard()
+            self.lock.release()  # the staging folder stays: it may be an interrupted run
             raise
+
+    def _fresh_staging(self, overwrite: bool, resume: bool) -> None:
+        if self.staging.exists():
+            interrupted = not (self.staging / DONE_FILE).exists()  # DONE: a displaced old run
+            if interrupted and not (overwrite or resume):
+                raise UsageError(f"--out {self.out}: an interrupted run is staged in "
+                                 f"{self.staging.name}; --resume continues it, --overwrite "
+                                 f"or `rsp-probe clean {self.out.parent}` discards it")
+            shutil.rmtree(self.staging)
+        self.staging.mkdir()
+        write_json(self.staging / CONFIG_FILE, self.config)
+
+    def _reuse_staging(self) -> bool:
+        """Keep an interrupted run's staging when its configuration is the same."""
+        if not self.staging.is_dir() or (self.staging / DONE_FILE).exists():
+            return False
+        try:
+            staged = json.loads((self.staging / CONFIG_FILE).read_text())
+        except (OSError, ValueError):
+            return False  # killed before its config was written: nothing to reuse
+        changed = sorted(key for key in {*staged, *self.config} - set(EXECUTION_KEYS)
+                         if staged.get(key) != self.config.get(key))
+        if changed:
+            raise UsageError(f"--resume: the interrupted run in {self.staging.name} has a "
+                             f"different {', '.join(changed)}; rerun it with the same options")
+        discard_incomplete_parts(self.staging)
+        write_json(self.staging / CONFIG_FILE, self.config)
+        return True
+
+    def write_part(self, number: int, records: list[dict], vectors, steps) -> None:
+        """One finished batch, appended to the staging directory (rsp_probe.runio.parts)."""
+        from rsp_probe.runio.parts import write_part
+
+        write_part(self.staging, number, records, vectors, steps, kill=kill_point)
+        kill_point(f"batch-{number}-done")
+
+    def merge_parts(self) -> None:
+        from rsp_probe.runio.parts import merge_parts
+
+        merge_parts(self.staging, self.staging / TRAJECTORIES_FILE, self.staging / RSP_FILE,
+                    self.staging / STEPS_FILE)
 
     def write_trajectories(self, records: list[dict], rsp: dict[str, np.ndarray],
                            steps: dict[str, dict[str, np.ndarray]]) -> None:

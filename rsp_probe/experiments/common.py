@@ -83,6 +83,32 @@ def load_problems(data: DataConfig):
     return problems[:data.n_prompts]
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """--shard I/N as (I, N), 0 <= I < N."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise UsageError(f"--shard {text}: I must be in 0..N-1")
+    return index, count
+
+
+def shard_problems(problems: list, shard: str | None) -> list:
+    """Shard I of N holds prompts I, I+N, I+2N, ...: by prompt, so every condition and sample
+    of a prompt (a paired comparison) stays in one shard, and `merge` knows the order."""
+    parsed = parse_shard(shard)
+    if parsed is None:
+        return problems
+    index, count = parsed
+    chosen = problems[index::count]
+    if not chosen:
+        raise UsageError(f"--shard {shard}: no prompts (only {len(problems)} in the run)")
+    return chosen
+
+
 class Session:
     """A loaded model plus the run being written; closes the run on success or failure."""
 
@@ -93,7 +119,7 @@ class Session:
         # the lock is held until the run is published or abandoned.
         self.lock = prepare_out(self.out, spec.output.overwrite)
         try:
-            self.problems = load_problems(spec.data)
+            self.problems = shard_problems(load_problems(spec.data), spec.data.shard)
             preflight(spec, self.problems, model)
             self.model = model if model is not None else _load(spec.model)
         except BaseException:
@@ -105,7 +131,7 @@ class Session:
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
                   self.model.info.to_dict()}
         self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite,
-                                lock=self.lock)
+                                lock=self.lock, resume=self.spec.output.resume)
         return self
 
     def __exit__(self, kind, error, traceback):
