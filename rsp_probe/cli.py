@@ -153,6 +153,16 @@ def cmd_clean(args) -> int:
     return 0
 
 
+def cmd_merge(args) -> int:
+    from rsp_probe.analysis.summaries import describe
+    from rsp_probe.runio.merge import merge_runs
+
+    run = merge_runs(args.runs, args.out, overwrite=args.overwrite)
+    print(describe(run))
+    print(f"\nrun written to {run.path}", file=sys.stderr)
+    return 0
+
+
 def cmd_train_toy(args) -> int:
     from dataclasses import replace
     from pathlib import Path
@@ -270,6 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     clean = sub.add_parser("clean", help="remove what killed runs left next to their --out")
     clean.add_argument("folders", nargs="+", help="folders holding runs (the parent of --out)")
     clean.set_defaults(handler=cmd_clean)
+    merge = sub.add_parser("merge", help="join the runs of --shard 0/N .. N-1/N into one run")
+    merge.add_argument("runs", nargs="+", help="the shards' run directories")
+    merge.add_argument("--out", required=True, help="run directory to write")
+    merge.add_argument("--overwrite", action="store_true", help="replace a completed run at --out")
+    merge.set_defaults(handler=cmd_merge)
     return parser
 
 
