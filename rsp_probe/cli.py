@@ -312,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"rsp-probe {args.command}: interrupted", file=sys.stderr)
+        print(f"rsp-probe {args.command}: interrupted (an experiment's finished batches are "
+              "kept: the same command with --resume continues it)", file=sys.stderr)
         return 130
 
 

@@ -192,6 +192,10 @@ class RunWriter:
         finally:
             self._discard()
 
+    def suspend(self) -> None:
+        """Ctrl-C: keep the staged batches for --resume, let other writers in."""
+        self.lock.release()
+
     def _discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
         self.lock.release()

@@ -111,6 +111,24 @@ def test_resume_skips_the_batches_already_done(reference, loaded_qwen2, tmp_path
     _assert_same_run(out, reference / "uninterrupted")
 
 
+def test_ctrl_c_keeps_the_finished_batches_for_resume(reference, loaded_qwen2, tmp_path,
+                                                     monkeypatch):
+    out = tmp_path / "run"
+
+    def interrupt(point):
+        if point == "batch-1-done":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("rsp_probe.runs.kill_point", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _entropy(loaded_qwen2, out)
+    monkeypatch.undo()
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.partial"]  # lock released
+    _entropy(loaded_qwen2, out, resume=True)
+    _assert_same_run(out, reference / "uninterrupted")
+
+
 def test_an_interrupted_run_is_not_discarded_without_asking(loaded_qwen2, tmp_path, capsys):
     out = tmp_path / "run"
     _killed_at("batch-1-done", loaded_qwen2, out)

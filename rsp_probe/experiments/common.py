@@ -135,7 +135,9 @@ class Session:
         return self
 
     def __exit__(self, kind, error, traceback):
-        if error is not None:
+        if isinstance(error, KeyboardInterrupt):  # the finished batches stay for --resume
+            self.writer.suspend()
+        elif error is not None:
             self.writer.abort({"device": self.model.info.device},
                               reason=f"{kind.__name__}: {error}")
         return False
