@@ -154,7 +154,7 @@ def cmd_train_toy(args) -> int:
     model = load_model(str(out))  # the same path every command uses
     n_card = 16 if args.quick else args.card_problems
     results = measure_quality(model, n_prompts=n_card, quiet=args.quiet)
-    n_params = sum(p.numel() for p in model.bridge.original_model.parameters())
+    n_params = model.n_parameters()
     write_card(out, log, results, n_params, n_card)
     print((out / "README.md").read_text())
     return 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.probes.branching import branching_records
+from rsp_probe.analysis.prefix_tree import branching_records
 from rsp_probe.probes.names import ATTENTION_PROBE
 from rsp_probe.runs import Run
 

@@ -131,7 +131,7 @@ def describe_influence(run: Run) -> str:
 
 
 def describe_branching(run: Run) -> str:
-    from rsp_probe.probes.branching import summarise_branching
+    from rsp_probe.analysis.prefix_tree import summarise_branching
 
     frame = run.table("branching.parquet")
     summary = summarise_branching(frame)

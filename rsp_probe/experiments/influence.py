@@ -11,7 +11,7 @@ from rsp_probe.config import Condition
 from rsp_probe.experiments.common import Session, build_spec
 from rsp_probe.experiments.sampling import Sampled, build_jobs, sample_conditions
 from rsp_probe.probes.influence import influence_values, teacher_forced
-from rsp_probe.probes.step import ATTENTION_PROBE
+from rsp_probe.probes.names import ATTENTION_PROBE
 from rsp_probe.rsp import build_inputs_embeds
 
 BASE = Condition("base", 0, 0.0)

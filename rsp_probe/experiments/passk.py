@@ -6,6 +6,7 @@ from __future__ import annotations
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.common import build_spec, named_conditions
 from rsp_probe.experiments.sampling import sample_and_write
+from rsp_probe.probes.base import LOGIT_ONLY_PROBES
 
 DEFAULT_CONDITIONS = ("temp", "rsp+temp", "greedy+rsp", "greedy")
 DEFAULT_KS = (1, 2, 4, 8, 16, 32)
@@ -22,7 +23,8 @@ def run_passk(spec, model=None):
     def table(writer):
         writer.write_table(PASSK_FILE, passk_table(writer.staged_run(), ks))
 
-    run = sample_and_write(spec, model, conditions, derived=table, record_attention=False)
+    run = sample_and_write(spec, model, conditions, derived=table,
+                           probes=LOGIT_ONLY_PROBES)
     return run, run.table(PASSK_FILE)
 
 

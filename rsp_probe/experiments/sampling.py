@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.common import Session, announce
+from rsp_probe.probes.base import DEFAULT_PROBES
 from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp, trajectory_draw_seed
 from rsp_probe.sampler import Job, generate
 from rsp_probe.tasks.grading import grade
@@ -69,7 +71,7 @@ def _check_context(prompt_id: str, n_input: int, n_ctx: int) -> None:
 
 
 def sample_conditions(session: Session, conditions: list[Condition], samples: int,
-                      record_attention: bool = True) -> Sampled:
+                      probes: Sequence[str] = DEFAULT_PROBES) -> Sampled:
     spec = session.spec
     jobs, records = build_jobs(session, conditions, samples)
     announce(len(session.problems), len(jobs), conditions, spec.sampling.max_new_tokens,
@@ -78,7 +80,7 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
     try:
         trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
                                 batch_size=spec.sampling.batch_size,
-                                record_attention=record_attention, progress=bar)
+                                probes=probes, progress=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -86,13 +88,12 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
 
 
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,
-                     record_attention: bool = True):
+                     probes: Sequence[str] = DEFAULT_PROBES):
     """The shape of every sampling experiment: sample the conditions, write the contract
     files, let `derived(writer)` add files computed from the staged run, then publish it."""
     session = Session(spec, model)
     with session:
-        sampled = sample_conditions(session, conditions, spec.sampling.samples,
-                                    record_attention=record_attention)
+        sampled = sample_conditions(session, conditions, spec.sampling.samples, probes)
         session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
         if derived is not None:
             derived(session.writer)

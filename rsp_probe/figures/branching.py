@@ -3,9 +3,9 @@
 From `rsp-probe branching` runs (branching.parquet plus the trajectories):
 
 - top left: distinct prefixes / N by step per condition, mean over prompts with a 95%
-  bootstrap CI (rsp_probe.probes.branching.summarise_branching);
+  bootstrap CI (rsp_probe.analysis.prefix_tree.summarise_branching);
 - top right: the prefix tree of the (condition, prompt) with the most branch points
-  (rsp_probe.probes.branching.PrefixTree). Unbranched chains are collapsed: nodes are the
+  (rsp_probe.analysis.prefix_tree.PrefixTree). Unbranched chains are collapsed: nodes are the
   root, the branch points and the ends; x is the depth (step), an edge is labelled with its
   first token id and "+m" for the m further tokens it stands for; each branch point is
   annotated with the mean next-token entropy (nats) of the trajectories through it, each end
@@ -40,7 +40,7 @@ from rsp_probe.analysis.stats import N_BOOT
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.figures.prefix_tree import tree_rows
-from rsp_probe.probes.branching import (
+from rsp_probe.analysis.prefix_tree import (
     PrefixTree,
     summarise_branching,
 )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from rsp_probe.backends.base import ATTN_KEY_MASS, Backend, Tap, all_layers
+
 
 def influence_values(base_logits: torch.Tensor,
                      rsp_logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -31,7 +33,7 @@ def influence_values(base_logits: torch.Tensor,
 
 
 @torch.inference_mode()
-def teacher_forced(model, embeds: torch.Tensor, first_step_position: int, n_steps: int,
+def teacher_forced(model: Backend, embeds: torch.Tensor, first_step_position: int, n_steps: int,
                    rsp_positions: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One full forward over [B, T, d] inputs of equal length.
 
@@ -41,17 +43,18 @@ def teacher_forced(model, embeds: torch.Tensor, first_step_position: int, n_step
     """
     rows = slice(first_step_position, first_step_position + n_steps)
     masses: dict[int, torch.Tensor] = {}
+    taps = []
+    if rsp_positions:
+        key_mask = torch.zeros(embeds.shape[0], embeds.shape[1], device=embeds.device)
+        key_mask[:, rsp_positions] = 1.0
 
-    def hook_for(layer):
-        def hook(pattern, hook=None):  # [B, H, Q, K]
-            masses[layer] = pattern[:, :, rows][..., rsp_positions].float().sum(-1)
+        def keep(layer: int, mass: torch.Tensor) -> None:  # mass [B, H, Q]
+            masses[layer] = mass[:, :, rows]
 
-        return hook
-
-    hooks = [(f"blocks.{layer}.attn.hook_pattern", hook_for(layer))
-             for layer in range(model.info.n_layers)] if rsp_positions else []
-    with model.bridge.hooks(fwd_hooks=hooks):
-        logits = model.bridge(embeds, return_type="logits")[:, rows]
+        taps = [Tap(ATTN_KEY_MASS, all_layers(model), keep, key_mask=key_mask,
+                    newest_only=False)]
+    with model.tapped(taps):
+        logits = model.forward(embeds)[:, rows]
     if not rsp_positions:
         return logits, None
     attention = torch.stack([masses[layer] for layer in range(model.info.n_layers)], dim=1)
