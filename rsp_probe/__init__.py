@@ -11,12 +11,8 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
+# every registered experiment is a public function too (rsp_probe.experiments.base)
 _EXPORTS = {
-    "entropy": "rsp_probe.experiments.entropy",
-    "attention": "rsp_probe.experiments.attention",
-    "influence": "rsp_probe.experiments.influence",
-    "branching": "rsp_probe.experiments.branching",
-    "passk": "rsp_probe.experiments.passk",
     "load_model": "rsp_probe.models",
     "fit_law": "rsp_probe.rsp",
     "draw_rsp": "rsp_probe.rsp",
@@ -26,10 +22,15 @@ _EXPORTS = {
     "describe": "rsp_probe.analysis.summaries",
 }
 
-__all__ = sorted(_EXPORTS)
+_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk")  # = BUILTIN
+__all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
+    if not name.startswith("_"):
+        experiments = import_module("rsp_probe.experiments.base").experiments()
+        if name in experiments:
+            return experiments[name]
     raise AttributeError(f"module 'rsp_probe' has no attribute {name!r}")

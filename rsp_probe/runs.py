@@ -38,6 +38,10 @@ TRAJECTORIES_FILE = "trajectories.jsonl"
 RSP_FILE = "rsp.safetensors"
 STEPS_FILE = "steps.parquet"
 DONE_FILE = "DONE"
+# derived files some experiments add (named here once; figures and summaries read them)
+DILUTION_FILE = "dilution_fit.json"
+BRANCHING_FILE = "branching.parquet"
+PASSK_FILE = "passk.parquet"
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

@@ -10,8 +10,6 @@ from rsp_probe.analysis.prefix_tree import branching_records
 from rsp_probe.probes.names import ATTENTION_PROBE
 from rsp_probe.runs import Run
 
-BRANCHING_FILE = "branching.parquet"
-
 
 def per_step_arrays(run: Run, probe: str) -> dict[str, np.ndarray]:
     """trajectory id -> values by step (averaged over layers and heads for attention)."""

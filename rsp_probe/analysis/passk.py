@@ -6,10 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.runs import Run
+from rsp_probe.runs import PASSK_FILE, Run
 from rsp_probe.tasks.passk import bootstrap_pass_at_k, paired_difference
 
-PASSK_FILE = "passk.parquet"
 
 
 def problem_counts(run: Run) -> pd.DataFrame:

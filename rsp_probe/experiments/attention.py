@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
-from rsp_probe.experiments.common import build_spec
-from rsp_probe.experiments.sampling import sample_and_write
-
-DILUTION_FILE = "dilution_fit.json"
+from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.runs import DILUTION_FILE
 
 
 def rsp_conditions(spec) -> list[Condition]:
@@ -20,6 +18,7 @@ def rsp_conditions(spec) -> list[Condition]:
 
 def run_attention(spec, model=None):
     from rsp_probe.analysis.attention import dilution_fits, layer_summary
+    from rsp_probe.experiments.sampling import sample_and_write
 
     def fits(writer):
         writer.write_json(DILUTION_FILE, dilution_fits(writer.staged_run()))
@@ -28,8 +27,9 @@ def run_attention(spec, model=None):
     return run, layer_summary(run)
 
 
-def attention(model=None, **options):
-    """Python API: `rsp_probe.attention(n_prompts=4, rsp_tokens=(4, 16))`."""
-    loaded = model if hasattr(model, "bridge") else None
-    spec = build_spec("attention", model=None if loaded else model, **options)
-    return run_attention(spec, loaded)
+EXPERIMENT = register_experiment(Experiment(
+    name="attention",
+    help="attention mass on the RSP positions per layer and head, with dilution fits",
+    run=run_attention, describe="rsp_probe.analysis.summaries:describe_attention",
+    defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"),
+    theory="rsp_probe.analysis.theory_report:dilution_section"))

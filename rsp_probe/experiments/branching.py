@@ -3,14 +3,23 @@ temp+rsp), their prefix trees, first divergences and branch points."""
 
 from __future__ import annotations
 
-from rsp_probe.experiments.common import build_spec, named_conditions
-from rsp_probe.experiments.sampling import sample_and_write
+from dataclasses import dataclass
 
-DEFAULT_CONDITIONS = ("greedy+rsp", "temp", "temp+rsp")
+from rsp_probe.config import _opt
+from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.experiments.common import named_conditions
+from rsp_probe.runs import BRANCHING_FILE
+
+
+@dataclass(frozen=True)
+class BranchingOptions:
+    conditions: tuple[str, ...] = _opt(("greedy+rsp", "temp", "temp+rsp"),
+                                       "comma-separated conditions")
 
 
 def run_branching(spec, model=None):
-    from rsp_probe.analysis.branching import BRANCHING_FILE, branching_frame
+    from rsp_probe.analysis.branching import branching_frame
+    from rsp_probe.experiments.sampling import sample_and_write
 
     def tree(writer):
         writer.write_table(BRANCHING_FILE, branching_frame(writer.staged_run()))
@@ -20,9 +29,9 @@ def run_branching(spec, model=None):
     return run, run.table(BRANCHING_FILE)
 
 
-def branching(model=None, conditions=DEFAULT_CONDITIONS, **options):
-    """Python API: `rsp_probe.branching(n_prompts=4, samples=8)`."""
-    loaded = model if hasattr(model, "bridge") else None
-    spec = build_spec("branching", extra={"conditions": tuple(conditions)},
-                      model=None if loaded else model, **options)
-    return run_branching(spec, loaded)
+EXPERIMENT = register_experiment(Experiment(
+    name="branching", help="prefix trees of N trajectories per prompt: where greedy+rsp, temp "
+    "and temp+rsp branch", run=run_branching, options=BranchingOptions,
+    describe="rsp_probe.analysis.summaries:describe_branching",
+    defaults={"samples": 8, "temperature": 1.0}, figures=("branching",),
+    theory="rsp_probe.analysis.theory_report:branching_section"))

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.attention import ALL_LAYERS, head_averaged
-from rsp_probe.analysis.passk import PASSK_FILE
+from rsp_probe.runs import PASSK_FILE
 from rsp_probe.analysis.stats import bootstrap_mean, per_prompt_mean
 from rsp_probe.analysis.summaries import probe_frame
 from rsp_probe.errors import UsageError

@@ -30,7 +30,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.branching import BRANCHING_FILE, per_step_arrays
+from rsp_probe.analysis.branching import per_step_arrays
+from rsp_probe.runs import BRANCHING_FILE
 from rsp_probe.analysis.divergence import (
     divergence_counts,
     greedy_prediction,
