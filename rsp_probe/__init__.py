@@ -16,7 +16,7 @@ _EXPORTS = {
     "load_model": "rsp_probe.models",
     "fit_law": "rsp_probe.rsp",
     "draw_rsp": "rsp_probe.rsp",
-    "pass_at_k": "rsp_probe.tasks.passk",
+    "pass_at_k": "rsp_probe.analysis.pass_at_k",
     "open_run": "rsp_probe.runs",
     "find_runs": "rsp_probe.runs",
     "describe": "rsp_probe.analysis.summaries",

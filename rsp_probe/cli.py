@@ -28,7 +28,8 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = None) -> None:
     """One --flag per dataclass field; its `help` metadata becomes the --help text."""
-    group = parser.add_argument_group(piece.__name__.removesuffix("Config").removesuffix("Options").lower() or "options")
+    title = piece.__name__.removesuffix("Config").removesuffix("Options").lower()
+    group = parser.add_argument_group(title or "options")
     for field in dataclasses.fields(piece):
         flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, ())]
         default = (defaults or {}).get(field.name, field.default)

@@ -86,7 +86,7 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
     probes = build_probes(probe_names, context)
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
     with model.tapped([tap for probe in probes for tap in probe.taps()]):
-        cache = None
+        cache, tokens = None, None
         for step in range(1, steps_left + 1):
             for probe in probes:
                 probe.begin_step(step)

@@ -14,8 +14,8 @@ from importlib import metadata
 import pytest
 import torch
 
-from rsp_probe.errors import KVCacheSelfTestError, ModelNotFoundError, UsageError
 from rsp_probe.backends.transformer_lens import kv_cache_self_test
+from rsp_probe.errors import KVCacheSelfTestError, ModelNotFoundError, UsageError
 from rsp_probe.models import load_model
 
 ROUND_TRIP_TEXTS = [

@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.runs import PASSK_FILE, Run
-from rsp_probe.tasks.passk import bootstrap_pass_at_k, paired_difference
-
+from rsp_probe.analysis.pass_at_k import bootstrap_pass_at_k, paired_difference
+from rsp_probe.runs import Run
 
 
 def problem_counts(run: Run) -> pd.DataFrame:

@@ -8,7 +8,6 @@ from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step, wide_tab
 from rsp_probe.probes.names import INFLUENCE_PROBES, LOGIT_PROBES
 from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, PASSK_FILE, Run
 
-
 SHORT_STEPS = (1, 5, 20)  # the step columns of the default (short) tables
 
 

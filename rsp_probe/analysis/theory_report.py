@@ -11,13 +11,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits
+from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, step_means
 from rsp_probe.analysis.divergence import (
     divergence_counts,
     greedy_prediction,
     temperature_prediction,
 )
-from rsp_probe.probes.names import ATTENTION_PROBE, COLLISION_PROBE
+from rsp_probe.probes.names import COLLISION_PROBE
 from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, Run
 from rsp_probe.theory import loglog_slope
 
@@ -54,9 +54,7 @@ def dilution_section(run: Run) -> list[str]:
 
 def mass_by_step(run: Run) -> pd.DataFrame:
     """Head- and layer-averaged RSP mass per (trajectory, step)."""
-    steps = run.steps[run.steps["probe"] == ATTENTION_PROBE]
-    return steps.groupby(["trajectory", "step"], observed=True)["value"].mean().rename(
-        "mass").reset_index()
+    return step_means(run).rename("mass").reset_index()
 
 
 def scaling_section(run: Run) -> list[str]:

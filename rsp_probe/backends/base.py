@@ -127,7 +127,8 @@ def check_taps(backend: Backend, taps: Sequence[Tap]) -> None:
             raise ValueError(f"backend {backend.name} cannot deliver site {tap.site}")
         bad = [layer for layer in tap.layers if not 0 <= layer < backend.info.n_layers]
         if bad:
-            raise ValueError(f"site {tap.site}: layers {bad} outside 0..{backend.info.n_layers - 1}")
+            raise ValueError(f"site {tap.site}: layers {bad} outside "
+                             f"0..{backend.info.n_layers - 1}")
 
 
 def all_layers(backend: Backend) -> tuple[int, ...]:

@@ -23,7 +23,6 @@ from rsp_probe.errors import UsageError
 from rsp_probe.runs import RunWriter, check_output_dir
 
 
-
 @dataclass(frozen=True)
 class Spec:
     """The resolved configuration of one experiment."""

@@ -4,7 +4,6 @@ draws along each prompt's baseline greedy continuation."""
 from __future__ import annotations
 
 from itertools import groupby
-
 from typing import TYPE_CHECKING
 
 from rsp_probe.config import Condition

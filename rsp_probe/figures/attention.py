@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, head_averaged
+from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
@@ -82,8 +83,7 @@ def _run_rows(run: Run) -> pd.DataFrame:
             frames += [rows.assign(condition=condition) for rows in
                        _theory_rows(t, entry, layer)]
     out = pd.concat(frames, ignore_index=True)
-    k = run.trajectories.groupby("condition")["rsp_tokens"].first()
-    return out.assign(run=run.id, k=out["condition"].map(k).astype(int))
+    return out.assign(run=run.id, k=out["condition"].map(condition_k(run)).astype(int))
 
 
 def _label(row) -> str:

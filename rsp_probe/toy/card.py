@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rsp_probe.analysis.pass_at_k import pass_at_k
 from rsp_probe.config import Condition
 from rsp_probe.experiments.common import Session, build_spec
 from rsp_probe.experiments.sampling import build_jobs
 from rsp_probe.probes.base import LOGIT_ONLY_PROBES
 from rsp_probe.sampler import generate
 from rsp_probe.tasks.grading import grade
-from rsp_probe.tasks.passk import pass_at_k
 
 # name -> (law, placement, k, temperature, samples); pass@8 needs n=16 samples.
 MEASUREMENTS = {

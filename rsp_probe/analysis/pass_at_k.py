@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rsp_probe.analysis.stats import bootstrap_indices, percentile_interval
+
 
 def _check_args(n: int, c: int, k: int) -> None:
     if n < 0 or c < 0 or k < 0:
@@ -54,23 +56,6 @@ def pass_at_k_table(
     return table[:, 0] if np.isscalar(ks) else table
 
 
-def _percentile_interval(stats: np.ndarray, ci: float) -> tuple[float, float]:
-    if not 0.0 < ci < 1.0:
-        raise ValueError(f"ci must lie in (0, 1); got {ci}")
-    alpha = (1.0 - ci) / 2.0
-    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
-def _bootstrap_indices(n_problems: int, n_boot: int, seed: int) -> np.ndarray:
-    if n_problems == 0:
-        raise ValueError("bootstrap needs at least one problem")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1; got {n_boot}")
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n_problems, size=(n_boot, n_problems))  # (n_boot, n_problems)
-
-
 def bootstrap_pass_at_k(
     counts: Sequence[int] | np.ndarray,
     n: int,
@@ -85,10 +70,10 @@ def bootstrap_pass_at_k(
     with replacement n_boot times; the same seed gives the same interval.
     """
     per_problem = pass_at_k_table(counts, n, k)
-    idx = _bootstrap_indices(len(per_problem), n_boot, seed)
+    idx = bootstrap_indices(len(per_problem), n_boot, seed)
     boot_means = per_problem[idx].mean(axis=1)  # (n_boot,)
-    lo, hi = _percentile_interval(boot_means, ci)
-    return float(per_problem.mean()), lo, hi
+    lo, hi = percentile_interval(boot_means, ci)
+    return float(per_problem.mean()), float(lo), float(hi)
 
 
 def paired_difference(
@@ -111,6 +96,6 @@ def paired_difference(
     if len(pa) != len(pb):
         raise ValueError(f"paired counts need the same problems; got {len(pa)} and {len(pb)}")
     delta = pa - pb  # (n_problems,)
-    idx = _bootstrap_indices(len(delta), n_boot, seed)
-    lo, hi = _percentile_interval(delta[idx].mean(axis=1), ci)
-    return float(delta.mean()), lo, hi
+    idx = bootstrap_indices(len(delta), n_boot, seed)
+    lo, hi = percentile_interval(delta[idx].mean(axis=1), ci)
+    return float(delta.mean()), float(lo), float(hi)
