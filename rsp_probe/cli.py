@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 
 from rsp_probe.config import EXPERIMENT_PIECES, ModelConfig
@@ -235,8 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def report_to_stderr() -> logging.Handler:
+    """The CLI's reporter: the package's INFO records, one line each on stderr."""
+    logger = logging.getLogger("rsp_probe")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = report_to_stderr()
     try:
         return args.handler(args)
     except UsageError as err:
@@ -245,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"rsp-probe {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("rsp_probe").removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from rsp_probe.analysis.stats import bootstrap_indices, percentile_interval
+from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, percentile_interval
 
 
 def _check_args(n: int, c: int, k: int) -> None:
@@ -56,36 +56,21 @@ def pass_at_k_table(
     return table[:, 0] if np.isscalar(ks) else table
 
 
-def bootstrap_pass_at_k(
-    counts: Sequence[int] | np.ndarray,
-    n: int,
-    k: int,
-    n_boot: int = 2000,
-    seed: int = 0,
-    ci: float = 0.95,
-) -> tuple[float, float, float]:
+def bootstrap_pass_at_k(counts: Sequence[int] | np.ndarray, n: int, k: int,
+                        n_boot: int = N_BOOT, seed: int = 0,
+                        ci: float = 0.95) -> tuple[float, float, float]:
     """Mean pass@k over problems with a percentile bootstrap interval: (mean, lo, hi).
 
     `counts[j]` is the number of correct samples out of n on problem j. Problems are resampled
     with replacement n_boot times; the same seed gives the same interval.
     """
-    per_problem = pass_at_k_table(counts, n, k)
-    idx = bootstrap_indices(len(per_problem), n_boot, seed)
-    boot_means = per_problem[idx].mean(axis=1)  # (n_boot,)
-    lo, hi = percentile_interval(boot_means, ci)
-    return float(per_problem.mean()), float(lo), float(hi)
+    return _mean_interval(pass_at_k_table(counts, n, k), n_boot, seed, ci)
 
 
-def paired_difference(
-    counts_a: Sequence[int] | np.ndarray,
-    counts_b: Sequence[int] | np.ndarray,
-    n_a: int,
-    n_b: int,
-    k: int,
-    n_boot: int = 2000,
-    seed: int = 0,
-    ci: float = 0.95,
-) -> tuple[float, float, float]:
+def paired_difference(counts_a: Sequence[int] | np.ndarray,
+                      counts_b: Sequence[int] | np.ndarray, n_a: int, n_b: int, k: int,
+                      n_boot: int = N_BOOT, seed: int = 0,
+                      ci: float = 0.95) -> tuple[float, float, float]:
     """Mean pass@k of condition a minus condition b on the same problems: (diff, lo, hi).
 
     counts_a[j] and counts_b[j] refer to the same problem j (n_a and n_b samples per problem).
@@ -95,7 +80,11 @@ def paired_difference(
     pb = pass_at_k_table(counts_b, n_b, k)
     if len(pa) != len(pb):
         raise ValueError(f"paired counts need the same problems; got {len(pa)} and {len(pb)}")
-    delta = pa - pb  # (n_problems,)
-    idx = bootstrap_indices(len(delta), n_boot, seed)
-    lo, hi = percentile_interval(delta[idx].mean(axis=1), ci)
-    return float(delta.mean()), float(lo), float(hi)
+    return _mean_interval(pa - pb, n_boot, seed, ci)
+
+
+def _mean_interval(per_problem: np.ndarray, n_boot: int, seed: int,
+                   ci: float) -> tuple[float, float, float]:
+    idx = bootstrap_indices(len(per_problem), n_boot, seed)
+    lo, hi = percentile_interval(per_problem[idx].mean(axis=1), ci)  # over (n_boot,) means
+    return float(per_problem.mean()), float(lo), float(hi)
