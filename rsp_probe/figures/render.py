@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from importlib import import_module, metadata
 from pathlib import Path
 
@@ -124,8 +125,9 @@ def run_figure_path(run: Run, name: str) -> Path:
 
 
 def render_run_figure(run: Run, name: str) -> Path | None:
-    """Draw figure `name` from this one run into its directory (png + csv); None when the
-    run cannot feed it (UsageError from the figure: too little data)."""
+    """Draw figure `name` from this one run into its directory (png + csv). A run too small
+    for the figure (one sample, no branch, nothing to fit) gets no picture and an INFO
+    record saying why; the run itself is complete either way."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -133,7 +135,8 @@ def render_run_figure(run: Run, name: str) -> Path | None:
     try:
         return render_one(module, [run], run.path, stem=f"{RUN_FIGURE_STEM}-{name}",
                           pdf=False)[0]
-    except UsageError:
+    except (UsageError, ValueError, KeyError) as err:  # what the figures raise on thin data
+        logging.getLogger("rsp_probe").info(f"no {name} figure for {run.path}: {err!r}")
         return None
 
 
