@@ -3,10 +3,19 @@ dilution-law fits written to dilution_fit.json."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.runs import DILUTION_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
+    from rsp_probe.runs import Run
 
 
 def rsp_conditions(spec) -> list[Condition]:
@@ -16,7 +25,7 @@ def rsp_conditions(spec) -> list[Condition]:
     return [Condition(f"k{k}", k, spec.sampling.temperature, spec.sampling.top_p) for k in ks]
 
 
-def run_attention(spec, model=None):
+def run_attention(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.attention import dilution_fits, layer_summary
     from rsp_probe.experiments.sampling import sample_and_write
 

@@ -4,11 +4,19 @@ temp+rsp), their prefix trees, first divergences and branch points."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rsp_probe.config import _opt
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import named_conditions
 from rsp_probe.runs import BRANCHING_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
+    from rsp_probe.runs import Run
 
 
 @dataclass(frozen=True)
@@ -17,7 +25,7 @@ class BranchingOptions:
                                        "comma-separated conditions")
 
 
-def run_branching(spec, model=None):
+def run_branching(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.branching import branching_frame
     from rsp_probe.experiments.sampling import sample_and_write
 

@@ -3,11 +3,20 @@ sampled at the same temperature on the same prompts."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import conditions_by_k
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def run_entropy(spec, model=None):
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
+    from rsp_probe.runs import Run
+
+
+def run_entropy(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     """Run, write the run directory, return (Run, summary DataFrame)."""
     from rsp_probe.analysis.summaries import entropy_summary
     from rsp_probe.experiments.sampling import sample_and_write

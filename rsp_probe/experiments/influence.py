@@ -11,7 +11,12 @@ from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import Session
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
     from rsp_probe.experiments.sampling import Sampled
+    from rsp_probe.runs import Run
 
 BASE = Condition("base", 0, 0.0)
 
@@ -20,7 +25,7 @@ def rsp_conditions(spec) -> list[Condition]:
     return [Condition(f"k{k}", k, 0.0) for k in sorted(set(spec.rsp.rsp_tokens))]
 
 
-def run_influence(spec, model=None):
+def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.summaries import influence_summary
     from rsp_probe.experiments.sampling import sample_conditions
 

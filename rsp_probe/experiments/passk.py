@@ -4,6 +4,7 @@ problems, with bootstrap CIs and paired differences."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rsp_probe.config import _opt
 from rsp_probe.errors import UsageError
@@ -11,6 +12,13 @@ from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import named_conditions
 from rsp_probe.probes.base import LOGIT_ONLY_PROBES
 from rsp_probe.runs import PASSK_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
+    from rsp_probe.runs import Run
 
 
 @dataclass(frozen=True)
@@ -20,7 +28,7 @@ class PasskOptions:
     k: tuple[int, ...] = _opt((1, 2, 4, 8), "k values of Pass@k, each <= --n")
 
 
-def run_passk(spec, model=None):
+def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.passk import passk_table
     from rsp_probe.experiments.sampling import sample_and_write
 
