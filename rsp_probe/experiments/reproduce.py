@@ -50,11 +50,12 @@ def run_plan(out: Path, model=None, model_spec: str | None = None, quiet: bool =
     return runs
 
 
-def results_text(runs) -> str:
-    """Each run's summary exactly as `rsp-probe show` prints it, with the command line."""
+def results_text(runs: list) -> str:
+    """Each run's summary exactly as `rsp-probe show --full` prints it (every report step,
+    as the README has always quoted)."""
     from rsp_probe.analysis.summaries import describe
 
     sections = []
     for run in runs:
-        sections.append(f"### `{run.id}` ({run.command})\n\n```\n{describe(run)}\n```\n")
+        sections.append(f"### `{run.id}` ({run.command})\n\n```\n{describe(run, full=True)}\n```\n")
     return "\n".join(sections)
