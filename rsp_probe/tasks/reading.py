@@ -8,10 +8,12 @@ reference. No timeouts here: `mathcheck` runs these functions in worker processe
 The text is read by math-verify's own `parse` with the configuration of its regression suite:
 LaTeX with boxed answers first, then plain expressions. So several boxes are one answer (a set),
 `\\$` inside a box is a dollar sign, and "The final answer is $10,455$. I hope it is correct."
-is read as math-verify reads it. The project's `####` convention is kept where it adds
-something: in text with no box, the answer on the `####` line wins over whatever the model wrote
-after it (a small model often runs on into a new "Question: ... Answer: 7").
-"""
+is read as math-verify reads it. The answer recorded is the string math-verify extracted, after
+its normalisation (\\dfrac -> \\frac, 0.5 -> \\frac{1}{2}, 16,\\!386.20 -> 16,386.20).
+
+The project's `####` convention is kept where it adds something: in text with no box, the
+answer on the `####` line wins over whatever the model wrote after it (a small model often runs
+on into a new "Question: ... Answer: 7")."""
 
 from __future__ import annotations
 
