@@ -42,7 +42,9 @@ def test_hanging_check_is_killed_and_the_rest_still_run():
     pairs = [("3", POWER_TOWER), ("\\frac{1}{2}", "0.5"), ("3", "4"), ("2", "2")]
     t0 = time.monotonic()
     results = check_answers(pairs, timeout_s=1.0, workers=2)
-    assert time.monotonic() - t0 < 20.0
+    # Bounded: unkilled, the tower never returns. Loose, because two pool start-ups (spawn and
+    # the sympy import in each worker) took 45 s on the shared 2-core machine at load 11.
+    assert time.monotonic() - t0 < 120.0
     assert results == [
         CheckResult(correct=None, timed_out=True,
                     error="timed out: the check ran longer than 1 s"),  # ungraded, not wrong
