@@ -9,7 +9,7 @@ import logging
 import sys
 
 from rsp_probe.config import EXPERIMENT_PIECES, ModelConfig
-from rsp_probe.errors import UsageError
+from rsp_probe.errors import GradingError, UsageError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -145,6 +145,12 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from rsp_probe.tasks.regrade import grade_command
+
+    return grade_command(args.path, args.out, args.overwrite, args.timeout)
+
+
 def cmd_train_toy(args) -> int:
     from dataclasses import replace
     from pathlib import Path
@@ -233,6 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--full", action="store_true",
                       help="every report step in the tables (default: a few)")
     show.set_defaults(handler=cmd_show)
+    grade = sub.add_parser("grade", help="re-grade a finished run into a new run, or grade a "
+                           'JSONL file of {"text": ..., "answer": ...} lines')
+    grade.add_argument("path", help="a run directory or a .jsonl file")
+    grade.add_argument("--out", help="run: the new run directory (default RUN-regraded); "
+                       "file: the graded JSONL (default standard output)")
+    grade.add_argument("--overwrite", action="store_true", help="replace what is at --out")
+    grade.add_argument("--timeout", type=float, default=5.0,
+                       help="seconds one check may take before it is left ungraded (%(default)s)")
+    grade.set_defaults(handler=cmd_grade)
     return parser
 
 
@@ -254,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except GradingError as err:  # never a wrong answer: the run stops, with no DONE
+        print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"rsp-probe {args.command}: interrupted", file=sys.stderr)
         return 130

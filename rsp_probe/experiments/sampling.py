@@ -105,10 +105,10 @@ def finish_records(session, jobs, records, trajectories) -> Sampled:
     texts = [tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
     graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
-    for record, trajectory, text, (answer, correct) in zip(records, trajectories, texts, graded):
+    for record, trajectory, text, result in zip(records, trajectories, texts, graded):
         record.update(generated_token_ids=trajectory.generated_token_ids, text=text,
                       stop_reason=trajectory.stop_reason,
-                      n_steps=len(trajectory.generated_token_ids), answer=answer,
-                      correct=correct)
+                      n_steps=len(trajectory.generated_token_ids), answer=result.answer,
+                      correct=result.correct, grade_error=result.error)
     return Sampled(records, {job.id: job.rsp.numpy() for job in jobs},
                    {t.id: t.steps for t in trajectories})
