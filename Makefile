@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench figures theory readme-tables clean-venv
+.PHONY: install demo test lint bench figures theory readme-tables clean-venv lab
 
 install: $(STAMP)
 
@@ -32,6 +32,15 @@ bench: $(STAMP)
 
 figures: $(STAMP)
 	$(BIN)/rsp-probe reproduce --out runs/reproduce --figures figures
+
+LAB_STAMP := $(VENV)/.rsp-probe-notebooks-installed
+
+$(LAB_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,notebooks]'
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab notebooks/
 
 clean-venv:
 	rm -rf $(VENV)

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from rsp_probe.models import load_model
+from rsp_probe.probes.base import DEFAULT_PROBES
 from rsp_probe.rsp import build_inputs_embeds, draw_rsp, fit_law
 from rsp_probe.sampler import Job, generate
 from rsp_probe.toy.checkpoint import ToyArchitecture, save_random_checkpoint
@@ -43,7 +44,7 @@ def build(size: str, root: Path):
     train_tokenizer(CORPUS, vocab_size=512, out_dir=root / "tokenizer")
     path = save_random_checkpoint(root / size, SIZES[size], root / "tokenizer")
     model = load_model(str(path))
-    n_params = sum(p.numel() for p in model.bridge.original_model.parameters())
+    n_params = model.n_parameters()
     law = fit_law(model.embedding_table)
     ids = [1] + [5 + i % 200 for i in range(PROMPT_TOKENS)] + [-1] * RSP_TOKENS
     positions = list(range(PROMPT_TOKENS + 1, PROMPT_TOKENS + 1 + RSP_TOKENS))
@@ -55,7 +56,7 @@ def build(size: str, root: Path):
 def run_ours(model, jobs, probes: bool) -> float:
     start = time.perf_counter()
     out = generate(model, jobs, NEW_TOKENS, batch_size=N_TRAJECTORIES,
-                   record_attention=probes, record_logits=probes)
+                   probes=DEFAULT_PROBES if probes else ())
     return sum(len(t.generated_token_ids) for t in out) / (time.perf_counter() - start)
 
 

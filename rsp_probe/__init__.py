@@ -11,25 +11,27 @@ from importlib import import_module
 
 __version__ = "0.1.0"
 
+# every registered experiment is a public function too (rsp_probe.experiments.base)
 _EXPORTS = {
-    "entropy": "rsp_probe.experiments.entropy",
-    "attention": "rsp_probe.experiments.attention",
-    "influence": "rsp_probe.experiments.influence",
-    "branching": "rsp_probe.experiments.branching",
-    "passk": "rsp_probe.experiments.passk",
     "load_model": "rsp_probe.models",
     "fit_law": "rsp_probe.rsp",
     "draw_rsp": "rsp_probe.rsp",
-    "pass_at_k": "rsp_probe.tasks.passk",
+    "pass_at_k": "rsp_probe.analysis.pass_at_k",
+    "check_answer": "rsp_probe.tasks.grading",
     "open_run": "rsp_probe.runs",
     "find_runs": "rsp_probe.runs",
     "describe": "rsp_probe.analysis.summaries",
 }
 
-__all__ = sorted(_EXPORTS)
+_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk")  # = BUILTIN
+__all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
+    if not name.startswith("_"):
+        experiments = import_module("rsp_probe.experiments.base").experiments()
+        if name in experiments:
+            return experiments[name]
     raise AttributeError(f"module 'rsp_probe' has no attribute {name!r}")

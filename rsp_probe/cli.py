@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
-from collections.abc import Callable
 
 from rsp_probe.config import EXPERIMENT_PIECES, ModelConfig
-from rsp_probe.errors import UsageError
+from rsp_probe.errors import GradingError, UsageError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -29,15 +29,16 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = None) -> None:
     """One --flag per dataclass field; its `help` metadata becomes the --help text."""
-    group = parser.add_argument_group(piece.__name__.removesuffix("Config").lower())
+    title = piece.__name__.removesuffix("Config").removesuffix("Options").lower()
+    group = parser.add_argument_group(title or "options")
     for field in dataclasses.fields(piece):
         flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, ())]
         default = (defaults or {}).get(field.name, field.default)
         kwargs = {"default": default, "help": field.metadata.get("help", "") + " (%(default)s)"}
         if field.type in ("bool", bool):
             kwargs["action"] = argparse.BooleanOptionalAction
-        elif field.name == "rsp_tokens":
-            kwargs["type"] = int_list
+        elif str(field.type) in LIST_TYPES:
+            kwargs["type"] = LIST_TYPES[str(field.type)]
         else:
             kwargs["type"] = {"int": int, "float": float}.get(str(field.type), str)
             if "choices" in field.metadata:
@@ -52,6 +53,9 @@ def name_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
+LIST_TYPES = {"tuple[int, ...]": int_list, "tuple[str, ...]": name_list}
+
+
 def options_of(args: argparse.Namespace, pieces=EXPERIMENT_PIECES) -> dict:
     names = {f.name for piece in pieces for f in dataclasses.fields(piece)}
     return {name: value for name, value in vars(args).items() if name in names}
@@ -59,25 +63,28 @@ def options_of(args: argparse.Namespace, pieces=EXPERIMENT_PIECES) -> dict:
 
 # -- commands ---------------------------------------------------------------------------------
 
-def experiment(module: str, function: str, extra: tuple[str, ...] = ()) -> Callable:
-    """A command that builds a Spec, runs rsp_probe.experiments.<module>.<function>, prints
-    the run's summary (the same text `rsp-probe show` prints later)."""
+def spec_from_args(experiment, args: argparse.Namespace):
+    """The Spec a parsed command line asks for (the API resolves the same defaults)."""
+    from rsp_probe.experiments.common import build_spec
 
-    def handler(args) -> int:
-        import importlib
+    own = {name: getattr(args, name) for name in experiment.option_defaults()}
+    return build_spec(experiment.name, extra=own, **options_of(args))
 
-        from rsp_probe.analysis.summaries import describe
-        from rsp_probe.experiments.common import build_spec
 
-        run_fn = getattr(importlib.import_module(f"rsp_probe.experiments.{module}"), function)
-        spec = build_spec(args.command, extra={name: getattr(args, name) for name in extra},
-                          **options_of(args))
-        run, _ = run_fn(spec)
-        print(describe(run))
-        print(f"\nrun written to {run.path}", file=sys.stderr)
-        return 0
+def cmd_experiment(args) -> int:
+    """Run a registered experiment, print its short summary (what `rsp-probe show` prints
+    again) and the paths of the run and of its figure."""
+    from rsp_probe.experiments.base import execute, get_experiment
+    from rsp_probe.figures.render import run_figure_path
 
-    return handler
+    experiment = get_experiment(args.command)
+    run, _ = execute(experiment, spec_from_args(experiment, args))
+    print(experiment.describe_run(run))
+    print(f"\nrun written to {run.path}", file=sys.stderr)
+    figure = run_figure_path(run, experiment.figures[0]) if experiment.figures else None
+    if figure is not None and figure.exists():
+        print(f"figure: {figure}", file=sys.stderr)
+    return 0
 
 
 def cmd_figures(args) -> int:
@@ -114,7 +121,8 @@ def cmd_reproduce(args) -> int:
     from rsp_probe.figures.render import render_all
 
     out = Path(args.out)
-    runs = run_plan(out, model_spec=args.model, quiet=args.quiet, overwrite=args.overwrite)
+    runs = run_plan(out, model_spec=args.model, quiet=args.quiet, overwrite=args.overwrite,
+                    report=lambda line: print(line, file=sys.stderr))
     figures = render_all([run.path for run in runs], args.figures)
     theory = theory_report(runs)
     results = results_text(runs)
@@ -135,7 +143,7 @@ def cmd_show(args) -> int:
     from rsp_probe.runs import open_run
 
     for path in args.runs:
-        print(describe(open_run(path)))
+        print(describe(open_run(path), full=args.full))
     return 0
 
 
@@ -163,6 +171,12 @@ def cmd_merge(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from rsp_probe.tasks.regrade import grade_command
+
+    return grade_command(args.path, args.out, args.overwrite, args.timeout)
+
+
 def cmd_train_toy(args) -> int:
     from dataclasses import replace
     from pathlib import Path
@@ -180,8 +194,7 @@ def cmd_train_toy(args) -> int:
     model = load_model(str(out))  # the same path every command uses
     n_card = 16 if args.quick else args.card_problems
     results = measure_quality(model, n_prompts=n_card, quiet=args.quiet)
-    n_params = sum(p.numel() for p in model.bridge.original_model.parameters())
-    write_card(out, log, results, n_params, n_card)
+    write_card(out, log, results, model.n_parameters(), n_card)
     print((out / "README.md").read_text())
     return 0
 
@@ -198,44 +211,17 @@ def cmd_model_card(args) -> int:
     return 0
 
 
-COMMANDS: dict[str, tuple[str, Callable, dict]] = {
-    "entropy": ("next-token entropy, baseline (k=0) against RSPs of several k",
-                experiment("entropy", "run_entropy"), {}),
-    "attention": ("attention mass on the RSP positions per layer and head, with dilution fits",
-                  experiment("attention", "run_attention"), {"rsp_tokens": (4, 16)}),
-    "influence": ("teacher-forced KL / TV / entropy shift of RSP draws along the greedy baseline",
-                  experiment("influence", "run_influence"),
-                  {"rsp_tokens": (4, 16), "samples": 8, "temperature": 0.0}),
-    "branching": ("prefix trees of N trajectories per prompt: where greedy+rsp, temp and "
-                  "temp+rsp branch", experiment("branching", "run_branching", ("conditions",)),
-                  {"samples": 8, "temperature": 1.0}),
-    "passk": ("Pass@k per condition (temp, rsp+temp, greedy+rsp, greedy) with paired CIs",
-              experiment("passk", "run_passk", ("conditions", "k")),
-              {"samples": 32, "temperature": 1.0, "n_prompts": 50}),
-}
-
-# Command-specific options beyond the shared config pieces: flag -> argparse kwargs.
-EXTRA_OPTIONS = {
-    "branching": {"--conditions": dict(type=name_list, default=("greedy+rsp", "temp", "temp+rsp"),
-                                       help="comma-separated conditions (%(default)s)")},
-    "passk": {"--conditions": dict(type=name_list,
-                                   default=("temp", "rsp+temp", "greedy+rsp", "greedy"),
-                                   help="comma-separated conditions (%(default)s)"),
-              "--k": dict(type=int_list, default=(1, 2, 4, 8, 16, 32),
-                          help="k values of Pass@k, each <= --n (%(default)s)")},
-}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="rsp-probe", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    for name, (summary, handler, defaults) in COMMANDS.items():
-        command = sub.add_parser(name, help=summary, description=summary)
+    from rsp_probe.experiments.base import experiments
+
+    for name, experiment in experiments().items():
+        command = sub.add_parser(name, help=experiment.help, description=experiment.help)
         for piece in EXPERIMENT_PIECES:
-            add_options(command, piece, defaults)
-        for flag, kwargs in EXTRA_OPTIONS.get(name, {}).items():
-            command.add_argument(flag, **kwargs)
-        command.set_defaults(handler=handler)
+            add_options(command, piece, experiment.defaults)
+        add_options(command, experiment.options)
+        command.set_defaults(handler=cmd_experiment)
     train = sub.add_parser("train-toy", help="train the embedded default model on CPU")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--quick", action="store_true", help="a few steps, for tests")
@@ -276,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(handler=cmd_reproduce)
     show = sub.add_parser("show", help="print a run's summary again, without a model")
     show.add_argument("runs", nargs="+", help="run directories")
+    show.add_argument("--full", action="store_true",
+                      help="every report step in the tables (default: a few)")
     show.set_defaults(handler=cmd_show)
     clean = sub.add_parser("clean", help="remove what killed runs left next to their --out")
     clean.add_argument("folders", nargs="+", help="folders holding runs (the parent of --out)")
@@ -285,7 +273,26 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--out", required=True, help="run directory to write")
     merge.add_argument("--overwrite", action="store_true", help="replace a completed run at --out")
     merge.set_defaults(handler=cmd_merge)
+    grade = sub.add_parser("grade", help="re-grade a finished run into a new run, or grade a "
+                           'JSONL file of {"text": ..., "answer": ...} lines')
+    grade.add_argument("path", help="a run directory or a .jsonl file")
+    grade.add_argument("--out", help="run: the new run directory (default RUN-regraded); "
+                       "file: the graded JSONL (default standard output)")
+    grade.add_argument("--overwrite", action="store_true", help="replace what is at --out")
+    grade.add_argument("--timeout", type=float, default=5.0,
+                       help="seconds one check may take before it is left ungraded (%(default)s)")
+    grade.set_defaults(handler=cmd_grade)
     return parser
+
+
+def report_to_stderr() -> logging.Handler:
+    """The CLI's reporter: the package's INFO records, one line each on stderr."""
+    logger = logging.getLogger("rsp_probe")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return handler
 
 
 def one_line_warning(message, category, *rest, **kwargs) -> str:
@@ -303,11 +310,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized option {argv[0]} (a command comes first; see --help)")
     args = parser.parse_args(argv)
     warnings.formatwarning = one_line_warning
+    handler = report_to_stderr()
     try:
         return args.handler(args)
     except UsageError as err:
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except GradingError as err:  # never a wrong answer: the run stops, with no DONE
+        print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
+        return 1
     except OSError as err:  # a full disk, a read-only folder: the system's own one line
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
         return 2
@@ -315,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rsp-probe {args.command}: interrupted (an experiment's finished batches are "
               "kept: the same command with --resume continues it)", file=sys.stderr)
         return 130
+    finally:
+        logging.getLogger("rsp_probe").removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -1,26 +1,27 @@
-"""Model loading: the ONLY module that imports transformer_lens.
+"""Model loading, whatever the backend: one function loads every model.
 
 `load_model` resolves a local directory or a Hub id from the local cache (never the network),
-boots a TransformerBridge around the Hugging Face model, and refuses to return a model whose
-cached decoding disagrees with a full forward pass (transformers 5.24 silently breaks the
-KV cache of TransformerLens 4.3; see shared/notes/transformer-lens.md).
+picks the device and dtype, and hands the directory to a backend (rsp_probe/backends/), which
+boots the model and checks that its cached decoding agrees with a full forward pass.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import hashlib
 import json
 import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from rsp_probe.errors import KVCacheSelfTestError, ModelNotFoundError, UsageError
-from rsp_probe.preflight import check_checkpoint, load_checked_tokenizer
+from rsp_probe.errors import ModelNotFoundError, UsageError
+from rsp_probe.preflight import check_checkpoint
+
+if TYPE_CHECKING:
+    from rsp_probe.backends.base import Backend
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 DEFAULT_MODEL_NAME = "rsp-probe/arithmetic-toy"
@@ -47,28 +48,6 @@ class ModelInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass
-class LoadedModel:
-    bridge: object  # transformer_lens.model_bridge.TransformerBridge
-    tokenizer: object  # our own copy: the bridge may reconfigure the one it holds
-    info: ModelInfo
-    dtype: torch.dtype
-    device: torch.device
-
-    @property
-    def embedding_table(self) -> torch.Tensor:
-        """The input-embedding table W_E, [d_vocab, d_model]."""
-        return self.bridge.W_E
-
-    @property
-    def eos_token_ids(self) -> set[int]:
-        ids = {self.tokenizer.eos_token_id}
-        gen = getattr(self.bridge.original_model, "generation_config", None)
-        extra = getattr(gen, "eos_token_id", None)
-        ids |= set(extra) if isinstance(extra, (list, tuple)) else {extra}
-        return {i for i in ids if i is not None}
 
 
 def resolve_model_path(spec: str | None) -> tuple[Path, str, str | None]:
@@ -136,83 +115,44 @@ def weights_sha256(path: Path) -> str | None:
 
 
 def load_tokenizer(path: Path):
+    """Every backend's tokenizer: damaged files are one UsageError line, not a traceback."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"{path}: the tokenizer cannot be loaded ({err})") from None
+    if len(tokenizer) == 0:
+        raise UsageError(f"{path}: the tokenizer is empty (damaged tokenizer files?)")
+    return tokenizer
+
+
+
+
+def model_info(path: Path, name: str, revision: str | None, n_layers: int, n_heads: int,
+               d_model: int, d_vocab: int, n_ctx: int, dtype: torch.dtype,
+               device: torch.device) -> ModelInfo:
+    """What config.json records about a loaded model, for any backend."""
+    return ModelInfo(name=name, path=str(path), n_layers=n_layers, n_heads=n_heads,
+                     d_model=d_model, d_vocab=d_vocab, n_ctx=n_ctx, revision=revision,
+                     weights_sha256=weights_sha256(path),
+                     dtype=str(dtype).removeprefix("torch."), device=str(device))
+
+
+def context_length(path: Path, fallback: int) -> int:
+    hf_config = json.loads((path / "config.json").read_text())
+    return int(hf_config.get("max_position_embeddings") or fallback)
 
 
 def load_model(model: str | None = None, dtype: str = "auto", device: str = "auto",
-               self_test: bool = True) -> LoadedModel:
-    """Load a model for probing. Raises UsageError subclasses with one-line messages."""
+               self_test: bool = True, backend: str = "transformer-lens") -> Backend:
+    """Load a model for probing behind `backend`. Raises UsageError subclasses with one-line
+    messages (no such directory, not in the cache, KV-cache self-test failed)."""
+    from rsp_probe.backends import backend_loader
+
+    loader = backend_loader(backend)
     path, name, revision = resolve_model_path(model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     check_checkpoint(path)  # one line for a BERT, a truncated file, a missing tokenizer
-    tokenizer = load_checked_tokenizer(path)
-    bridge = _boot_bridge(path, tokenizer, torch_dtype, torch_device)
-    bridge.eval()
-    cfg = bridge.cfg
-    info = ModelInfo(
-        name=name, path=str(path), n_layers=cfg.n_layers, n_heads=cfg.n_heads,
-        d_model=cfg.d_model, d_vocab=cfg.d_vocab, n_ctx=_context_length(path, cfg),
-        revision=revision, weights_sha256=weights_sha256(path),
-        dtype=str(torch_dtype).removeprefix("torch."), device=str(torch_device))
-    loaded = LoadedModel(bridge, tokenizer, info, torch_dtype, torch_device)
-    if self_test:
-        kv_cache_self_test(loaded)
-    return loaded
-
-
-def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device):
-    from transformer_lens.model_bridge import TransformerBridge
-
-    try:
-        with _no_progress_bars():  # stderr is for the one-line error, not "Loading weights"
-            return TransformerBridge.boot_transformers(
-                str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device))
-    except (OSError, ValueError, KeyError) as err:
-        raise UsageError(f"{path}: cannot be loaded as a TransformerBridge model ({err})") from err
-
-
-@contextlib.contextmanager
-def _no_progress_bars():
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
-
-
-def _context_length(path: Path, cfg) -> int:
-    hf_config = json.loads((path / "config.json").read_text())
-    return int(hf_config.get("max_position_embeddings") or cfg.n_ctx)
-
-
-@torch.inference_mode()
-def kv_cache_self_test(model: LoadedModel, n_tokens: int = 12, seed: int = 0) -> float:
-    """Compare one cached decode step with a full forward pass; refuse on disagreement.
-
-    Returns max |logit difference|. A broken cache (decode steps attending only to
-    themselves) changes the logits by O(their scale), far above the tolerance.
-    """
-    bridge = model.bridge
-    generator = torch.Generator().manual_seed(seed)
-    n_tokens = min(n_tokens, model.info.n_ctx)
-    ids = torch.randint(0, model.info.d_vocab, (1, n_tokens), generator=generator)
-    ids = ids.to(model.device)
-    _, cache = bridge(ids[:, :-1], return_type="logits_and_cache")
-    cached = bridge(ids[:, -1:], return_type="logits_and_cache", past_key_values=cache)[0]
-    full = bridge(ids, return_type="logits")
-    cached_last, full_last = cached[0, -1].float(), full[0, -1].float()
-    diff = (cached_last - full_last).abs().max().item()
-    tolerance = 1e-3 if model.dtype == torch.float32 else 0.05 * (1 + full_last.abs().max().item())
-    if not diff < tolerance:
-        raise KVCacheSelfTestError(
-            f"KV-cache self-test failed for {model.info.name}: a cached decode step differs "
-            f"from a full forward pass by {diff:.3g} (tolerance {tolerance:.3g}); refusing to "
-            "measure with a broken cache (is transformers 5.24.0 installed? see constraints.txt)")
-    return diff
+    return loader(path, name, revision, torch_dtype, torch_device, self_test=self_test)

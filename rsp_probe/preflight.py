@@ -68,18 +68,6 @@ def context_length(config: dict) -> int | None:
     return None
 
 
-def load_checked_tokenizer(path: Path):
-    from rsp_probe.models import load_tokenizer
-
-    try:
-        tokenizer = load_tokenizer(path)
-    except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"{path}: the tokenizer cannot be loaded ({err})") from None
-    if len(tokenizer) == 0:
-        raise UsageError(f"{path}: the tokenizer is empty (damaged tokenizer files?)")
-    return tokenizer
-
-
 def check_prompts_fit(problems, tokenizer, n_ctx: int | None, k: int, placement: str,
                       chat_template: str) -> None:
     """The longest input of each prompt (its largest k) must leave room to generate."""
@@ -101,10 +89,10 @@ def preflight(spec, problems, model=None) -> None:
     if model is not None:
         tokenizer, n_ctx = model.tokenizer, model.info.n_ctx
     else:
-        from rsp_probe.models import resolve_model_path
+        from rsp_probe.models import load_tokenizer, resolve_model_path
 
         path, _, _ = resolve_model_path(spec.model.model)
         n_ctx = context_length(check_checkpoint(path))
-        tokenizer = load_checked_tokenizer(path)
+        tokenizer = load_tokenizer(path)
     check_prompts_fit(problems, tokenizer, n_ctx, max(spec.rsp.rsp_tokens), spec.rsp.placement,
                       spec.data.chat_template)

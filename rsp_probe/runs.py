@@ -25,8 +25,8 @@ import subprocess
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -49,6 +49,10 @@ DONE_FILE = "DONE"
 # config keys that say how a run was executed, not what it measured: --resume may change them
 EXECUTION_KEYS = ("out", "overwrite", "quiet", "resume")
 KILL_POINT_ENV = "RSP_PROBE_KILL_AT"  # tests: SIGKILL ourselves at this named point
+# derived files some experiments add (named here once; figures and summaries read them)
+DILUTION_FILE = "dilution_fit.json"
+BRANCHING_FILE = "branching.parquet"
+PASSK_FILE = "passk.parquet"
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:
@@ -162,6 +166,11 @@ class RunWriter:
 
     def write_json(self, name: str, payload) -> None:
         write_json(self.staging / name, payload)
+
+    def write_derived(self, files: dict) -> None:
+        """An experiment's derived files: dicts as JSON, tables as Parquet."""
+        for name, value in files.items():
+            (self.write_json if isinstance(value, dict) else self.write_table)(name, value)
 
     def staged_run(self) -> Run:
         """The run as written so far, for analyses whose results go into the run itself."""

@@ -2,25 +2,20 @@
 
 Prefill the (left-padded) input embeddings once, then decode one token per step for every
 row, stopping each row at EOS, at a stop string or at max_new_tokens. The loop owns the step
-index; probes record exactly one value per (trajectory, step[, layer, head]).
+index; it calls whatever probes it is given (rsp_probe.probes), which record exactly one
+value per (trajectory, step[, layer, head]) through the backend's sites.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from rsp_probe.models import LoadedModel
-from rsp_probe.probes.step import (
-    ATTENTION_PROBE,
-    COLLISION_PROBE,
-    LOGIT_PROBES,
-    RSPAttentionProbe,
-    collision_probability,
-    logit_probes,
-)
+from rsp_probe.backends.base import Backend
+from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, build_probes
 from rsp_probe.rsp import build_inputs_embeds
 
 
@@ -46,11 +41,10 @@ class Trajectory:
 
 
 @torch.inference_mode()
-def generate(model: LoadedModel, jobs: list[Job], max_new_tokens: int, *,
+def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
              stop_strings: tuple[str, ...] = (), batch_size: int = 32,
-             record_attention: bool = True, record_logits: bool = True,
-             progress=None, on_batch=None, prepare_batch=None,
-             skip_batches=frozenset()) -> list[Trajectory]:
+             probes: Sequence[str] = DEFAULT_PROBES, progress=None, on_batch=None,
+             prepare_batch=None, skip_batches=frozenset()) -> list[Trajectory]:
     """Generate every job; results come back in the order of `jobs`.
 
     Rows are batched by input length (less padding); a row's result never depends on
@@ -72,7 +66,7 @@ def generate(model: LoadedModel, jobs: list[Job], max_new_tokens: int, *,
         if prepare_batch is not None:
             chunk_jobs = prepare_batch(number, chunk, chunk_jobs)
         batch = _generate_batch(model, chunk_jobs, max_new_tokens,
-                                stop_strings, record_attention, record_logits, progress)
+                                stop_strings, probes, progress)
         if on_batch is not None:
             on_batch(number, chunk, batch)
         else:
@@ -80,7 +74,7 @@ def generate(model: LoadedModel, jobs: list[Job], max_new_tokens: int, *,
     return [results[i] for i in range(len(jobs))] if on_batch is None else []
 
 
-def _left_pad(model: LoadedModel, jobs: list[Job]):
+def _left_pad(model: Backend, jobs: list[Job]):
     table = model.embedding_table
     width = max(len(job.input_ids) for job in jobs)
     embeds = torch.zeros(len(jobs), width, table.shape[1], dtype=table.dtype, device=model.device)
@@ -95,36 +89,29 @@ def _left_pad(model: LoadedModel, jobs: list[Job]):
     return embeds, mask, positions, rsp_keys
 
 
-def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention, record_logits,
-                    progress):
-    bridge, cfg = model.bridge, model.info
+def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
+                    stop_strings: tuple[str, ...], probe_names: Sequence[str], progress):
+    info = model.info
     embeds, mask, positions, rsp_keys = _left_pad(model, jobs)
-    budgets = [min(max_new_tokens, cfg.n_ctx - len(job.input_ids)) for job in jobs]
+    budgets = [min(max_new_tokens, info.n_ctx - len(job.input_ids)) for job in jobs]
     steps_left = max(budgets)  # each row stops at its own budget, not the longest row's
     chooser = _TokenChooser(jobs, model.device)
-    attention = None
-    if record_attention and rsp_keys.any():
-        attention = RSPAttentionProbe(rsp_keys, max(steps_left, 1), cfg.n_layers, cfg.n_heads)
-    logs = {name: torch.zeros(len(jobs), max(steps_left, 1), device=model.device)
-            for name in (*LOGIT_PROBES, COLLISION_PROBE)} if record_logits else {}
+    context = BatchContext(len(jobs), steps_left, info.n_layers, info.n_heads, model.device,
+                           rsp_keys, chooser.temperature)
+    probes = build_probes(probe_names, context)
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
-    hooks = attention.hooks() if attention else []
-    with bridge.hooks(fwd_hooks=hooks):
-        step_input, cache = embeds, None
+    with model.tapped([tap for probe in probes for tap in probe.taps()]):
+        cache, tokens = None, None
         for step in range(1, steps_left + 1):
-            if attention:
-                attention.begin_step(step)
-            logits, cache = bridge(step_input, return_type="logits_and_cache",
-                                   past_key_values=cache, attention_mask=mask,
-                                   position_ids=positions)
-            if attention:
-                attention.check_step()
-            last = logits[:, -1]  # [B, V]
-            if record_logits:
-                for name, values in logit_probes(last).items():
-                    logs[name][:, step - 1] = values
-                logs[COLLISION_PROBE][:, step - 1] = collision_probability(last,
-                                                                           chooser.temperature)
+            for probe in probes:
+                probe.begin_step(step)
+            if cache is None:
+                last, cache = model.prefill(embeds, mask, positions)  # [B, V]
+            else:
+                last, cache = model.decode(tokens[:, None], mask, positions, cache)
+            for probe in probes:
+                probe.record(step, last)
+                probe.check_step()
             tokens = chooser.choose(last)
             active_before = rows.active.sum()
             rows.append(tokens.tolist())
@@ -132,10 +119,9 @@ def _generate_batch(model, jobs, max_new_tokens, stop_strings, record_attention,
                 progress.update(int(active_before))
             if not rows.active.any():
                 break
-            step_input = tokens[:, None]
             mask = torch.cat([mask, mask.new_ones(len(jobs), 1)], dim=1)
             positions = positions[:, -1:] + 1
-    return rows.trajectories(logs, attention)
+    return rows.trajectories(probes)
 
 
 class _TokenChooser:
@@ -171,7 +157,7 @@ def _top_p_filter(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
 class _RowState:
     """Per-row generated tokens and stop bookkeeping."""
 
-    def __init__(self, jobs: list[Job], model: LoadedModel, stop_strings: tuple[str, ...],
+    def __init__(self, jobs: list[Job], model: Backend, stop_strings: tuple[str, ...],
                  budgets: list[int], max_new_tokens: int):
         self.jobs = jobs
         self.tokenizer = model.tokenizer
@@ -201,14 +187,11 @@ class _RowState:
         self.active[row] = False
         self.reasons[row] = reason
 
-    def trajectories(self, logs, attention) -> list[Trajectory]:
-        cpu_logs = {name: values.cpu().numpy() for name, values in logs.items()}
-        cpu_attention = attention.values.cpu().numpy() if attention else None
-        out = []
-        for row, job in enumerate(self.jobs):
-            n_steps = len(self.tokens[row])
-            steps = {name: values[row, :n_steps] for name, values in cpu_logs.items()}
-            if cpu_attention is not None and job.rsp_positions:
-                steps[ATTENTION_PROBE] = cpu_attention[row, :n_steps]
-            out.append(Trajectory(job.id, self.tokens[row], self.reasons[row], steps))
-        return out
+    def trajectories(self, probes) -> list[Trajectory]:
+        n_steps = [len(tokens) for tokens in self.tokens]
+        steps: list[dict[str, np.ndarray]] = [{} for _ in self.jobs]
+        for probe in probes:
+            for row, values in enumerate(probe.finalize(n_steps)):
+                steps[row].update(values)
+        return [Trajectory(job.id, self.tokens[row], self.reasons[row], steps[row])
+                for row, job in enumerate(self.jobs)]

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rsp_probe.probes.branching import (
+from rsp_probe.analysis.prefix_tree import (
     BRANCHING_COLUMNS,
     SUMMARY_COLUMNS,
     BranchPoint,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 import rsp_probe
-from rsp_probe.errors import UsageError
 from rsp_probe.cli import main
+from rsp_probe.errors import UsageError
 from rsp_probe.runio import publish as publish_module
 from rsp_probe.runio.integrity import DamagedRunError, read_manifest
 from rsp_probe.runio.lock import OutLock

@@ -186,8 +186,8 @@ def test_branching_fraction_divergence_and_tree(by_command):
 
 
 def test_collapsed_prefix_tree():
+    from rsp_probe.analysis.prefix_tree import PrefixTree
     from rsp_probe.figures.prefix_tree import tree_rows
-    from rsp_probe.probes.branching import PrefixTree
 
     tree = PrefixTree([[1, 2, 3, 9], [1, 2, 4], [5], [5]])
     rows = tree_rows(tree, np.zeros(tree.n_nodes))

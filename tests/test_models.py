@@ -14,8 +14,9 @@ from importlib import metadata
 import pytest
 import torch
 
+from rsp_probe.backends.transformer_lens import kv_cache_self_test
 from rsp_probe.errors import KVCacheSelfTestError, ModelNotFoundError, UsageError
-from rsp_probe.models import kv_cache_self_test, load_model
+from rsp_probe.models import load_model
 
 ROUND_TRIP_TEXTS = [
     "Mia has 12 pencils.  She buys 7 more.",

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy.special import comb
 
-from rsp_probe.tasks.passk import (
+from rsp_probe.analysis.pass_at_k import (
     bootstrap_pass_at_k,
     paired_difference,
     pass_at_k,

@@ -211,7 +211,7 @@ def test_inputs_embeds_without_rsp_are_the_token_rows(loaded_qwen2):
 # -- draws recorded by real runs ---------------------------------------------------------------
 
 def _entropy_run(model, out, **options):
-    from rsp_probe.experiments.entropy import entropy
+    from rsp_probe import entropy
 
     defaults = {"n_prompts": 2, "samples": 2, "rsp_tokens": (3,), "max_new_tokens": 2,
                 "quiet": True}

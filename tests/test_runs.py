@@ -235,7 +235,8 @@ def entropy_run(tiny_qwen2, tmp_path_factory):
 def test_entropy_returns_the_run_and_its_summary(entropy_run):
     run, table, records = entropy_run
     assert isinstance(run, rsp_probe.runs.Run) and isinstance(table, pd.DataFrame)
-    assert sorted(p.name for p in run.path.iterdir()) == sorted(FILES)
+    own_figure = ("figure-entropy.png", "figure-entropy.csv")  # drawn into every run (#13)
+    assert sorted(p.name for p in run.path.iterdir()) == sorted(FILES + own_figure)
     assert run.config["command"] == "entropy" and run.config["rsp_tokens"] == [0, 3]
     assert set(table["condition"]) == {"k0", "k3"}
     assert set(table["probe"]) == {"entropy", "top1_prob", "margin"}

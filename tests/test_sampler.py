@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rsp_probe.models import load_model
-from rsp_probe.rsp import build_inputs_embeds, fit_law, draw_rsp, place_rsp
+from rsp_probe.rsp import build_inputs_embeds, draw_rsp, fit_law, place_rsp
 from rsp_probe.sampler import Job, generate
 from rsp_probe.tasks.prompts import encode_plain
 

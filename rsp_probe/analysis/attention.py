@@ -15,12 +15,20 @@ ALL_LAYERS = -1  # the layer label of the average over layers and heads
 MIN_TRAJECTORIES = 3  # a step enters a fit only when this many trajectories reached it
 
 
+def step_means(run: Run, probe: str = ATTENTION_PROBE) -> pd.Series:
+    """The one layer-and-head average: a probe's value per (trajectory, step), averaged over
+    every layer and head it has (a scalar probe comes back unchanged)."""
+    steps = run.steps[run.steps["probe"] == probe]
+    return steps.groupby(["trajectory", "step"], observed=True)["value"].mean()
+
+
 def head_averaged(run: Run) -> pd.DataFrame:
-    """Mass averaged over heads per (trajectory, step, layer), plus layer=-1 over all layers."""
+    """Mass averaged over heads per (trajectory, step, layer), plus layer=-1 over all layers
+    and heads (step_means)."""
     steps = run.steps[run.steps["probe"] == ATTENTION_PROBE]
     per_layer = steps.groupby(["trajectory", "step", "layer"], observed=True)["value"].mean()
     per_layer = per_layer.reset_index()
-    overall = per_layer.groupby(["trajectory", "step"])["value"].mean().reset_index()
+    overall = step_means(run).reset_index()
     frame = pd.concat([per_layer, overall.assign(layer=ALL_LAYERS)], ignore_index=True)
     meta = run.trajectories[["id", "condition", "prompt_id", "rsp_tokens"]]
     return frame.merge(meta.rename(columns={"id": "trajectory"}), on="trajectory")

@@ -6,17 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.probes.branching import branching_records
+from rsp_probe.analysis.attention import step_means
+from rsp_probe.analysis.prefix_tree import branching_records
 from rsp_probe.probes.names import ATTENTION_PROBE
 from rsp_probe.runs import Run
-
-BRANCHING_FILE = "branching.parquet"
 
 
 def per_step_arrays(run: Run, probe: str) -> dict[str, np.ndarray]:
     """trajectory id -> values by step (averaged over layers and heads for attention)."""
-    steps = run.steps[run.steps["probe"] == probe]
-    means = steps.groupby(["trajectory", "step"], observed=True)["value"].mean()
+    means = step_means(run, probe)
     return {trajectory: group.to_numpy() for trajectory, group in
             means.groupby(level="trajectory")}
 

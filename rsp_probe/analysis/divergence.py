@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.branching import per_step_arrays
-from rsp_probe.probes.branching import NEVER, first_divergence_steps
+from rsp_probe.analysis.prefix_tree import NEVER, first_divergence_steps
 from rsp_probe.probes.names import ATTENTION_PROBE, COLLISION_PROBE
 from rsp_probe.runs import Run
 from rsp_probe.theory import distribution_distance, first_divergence_pmf, fit_greedy_c

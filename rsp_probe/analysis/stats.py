@@ -10,6 +10,26 @@ REPORT_STEPS = (1, 2, 3, 5, 10, 20, 50)
 N_BOOT = 2000
 
 
+def bootstrap_indices(n_units: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """The one bootstrap of the package: n_boot resamples of n_units units (prompts,
+    problems) with replacement, [n_boot, n_units]; the same seed gives the same resamples."""
+    if n_units == 0:
+        raise ValueError("bootstrap needs at least one problem")
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1; got {n_boot}")
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, n_units, size=(n_boot, n_units))
+
+
+def percentile_interval(stats: np.ndarray, ci: float = 0.95, axis=None):
+    """(low, high) percentile interval of bootstrap statistics (along `axis`)."""
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci must lie in (0, 1); got {ci}")
+    alpha = (1.0 - ci) / 2.0
+    low, high = np.quantile(stats, [alpha, 1.0 - alpha], axis=axis)
+    return low, high
+
+
 def bootstrap_mean(values, n_boot: int = N_BOOT, seed: int = 0,
                    ci: float = 0.95) -> tuple[float, float, float]:
     """Mean of per-prompt values with a percentile bootstrap CI (nan when empty)."""
@@ -17,11 +37,9 @@ def bootstrap_mean(values, n_boot: int = N_BOOT, seed: int = 0,
     values = values[~np.isnan(values)]
     if values.size == 0:
         return (np.nan, np.nan, np.nan)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, values.size, (n_boot, values.size))].mean(axis=1)
-    alpha = (1 - ci) / 2
-    return (float(values.mean()), float(np.quantile(means, alpha)),
-            float(np.quantile(means, 1 - alpha)))
+    means = values[bootstrap_indices(values.size, n_boot, seed)].mean(axis=1)
+    low, high = percentile_interval(means, ci)
+    return float(values.mean()), float(low), float(high)
 
 
 def per_prompt_mean(frame: pd.DataFrame, by: list[str], value: str = "value") -> pd.DataFrame:

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rsp_probe.analysis.grades import graded, ungraded_warning
 from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step, wide_table
 from rsp_probe.probes.names import INFLUENCE_PROBES, LOGIT_PROBES
-from rsp_probe.runs import Run
+from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, PASSK_FILE, Run
+
+SHORT_STEPS = (1, 5, 20)  # the step columns of the default (short) tables
+
+
+def shown(summary: pd.DataFrame, full: bool) -> pd.DataFrame:
+    """All report steps with `full` (`rsp-probe show --full`), else a few."""
+    if full or summary.empty or "step" not in summary:
+        return summary
+    return summary[summary["step"].isin(SHORT_STEPS)]
 
 
 def probe_frame(run: Run, probes) -> pd.DataFrame:
@@ -40,10 +50,13 @@ def early_minus_late(run: Run, early=(1, 2, 3), late_steps: int = 10) -> pd.Data
 
 
 def accuracy(run: Run) -> pd.DataFrame:
+    """Mean over prompts of the share correct among graded trajectories (ungraded left out)."""
     frame = run.trajectories
-    if "correct" not in frame or frame["correct"].isna().all():
+    if not graded(frame).any():
         return pd.DataFrame()
-    per_prompt = frame.groupby(["condition", "prompt_id"])["correct"].mean()
+    frame = frame[graded(frame)]
+    per_prompt = frame["correct"].astype(float).groupby(
+        [frame["condition"], frame["prompt_id"]]).mean()
     rows = []
     for condition, values in per_prompt.groupby(level="condition"):
         mean, lo, hi = bootstrap_mean(values.to_numpy(dtype=float))
@@ -51,22 +64,28 @@ def accuracy(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def describe_entropy(run: Run) -> str:
+def describe_entropy(run: Run, full: bool = False) -> str:
     summary = entropy_summary(run)
     lines = [_header(run, f"T={run.config['temperature']}")]
     for probe, unit in (("entropy", "nats"), ("top1_prob", ""), ("margin", "logits")):
         lines += ["", f"## mean {probe} {f'({unit}) ' if unit else ''}by step, 95% CI over prompts",
-                  wide_table(summary[summary["probe"] == probe])]
+                  wide_table(shown(summary[summary["probe"] == probe], full))]
     diff = early_minus_late(run)
     lines += ["", "## entropy early (steps 1-3) minus late (last 10 steps), nats"]
     lines += [f"{r.condition:>10}  {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
               for r in diff.itertuples()]
     acc = accuracy(run)
+    lines += _grading_lines(run)
     if not acc.empty:
         lines += ["", "## accuracy (mean over prompts, 95% CI)"]
         lines += [f"{r.condition:>10}  {r.mean:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
                   for r in acc.itertuples()]
     return "\n".join(lines)
+
+
+def _grading_lines(run: Run) -> list[str]:
+    warning = ungraded_warning(run.trajectories)
+    return ["", warning] if warning else []
 
 
 def _header(run: Run, *extra: str) -> str:
@@ -78,7 +97,7 @@ def _header(run: Run, *extra: str) -> str:
             f"prompts={run.trajectories['prompt_id'].nunique()}  samples={config['samples']}")
 
 
-def describe_attention(run: Run) -> str:
+def describe_attention(run: Run, full: bool = False) -> str:
     from rsp_probe.analysis.attention import layer_summary, top_heads
 
     lines = [_header(run), "", "## heads absorbing the most RSP mass at step 1"]
@@ -88,18 +107,18 @@ def describe_attention(run: Run) -> str:
     for condition, rows in summary.groupby("condition"):
         lines += ["", f"## {condition}: mass on the RSP, averaged over heads, by layer "
                   "(layer -1 = all layers), 95% CI over prompts",
-                  wide_table(rows, row="layer")]
+                  wide_table(shown(rows, full), row="layer")]
     lines += _fit_lines(run)
     return "\n".join(lines)
 
 
 def _fit_lines(run: Run) -> list[str]:
-    path = run.path / "dilution_fit.json"
+    path = run.path / DILUTION_FILE
     if not path.exists():
         return []
     lines = ["", "## dilution fits to the mean curve (best AIC first); dilution: "
              "m_t = k e^delta / (k e^delta + n + t - 1)"]
-    for condition, entry in run.json("dilution_fit.json").items():
+    for condition, entry in run.json(DILUTION_FILE).items():
         for layer, result in entry["layers"].items():
             if not result["fits"]:
                 lines.append(f"{condition} layer {layer:>2}: no fit ({result['error']})")
@@ -119,27 +138,27 @@ def influence_summary(run: Run) -> pd.DataFrame:
     return summarise_by_step(frame[frame["condition"] != "base"])
 
 
-def describe_influence(run: Run) -> str:
+def describe_influence(run: Run, full: bool = False) -> str:
     summary = influence_summary(run)
     lines = [_header(run) + "  (teacher-forced along each prompt's greedy baseline)"]
     units = {"kl": "KL(p_rsp || p_base), nats", "tv": "total variation",
              "entropy_delta": "H(p_rsp) - H(p_base), nats", "top1_agree": "top-1 agreement"}
     for probe in INFLUENCE_PROBES:
         lines += ["", f"## {units[probe]} by step, 95% CI over prompts",
-                  wide_table(summary[summary["probe"] == probe], digits=4)]
+                  wide_table(shown(summary[summary["probe"] == probe], full), digits=4)]
     return "\n".join(lines)
 
 
-def describe_branching(run: Run) -> str:
-    from rsp_probe.probes.branching import summarise_branching
+def describe_branching(run: Run, full: bool = False) -> str:
+    from rsp_probe.analysis.prefix_tree import summarise_branching
 
-    frame = run.table("branching.parquet")
+    frame = run.table(BRANCHING_FILE)
     summary = summarise_branching(frame)
     fraction = summary[summary["statistic"] == "distinct_prefix_fraction"].rename(
         columns={"value": "mean"})
     lines = [_header(run) + f"  T={run.config['temperature']}", "",
              "## distinct prefixes / N by step, 95% CI over prompts",
-             wide_table(fraction, digits=2), "",
+             wide_table(shown(fraction, full), digits=2), "",
              "## first divergence between pairs of trajectories"]
     for condition, rows in summary[summary["step"] == -1].groupby("condition"):
         stats = dict(zip(rows["statistic"], rows["value"]))
@@ -150,41 +169,40 @@ def describe_branching(run: Run) -> str:
     for condition, rows in answers:
         lines.append(f"{condition:>12}  {rows['value'].mean():.2f} distinct answers, "
                      f"{rows['count'].mean():.2f} correct of {run.config['samples']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _grading_lines(run))
 
 
-def describe_passk(run: Run) -> str:
+def describe_passk(run: Run, full: bool = False) -> str:
     from rsp_probe.analysis.passk import default_pairs, paired_table
 
-    table = run.table("passk.parquet")
+    table = run.table(PASSK_FILE)
     lines = [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
              "## Pass@k, 95% CI over problems"]
     cells = table.assign(mean=table["pass_at_k"])
     lines.append(wide_table(cells, column="k"))
+    lines += _grading_lines(run)
     lines += ["", "## accuracy and distinct answers per problem"]
     for r in table.drop_duplicates("condition").itertuples():
         lines.append(f"{r.condition:>12}  accuracy {r.accuracy:.3f}, "
-                     f"{r.distinct_answers:.2f} distinct answers")
+                     f"{r.distinct_answers:.2f} distinct answers, "
+                     f"{getattr(r, 'ungraded', 0)} ungraded")
     paired = paired_table(run, sorted(table["k"].unique()),
                           default_pairs(table["condition"].unique()))
     if not paired.empty:
         lines += ["", "## paired difference on the same problems, Pass@k(a) - Pass@k(b)"]
-        shown = paired.assign(condition=paired["a"] + " - " + paired["b"],
+        pairs = paired.assign(condition=paired["a"] + " - " + paired["b"],
                               mean=paired["difference"])
-        lines.append(wide_table(shown, column="k"))
+        lines.append(wide_table(pairs, column="k"))
     return "\n".join(lines)
 
 
-DESCRIBERS = {"entropy": describe_entropy, "attention": describe_attention,
-              "influence": describe_influence, "branching": describe_branching,
-              "passk": describe_passk}
+def describe(run: Run, full: bool = False) -> str:
+    """The summary a command printed when it wrote `run` (`full`: every report step)."""
+    from rsp_probe.experiments.base import experiments
 
-
-def describe(run: Run) -> str:
-    """The summary a command printed when it wrote `run`."""
-    describer = DESCRIBERS.get(run.command)
-    if describer is None:
+    experiment = experiments().get(run.command)
+    if experiment is None:
         return f"{run.path}: no summary for command {run.command!r}"
-    return describer(run)
+    return experiment.describe_run(run, full=full)
 
 

@@ -11,23 +11,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits
+from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, step_means
 from rsp_probe.analysis.divergence import (
     divergence_counts,
     greedy_prediction,
     temperature_prediction,
 )
-from rsp_probe.probes.names import ATTENTION_PROBE, COLLISION_PROBE
 from rsp_probe.errors import UsageError
-from rsp_probe.runs import Run
+from rsp_probe.probes.names import COLLISION_PROBE
+from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, Run
 from rsp_probe.theory import loglog_slope
 
 BEGIN, END = "<!-- BEGIN GENERATED COMPARISON -->", "<!-- END GENERATED COMPARISON -->"
 
 
 def dilution_section(run: Run) -> list[str]:
-    path = run.path / "dilution_fit.json"
-    fits = run.json("dilution_fit.json") if path.exists() else dilution_fits(run)
+    path = run.path / DILUTION_FILE
+    fits = run.json(DILUTION_FILE) if path.exists() else dilution_fits(run)
     lines = [f"### Dilution of RSP attention (`{run.id}`)", "",
              "| condition | layer | best law (AIC) | dilution delta ± se | R² dilution | "
              "R² best | ΔAIC dilution − best |", "|---|---|---|---|---|---|---|"]
@@ -55,9 +55,7 @@ def dilution_section(run: Run) -> list[str]:
 
 def mass_by_step(run: Run) -> pd.DataFrame:
     """Head- and layer-averaged RSP mass per (trajectory, step)."""
-    steps = run.steps[run.steps["probe"] == ATTENTION_PROBE]
-    return steps.groupby(["trajectory", "step"], observed=True)["value"].mean().rename(
-        "mass").reset_index()
+    return step_means(run).rename("mass").reset_index()
 
 
 def scaling_section(run: Run) -> list[str]:
@@ -85,7 +83,7 @@ def scaling_section(run: Run) -> list[str]:
 
 
 def branching_section(run: Run) -> list[str]:
-    frame = run.table("branching.parquet")
+    frame = run.table(BRANCHING_FILE)
     horizon = int(frame.loc[frame["record"] == "distinct_prefix_fraction", "step"].max())
     lines = [f"### First divergence, predicted against observed (`{run.id}`)", "",
              "| condition | hazard model | free parameters | TV(observed, predicted) | "
@@ -113,16 +111,15 @@ def branching_section(run: Run) -> list[str]:
                     "have none, so they are out-of-sample predictions."]
 
 
-SECTIONS = {"attention": dilution_section, "influence": scaling_section,
-            "branching": branching_section}
-
-
 def theory_report(runs: list[Run]) -> str:
+    """Each run's section, from the `theory` of the experiment that wrote it."""
+    from rsp_probe.experiments.base import experiments, resolve
+
+    sections = {name: e.theory for name, e in experiments().items() if e.theory is not None}
     parts = []
     for run in runs:
-        section = SECTIONS.get(run.command)
-        if section is not None:
-            parts.append("\n".join(section(run)))
+        if run.command in sections:
+            parts.append("\n".join(resolve(sections[run.command])(run)))
     if not parts:
         return ("No comparison possible: give `rsp-probe attention`, `influence` or "
                 "`branching` runs.")

@@ -3,12 +3,19 @@ dilution-law fits written to dilution_fit.json."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
-from rsp_probe.experiments.common import build_spec
-from rsp_probe.experiments.sampling import sample_and_write
+from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.runs import DILUTION_FILE
 
-DILUTION_FILE = "dilution_fit.json"
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
+    from rsp_probe.runs import Run
 
 
 def rsp_conditions(spec) -> list[Condition]:
@@ -18,18 +25,23 @@ def rsp_conditions(spec) -> list[Condition]:
     return [Condition(f"k{k}", k, spec.sampling.temperature, spec.sampling.top_p) for k in ks]
 
 
-def run_attention(spec, model=None):
-    from rsp_probe.analysis.attention import dilution_fits, layer_summary
+def dilution_file(run: Run) -> dict:
+    from rsp_probe.analysis.attention import dilution_fits
 
-    def fits(writer):
-        writer.write_json(DILUTION_FILE, dilution_fits(writer.staged_run()))
+    return {DILUTION_FILE: dilution_fits(run)}
 
-    run = sample_and_write(spec, model, rsp_conditions(spec), derived=fits)
+
+def run_attention(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+    from rsp_probe.analysis.attention import layer_summary
+    from rsp_probe.experiments.sampling import sample_and_write
+
+    run = sample_and_write(spec, model, rsp_conditions(spec), derived=dilution_file)
     return run, layer_summary(run)
 
 
-def attention(model=None, **options):
-    """Python API: `rsp_probe.attention(n_prompts=4, rsp_tokens=(4, 16))`."""
-    loaded = model if hasattr(model, "bridge") else None
-    spec = build_spec("attention", model=None if loaded else model, **options)
-    return run_attention(spec, loaded)
+EXPERIMENT = register_experiment(Experiment(
+    name="attention",
+    help="attention mass on the RSP positions per layer and head, with dilution fits",
+    run=run_attention, describe="rsp_probe.analysis.summaries:describe_attention",
+    defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"), derive=dilution_file,
+    theory="rsp_probe.analysis.theory_report:dilution_section"))

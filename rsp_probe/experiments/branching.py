@@ -3,26 +3,45 @@ temp+rsp), their prefix trees, first divergences and branch points."""
 
 from __future__ import annotations
 
-from rsp_probe.experiments.common import build_spec, named_conditions
-from rsp_probe.experiments.sampling import sample_and_write
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-DEFAULT_CONDITIONS = ("greedy+rsp", "temp", "temp+rsp")
+from rsp_probe.config import _opt
+from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.experiments.common import named_conditions
+from rsp_probe.runs import BRANCHING_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
+    from rsp_probe.runs import Run
 
 
-def run_branching(spec, model=None):
-    from rsp_probe.analysis.branching import BRANCHING_FILE, branching_frame
+@dataclass(frozen=True)
+class BranchingOptions:
+    conditions: tuple[str, ...] = _opt(("greedy+rsp", "temp", "temp+rsp"),
+                                       "comma-separated conditions")
 
-    def tree(writer):
-        writer.write_table(BRANCHING_FILE, branching_frame(writer.staged_run()))
+
+def branching_file(run: Run) -> dict:
+    from rsp_probe.analysis.branching import branching_frame
+
+    return {BRANCHING_FILE: branching_frame(run)}
+
+
+def run_branching(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+    from rsp_probe.experiments.sampling import sample_and_write
 
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
-    run = sample_and_write(spec, model, conditions, derived=tree)
+    run = sample_and_write(spec, model, conditions, derived=branching_file)
     return run, run.table(BRANCHING_FILE)
 
 
-def branching(model=None, conditions=DEFAULT_CONDITIONS, **options):
-    """Python API: `rsp_probe.branching(n_prompts=4, samples=8)`."""
-    loaded = model if hasattr(model, "bridge") else None
-    spec = build_spec("branching", extra={"conditions": tuple(conditions)},
-                      model=None if loaded else model, **options)
-    return run_branching(spec, loaded)
+EXPERIMENT = register_experiment(Experiment(
+    name="branching", help="prefix trees of N trajectories per prompt: where greedy+rsp, temp "
+    "and temp+rsp branch", run=run_branching, options=BranchingOptions,
+    describe="rsp_probe.analysis.summaries:describe_branching",
+    defaults={"samples": 8, "temperature": 1.0}, figures=("branching",), derive=branching_file,
+    theory="rsp_probe.analysis.theory_report:branching_section"))

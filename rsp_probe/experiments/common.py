@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import time
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from rsp_probe.config import (
 from rsp_probe.errors import UsageError
 from rsp_probe.preflight import preflight
 from rsp_probe.runs import RunWriter, prepare_out
+
+LOG = logging.getLogger("rsp_probe")
 
 
 @dataclass(frozen=True)
@@ -143,8 +146,10 @@ class Session:
         return False
 
     def finish(self, summary: dict | None = None):
+        from rsp_probe.experiments.base import draw_run_figure
         from rsp_probe.runs import open_run
 
+        draw_run_figure(self.spec.command, self.writer.staged_run())
         meta = {"device": self.model.info.device, "dtype": self.model.info.dtype,
                 **(summary or {})}
         return open_run(self.writer.finish(meta))
@@ -194,10 +199,11 @@ def named_conditions(names: tuple[str, ...], spec: Spec) -> list[Condition]:
 
 def announce(n_prompts: int, n_trajectories: int, conditions: list[Condition], max_new: int,
              quiet: bool) -> None:
-    """The size of the work before it starts: prompts x samples x conditions x steps."""
+    """The size of the work before it starts: prompts x samples x conditions x steps, as
+    an INFO record of the `rsp_probe` logger (the CLI shows those on stderr)."""
     if quiet:
         return
     names = ", ".join(c.name for c in conditions)
-    print(f"{n_prompts} prompts x {len(conditions)} conditions ({names}) = {n_trajectories} "
-          f"trajectories, up to {max_new} new tokens each (<= {n_trajectories * max_new} "
-          "decoding steps)", file=sys.stderr)
+    LOG.info(f"{n_prompts} prompts x {len(conditions)} conditions ({names}) = {n_trajectories} "
+             f"trajectories, up to {max_new} new tokens each (<= {n_trajectories * max_new} "
+             "decoding steps)")

@@ -3,32 +3,55 @@ problems, with bootstrap CIs and paired differences."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rsp_probe.config import _opt
 from rsp_probe.errors import UsageError
-from rsp_probe.experiments.common import build_spec, named_conditions
-from rsp_probe.experiments.sampling import sample_and_write
+from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.experiments.common import named_conditions
+from rsp_probe.probes.base import LOGIT_ONLY_PROBES
+from rsp_probe.runs import PASSK_FILE
 
-DEFAULT_CONDITIONS = ("temp", "rsp+temp", "greedy+rsp", "greedy")
-DEFAULT_KS = (1, 2, 4, 8, 16, 32)
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Spec
+    from rsp_probe.runs import Run
 
 
-def run_passk(spec, model=None):
-    from rsp_probe.analysis.passk import PASSK_FILE, passk_table
+@dataclass(frozen=True)
+class PasskOptions:
+    conditions: tuple[str, ...] = _opt(("temp", "rsp+temp", "greedy+rsp", "greedy"),
+                                       "comma-separated conditions")
+    k: tuple[int, ...] = _opt((1, 2, 4, 8), "k values of Pass@k, each <= --n")
+
+
+def passk_file(run: Run) -> dict:
+    from rsp_probe.analysis.passk import passk_table
+
+    return {PASSK_FILE: passk_table(run, tuple(run.config["k"]))}
+
+
+def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+    from rsp_probe.experiments.sampling import sample_and_write
 
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
     ks = tuple(spec.option("k"))
     if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
         raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
                          f", got {list(ks)}")
-    def table(writer):
-        writer.write_table(PASSK_FILE, passk_table(writer.staged_run(), ks))
 
-    run = sample_and_write(spec, model, conditions, derived=table, record_attention=False)
+    run = sample_and_write(spec, model, conditions, derived=passk_file, probes=LOGIT_ONLY_PROBES)
     return run, run.table(PASSK_FILE)
 
 
-def passk(model=None, conditions=DEFAULT_CONDITIONS, k=DEFAULT_KS, **options):
-    """Python API: `rsp_probe.passk(n_prompts=50, samples=32, conditions=("temp", "rsp+temp"))`."""
-    loaded = model if hasattr(model, "bridge") else None
-    spec = build_spec("passk", extra={"conditions": tuple(conditions), "k": tuple(k)},
-                      model=None if loaded else model, **options)
-    return run_passk(spec, loaded)
+# Modest defaults so that `rsp-probe passk` and `rsp_probe.passk()` finish in minutes on a
+# CPU; the figures' sizes are set in experiments/reproduce.py.
+EXPERIMENT = register_experiment(Experiment(
+    name="passk", help="Pass@k per condition (temp, rsp+temp, greedy+rsp, greedy) with paired "
+    "CIs", run=run_passk, options=PasskOptions,
+    describe="rsp_probe.analysis.summaries:describe_passk",
+    defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations"),
+    derive=passk_file))

@@ -7,10 +7,10 @@ in about 15 minutes on a 2-core CPU with the embedded default model.
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from rsp_probe.experiments.common import build_spec
+from rsp_probe.experiments.base import execute, get_experiment
 
 MAIN = dict(n_prompts=24, max_new_tokens=96)
 PLAN: tuple[tuple[str, str, dict], ...] = (
@@ -18,7 +18,8 @@ PLAN: tuple[tuple[str, str, dict], ...] = (
     ("attention", "attention", dict(MAIN, rsp_tokens=(4, 16), samples=2, temperature=0.7)),
     ("influence", "influence", dict(MAIN, rsp_tokens=(4, 16), samples=8)),
     ("branching", "branching", dict(MAIN, rsp_tokens=(4,), samples=8, temperature=1.0)),
-    ("passk", "passk", dict(MAIN, n_prompts=60, rsp_tokens=(4,), samples=16, temperature=1.0)),
+    ("passk", "passk", dict(MAIN, n_prompts=60, rsp_tokens=(4,), samples=16, temperature=1.0,
+                            k=(1, 2, 4, 8, 16))),
     # Ablations: one factor away from the main entropy run each.
     ("ablation-sigma0.5", "entropy", dict(MAIN, rsp_tokens=(0, 4), sigma_scale=0.5)),
     ("ablation-sigma2", "entropy", dict(MAIN, rsp_tokens=(0, 4), sigma_scale=2.0)),
@@ -27,36 +28,34 @@ PLAN: tuple[tuple[str, str, dict], ...] = (
     ("ablation-tokens", "entropy", dict(MAIN, rsp_tokens=(0, 4), law="tokens")),
     ("ablation-fixed-draw", "entropy", dict(MAIN, rsp_tokens=(0, 4), fixed_draw=True)),
 )
-EXTRA = {"branching": {"conditions": ("greedy+rsp", "temp", "temp+rsp")},
-         "passk": {"conditions": ("temp", "rsp+temp", "greedy+rsp", "greedy"),
-                   "k": (1, 2, 4, 8, 16)}}
 RESULTS_FILE = "RESULTS.md"
 
 
 def run_plan(out: Path, model=None, model_spec: str | None = None, quiet: bool = False,
-             overwrite: bool = False, plan=PLAN) -> list:
-    """Run every experiment of `plan` into out/<name>; the model is loaded once."""
-    import importlib
-
+             overwrite: bool = False, plan=PLAN,
+             report: Callable[[str], None] | None = None) -> list:
+    """Run every experiment of `plan` into out/<name>; the model is loaded once. `report`
+    receives one progress line per run (the CLI prints it)."""
     from rsp_probe.models import load_model
 
     model = model or load_model(model_spec)
     runs = []
     for index, (name, command, options) in enumerate(plan, 1):
-        print(f"[{index}/{len(plan)}] rsp-probe {command} -> {out / name}", file=sys.stderr)
-        spec = build_spec(command, extra=EXTRA.get(command), out=str(out / name),
-                          overwrite=overwrite, quiet=quiet, **options)
-        module = importlib.import_module(f"rsp_probe.experiments.{command}")
-        run, _ = getattr(module, f"run_{command}")(spec, model)
+        if report is not None:
+            report(f"[{index}/{len(plan)}] rsp-probe {command} -> {out / name}")
+        experiment = get_experiment(command)
+        spec = experiment.spec(out=str(out / name), overwrite=overwrite, quiet=quiet, **options)
+        run, _ = execute(experiment, spec, model)
         runs.append(run)
     return runs
 
 
-def results_text(runs) -> str:
-    """Each run's summary exactly as `rsp-probe show` prints it, with the command line."""
+def results_text(runs: list) -> str:
+    """Each run's summary exactly as `rsp-probe show --full` prints it (every report step,
+    as the README has always quoted)."""
     from rsp_probe.analysis.summaries import describe
 
     sections = []
     for run in runs:
-        sections.append(f"### `{run.id}` ({run.command})\n\n```\n{describe(run)}\n```\n")
+        sections.append(f"### `{run.id}` ({run.command})\n\n```\n{describe(run, full=True)}\n```\n")
     return "\n".join(sections)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.common import Session, announce
+from rsp_probe.probes.base import DEFAULT_PROBES
 from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp, trajectory_draw_seed
 from rsp_probe.sampler import Job, generate
 from rsp_probe.tasks.grading import grade
@@ -73,7 +75,7 @@ def _check_context(prompt_id: str, n_input: int, n_ctx: int) -> None:
 
 
 def sample_conditions(session: Session, conditions: list[Condition], samples: int,
-                      record_attention: bool = True) -> Sampled:
+                      probes: Sequence[str] = DEFAULT_PROBES) -> Sampled:
     spec = session.spec
     jobs, records = build_jobs(session, conditions, samples)
     announce(len(session.problems), len(jobs), conditions, spec.sampling.max_new_tokens,
@@ -82,7 +84,7 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
     try:
         trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
                                 batch_size=spec.sampling.batch_size,
-                                record_attention=record_attention, progress=bar)
+                                probes=probes, progress=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -90,7 +92,7 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
 
 
 def stream_conditions(session: Session, conditions: list[Condition], samples: int,
-                      record_attention: bool = True) -> None:
+                      probes: Sequence[str] = DEFAULT_PROBES) -> None:
     """Like sample_conditions, but each finished batch goes to the run's staging directory
     as part files (rsp_probe.runio.parts) and is dropped: memory O(batch). RSP vectors are
     drawn per batch from their recorded seeds; batches done before an interruption are
@@ -122,8 +124,8 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
     bar = session.progress(len(jobs) * spec.sampling.max_new_tokens, spec.command)
     try:
         generate(session.model, jobs, spec.sampling.max_new_tokens,
-                 batch_size=spec.sampling.batch_size, record_attention=record_attention,
-                 progress=bar, prepare_batch=draw_batch, on_batch=write_batch,
+                 batch_size=spec.sampling.batch_size, probes=probes, progress=bar,
+                 prepare_batch=draw_batch, on_batch=write_batch,
                  skip_batches=frozenset(writer.resumed_batches))
     finally:
         if bar is not None:
@@ -132,16 +134,15 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
 
 
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,
-                     record_attention: bool = True):
+                     probes: Sequence[str] = DEFAULT_PROBES):
     """The shape of every sampling experiment: sample the conditions batch by batch into
-    the staging directory, merge the parts into the contract files, let `derived(writer)`
-    add files computed from the staged run, then publish it."""
+    the staging directory, merge the parts into the contract files, write the files
+    `derived(staged run)` computes ({name: table or JSON}), then publish the run."""
     session = Session(spec, model)
     with session:
-        stream_conditions(session, conditions, spec.sampling.samples,
-                          record_attention=record_attention)
+        stream_conditions(session, conditions, spec.sampling.samples, probes)
         if derived is not None:
-            derived(session.writer)
+            session.writer.write_derived(derived(session.writer.staged_run()))
         return session.finish()
 
 
@@ -150,10 +151,10 @@ def finish_records(session, jobs, records, trajectories) -> Sampled:
     texts = [tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
     graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
-    for record, trajectory, text, (answer, correct) in zip(records, trajectories, texts, graded):
+    for record, trajectory, text, result in zip(records, trajectories, texts, graded):
         record.update(generated_token_ids=trajectory.generated_token_ids, text=text,
                       stop_reason=trajectory.stop_reason,
-                      n_steps=len(trajectory.generated_token_ids), answer=answer,
-                      correct=correct)
+                      n_steps=len(trajectory.generated_token_ids), answer=result.answer,
+                      correct=result.correct, grade_error=result.error)
     return Sampled(records, {job.id: job.rsp.numpy() for job in jobs},
                    {t.id: t.steps for t in trajectories})

@@ -11,12 +11,15 @@ a figure is made.
 
 from importlib import import_module
 
-FIGURE_NAMES = ("entropy", "attention", "influence", "branching", "passk", "ablations")
-
 __all__ = ["FIGURES", "FIGURE_NAMES"]
 
 
 def __getattr__(name: str):
+    # the figures are those the registered experiments feed (rsp_probe.experiments.base)
+    from rsp_probe.experiments.base import figure_names
+
+    if name == "FIGURE_NAMES":
+        return figure_names()
     if name == "FIGURES":
-        return tuple(import_module(f"rsp_probe.figures.{n}") for n in FIGURE_NAMES)
+        return tuple(import_module(f"rsp_probe.figures.{n}") for n in figure_names())
     raise AttributeError(f"module 'rsp_probe.figures' has no attribute {name!r}")

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.attention import ALL_LAYERS, head_averaged
-from rsp_probe.analysis.passk import PASSK_FILE
+from rsp_probe.analysis.conditions import condition_settings
 from rsp_probe.analysis.stats import bootstrap_mean, per_prompt_mean
 from rsp_probe.analysis.summaries import probe_frame
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import Run
+from rsp_probe.runs import PASSK_FILE, Run
 
 NAME = "ablations"
 NEEDS = ("entropy",)
@@ -45,8 +45,7 @@ COLUMNS = ["metric", "factor", "level", "x", "hue", "run", "condition", "y", "ci
 def _factors(run: Run) -> pd.DataFrame:
     """Per condition of the run: the value of every factor."""
     config = run.config
-    conditions = run.trajectories.groupby("condition", sort=False)[
-        ["rsp_tokens", "temperature"]].first()
+    conditions = condition_settings(run)
     return pd.DataFrame({
         "condition": conditions.index, "k": conditions["rsp_tokens"].astype(int).to_numpy(),
         "temperature": conditions["temperature"].astype(float).to_numpy(),

@@ -24,15 +24,15 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, head_averaged
+from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import Run
+from rsp_probe.runs import DILUTION_FILE, Run
 from rsp_probe.theory import dilution_mass, envelope
 
 NAME = "attention"
 NEEDS = ("attention",)
-FIT_FILE = "dilution_fit.json"
 COLUMNS = ["run", "condition", "k", "panel", "layer", "series", "label", "x", "y", "ci_low",
            "ci_high", "n_prompts", "n", "delta", "B"]
 MAX_LEGEND_LAYERS = 8  # more layers: a colour bar, and CI bands for the mean only
@@ -44,7 +44,7 @@ def envelope_bound(delta: float) -> float:
 
 
 def _fits(run: Run) -> dict:
-    return run.json(FIT_FILE) if (run.path / FIT_FILE).exists() else dilution_fits(run)
+    return run.json(DILUTION_FILE) if (run.path / DILUTION_FILE).exists() else dilution_fits(run)
 
 
 def _delta(entry: dict, layer: int) -> float | None:
@@ -83,8 +83,7 @@ def _run_rows(run: Run) -> pd.DataFrame:
             frames += [rows.assign(condition=condition) for rows in
                        _theory_rows(t, entry, layer)]
     out = pd.concat(frames, ignore_index=True)
-    k = run.trajectories.groupby("condition")["rsp_tokens"].first()
-    return out.assign(run=run.id, k=out["condition"].map(k).astype(int))
+    return out.assign(run=run.id, k=out["condition"].map(condition_k(run)).astype(int))
 
 
 def _label(row) -> str:

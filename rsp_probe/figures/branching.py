@@ -3,9 +3,9 @@
 From `rsp-probe branching` runs (branching.parquet plus the trajectories):
 
 - top left: distinct prefixes / N by step per condition, mean over prompts with a 95%
-  bootstrap CI (rsp_probe.probes.branching.summarise_branching);
+  bootstrap CI (rsp_probe.analysis.prefix_tree.summarise_branching);
 - top right: the prefix tree of the (condition, prompt) with the most branch points
-  (rsp_probe.probes.branching.PrefixTree). Unbranched chains are collapsed: nodes are the
+  (rsp_probe.analysis.prefix_tree.PrefixTree). Unbranched chains are collapsed: nodes are the
   root, the branch points and the ends; x is the depth (step), an edge is labelled with its
   first token id and "+m" for the m further tokens it stands for; each branch point is
   annotated with the mean next-token entropy (nats) of the trajectories through it, each end
@@ -30,22 +30,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.branching import BRANCHING_FILE, per_step_arrays
+from rsp_probe.analysis.branching import per_step_arrays
+from rsp_probe.analysis.conditions import condition_settings
 from rsp_probe.analysis.divergence import (
     divergence_counts,
     greedy_prediction,
     temperature_prediction,
 )
-from rsp_probe.analysis.stats import N_BOOT
-from rsp_probe.errors import UsageError
-from rsp_probe.figures import style
-from rsp_probe.figures.prefix_tree import tree_rows
-from rsp_probe.probes.branching import (
+from rsp_probe.analysis.prefix_tree import (
     PrefixTree,
     summarise_branching,
 )
+from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, percentile_interval
+from rsp_probe.errors import UsageError
+from rsp_probe.figures import style
+from rsp_probe.figures.prefix_tree import tree_rows
 from rsp_probe.probes.names import COLLISION_PROBE
-from rsp_probe.runs import Run
+from rsp_probe.runs import BRANCHING_FILE, Run
 
 NAME = "branching"
 NEEDS = ("branching",)
@@ -58,8 +59,7 @@ COLUMNS = ["run", "panel", "series", "condition", "label", "x", "y", "ci_low", "
 
 def _conditions(run: Run) -> pd.DataFrame:
     """condition -> k, temperature, in the run's order."""
-    traj = run.trajectories
-    return traj.groupby("condition", sort=False)[["rsp_tokens", "temperature"]].first()
+    return condition_settings(run)
 
 
 def _fraction(frame: pd.DataFrame) -> pd.DataFrame:
@@ -76,11 +76,9 @@ def _observed(counts: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Pooled pmf over pairs and a percentile bootstrap CI resampling prompts."""
     matrix = counts.to_numpy(float)
     pooled = matrix.sum(axis=0) / matrix.sum()
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(matrix), (N_BOOT, len(matrix)))
-    boot = matrix[picks].sum(axis=1)
+    boot = matrix[bootstrap_indices(len(matrix), N_BOOT, seed)].sum(axis=1)
     boot = boot / boot.sum(axis=1, keepdims=True)
-    low, high = np.quantile(boot, [0.025, 0.975], axis=0)
+    low, high = percentile_interval(boot, 0.95, axis=0)
     return pd.DataFrame({"x": np.arange(1, matrix.shape[1] + 1), "y": pooled, "ci_low": low,
                          "ci_high": high, "n_prompts": len(matrix),
                          "n_pairs": int(matrix.sum())})

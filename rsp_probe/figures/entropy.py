@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.analysis.summaries import probe_frame
 from rsp_probe.figures import style
@@ -37,8 +38,8 @@ def data(runs: list[Run]) -> pd.DataFrame:
         frame = probe_frame(run, ["entropy"])
         steps = sorted(frame["step"].unique())
         summary = summarise_by_step(frame, steps=steps, by=("condition",))
-        k = run.trajectories.groupby("condition")["rsp_tokens"].first()
-        frames.append(summary.assign(run=run.id, k=summary["condition"].map(k).astype(int)))
+        frames.append(summary.assign(run=run.id,
+                                     k=summary["condition"].map(condition_k(run)).astype(int)))
     out = pd.concat(frames, ignore_index=True).rename(
         columns={"step": "x", "mean": "y"})
     prefix = style.run_prefix(out)

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.attention import ALL_LAYERS, head_averaged
+from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.analysis.summaries import probe_frame
 from rsp_probe.errors import UsageError
@@ -37,7 +38,7 @@ RASTER_POINTS = 5000  # more scatter points than this are rasterized in the PDF
 
 
 def _rsp_conditions(run: Run) -> pd.Series:
-    k = run.trajectories.groupby("condition")["rsp_tokens"].first()
+    k = condition_k(run)
     return k[k > 0]
 
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rsp_probe.analysis.passk import PASSK_FILE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import Run
+from rsp_probe.runs import PASSK_FILE, Run
 
 NAME = "passk"
 NEEDS = ("passk",)

@@ -1,4 +1,4 @@
-"""A readable drawing of one rsp_probe.probes.branching.PrefixTree.
+"""A readable drawing of one rsp_probe.analysis.prefix_tree.PrefixTree.
 
 Unbranched chains are collapsed: the drawn nodes are the root, the branch points and the
 nodes where a trajectory ends; each drawn edge stands for a chain of tokens and is labelled
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.probes.branching import PrefixTree
+from rsp_probe.analysis.prefix_tree import PrefixTree
 
 BRANCH_COLOR = "#c0392b"
 

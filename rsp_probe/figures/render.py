@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from importlib import metadata
+import logging
+from importlib import import_module, metadata
 from pathlib import Path
 
 from rsp_probe.errors import UsageError
 from rsp_probe.runs import Run, find_runs
 
 MANIFEST_FILE = "MANIFEST.json"
+RUN_FIGURE_STEM = "figure"  # a run's own figure: <run>/figure-<name>.png (+ .csv)
 DPI = 150
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
@@ -95,25 +97,49 @@ def render_all(run_paths: list[str | Path], out_dir: str | Path) -> dict:
     return {"rendered": rendered, "skipped": skipped, "manifest": manifest}
 
 
-def render_one(module, runs: list[Run], out: Path) -> list[Path]:
-    """data -> rounded frame -> figure in the house style -> png, pdf, csv."""
+def render_one(module, runs: list[Run], out: Path, stem: str | None = None,
+               pdf: bool = True) -> list[Path]:
+    """data -> rounded frame -> figure in the house style -> png, pdf (optional), csv."""
     import matplotlib.pyplot as plt
 
     from rsp_probe.figures import style
 
     frame = style.round_sig(module.data(runs))
-    paths = [out / f"{module.NAME}.{ext}" for ext in ("png", "pdf", "csv")]
+    stem = stem or module.NAME
+    paths = [out / f"{stem}.{ext}" for ext in ("png", "pdf", "csv") if pdf or ext != "pdf"]
     with plt.rc_context(style.rc()):
         fig = module.make(frame)
         try:
             fig.tight_layout()  # one layout pass, kept for both formats (each save would redo it)
             fig.set_layout_engine("none")
             fig.savefig(paths[0], dpi=DPI, metadata=PNG_METADATA)
-            fig.savefig(paths[1], metadata=PDF_METADATA)
+            if pdf:
+                fig.savefig(paths[1], metadata=PDF_METADATA)
         finally:
             plt.close(fig)
-    frame.to_csv(paths[2], index=False)
+    frame.to_csv(paths[-1], index=False)
     return paths
+
+
+def run_figure_path(run: Run, name: str) -> Path:
+    """Where a run keeps the picture of its own figure."""
+    return run.path / f"{RUN_FIGURE_STEM}-{name}.png"
+
+
+def render_run_figure(run: Run, name: str) -> Path | None:
+    """Draw figure `name` from this one run into its directory (png + csv). A run too small
+    for the figure (one sample, no branch, nothing to fit) gets no picture and an INFO
+    record saying why; the run itself is complete either way."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    module = import_module(f"rsp_probe.figures.{name}")
+    try:
+        return render_one(module, [run], run.path, stem=f"{RUN_FIGURE_STEM}-{name}",
+                          pdf=False)[0]
+    except (UsageError, ValueError, KeyError) as err:  # what the figures raise on thin data
+        logging.getLogger("rsp_probe").info(f"no {name} figure for {run.path}: {err!r}")
+        return None
 
 
 def sha256(path: Path) -> str:

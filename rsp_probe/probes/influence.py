@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import torch
 
+from rsp_probe.backends.base import ATTN_KEY_MASS, Backend, Tap, all_layers
+from rsp_probe.probes.names import ATTENTION_PROBE
+from rsp_probe.rsp import build_inputs_embeds
+
 
 def influence_values(base_logits: torch.Tensor,
                      rsp_logits: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -31,7 +35,7 @@ def influence_values(base_logits: torch.Tensor,
 
 
 @torch.inference_mode()
-def teacher_forced(model, embeds: torch.Tensor, first_step_position: int, n_steps: int,
+def teacher_forced(model: Backend, embeds: torch.Tensor, first_step_position: int, n_steps: int,
                    rsp_positions: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One full forward over [B, T, d] inputs of equal length.
 
@@ -41,18 +45,45 @@ def teacher_forced(model, embeds: torch.Tensor, first_step_position: int, n_step
     """
     rows = slice(first_step_position, first_step_position + n_steps)
     masses: dict[int, torch.Tensor] = {}
+    taps = []
+    if rsp_positions:
+        key_mask = torch.zeros(embeds.shape[0], embeds.shape[1], device=embeds.device)
+        key_mask[:, rsp_positions] = 1.0
 
-    def hook_for(layer):
-        def hook(pattern, hook=None):  # [B, H, Q, K]
-            masses[layer] = pattern[:, :, rows][..., rsp_positions].float().sum(-1)
+        def keep(layer: int, mass: torch.Tensor) -> None:  # mass [B, H, Q]
+            masses[layer] = mass[:, :, rows]
 
-        return hook
-
-    hooks = [(f"blocks.{layer}.attn.hook_pattern", hook_for(layer))
-             for layer in range(model.info.n_layers)] if rsp_positions else []
-    with model.bridge.hooks(fwd_hooks=hooks):
-        logits = model.bridge(embeds, return_type="logits")[:, rows]
+        taps = [Tap(ATTN_KEY_MASS, all_layers(model), keep, key_mask=key_mask,
+                    newest_only=False)]
+    with model.tapped(taps):
+        logits = model.forward(embeds)[:, rows]
     if not rsp_positions:
         return logits, None
     attention = torch.stack([masses[layer] for layer in range(model.info.n_layers)], dim=1)
     return logits, attention.permute(0, 3, 1, 2)  # [B, L, H, S] -> [B, S, L, H]
+
+
+def influence_batch(model: Backend, jobs: list, continuation: list[int]) -> dict:
+    """Draws of one prompt and condition; the base input is replicated to the same batch
+    shape, so a k=0 'draw' reproduces the base logits bit for bit."""
+    table = model.embedding_table
+    forced = torch.tensor(continuation[:-1], dtype=torch.long)
+    forced_embeds = table[forced.to(table.device)]
+    base_ids = [i for i in jobs[0].input_ids if i >= 0]
+    base_embeds = build_inputs_embeds(table, base_ids, [], jobs[0].rsp[:0])
+    base_batch = torch.cat([base_embeds, forced_embeds])[None].expand(len(jobs), -1, -1)
+    rsp_batch = torch.stack([torch.cat([build_inputs_embeds(table, job.input_ids,
+                                                            job.rsp_positions, job.rsp),
+                                        forced_embeds]) for job in jobs])
+    n_steps = len(continuation)
+    base_logits, _ = teacher_forced(model, base_batch.contiguous(), len(base_ids) - 1, n_steps, [])
+    rsp_logits, attention = teacher_forced(model, rsp_batch, len(jobs[0].input_ids) - 1,
+                                           n_steps, jobs[0].rsp_positions)
+    values = {name: v.cpu().numpy() for name, v in
+              influence_values(base_logits, rsp_logits).items()}
+    out = {}
+    for row, job in enumerate(jobs):
+        out[job.id] = {name: v[row] for name, v in values.items()}
+        if attention is not None:
+            out[job.id][ATTENTION_PROBE] = attention[row].cpu().numpy()
+    return out

@@ -85,22 +85,14 @@ def _write_trajectories(shards: list[Run], target: Path) -> None:
             handle.close()
 
 
-def _derived(writer: RunWriter, command: str, config: dict) -> None:
-    """The files an experiment computes from its own trajectories, over the merged run."""
-    run = writer.staged_run()
-    if command == "attention":
-        from rsp_probe.analysis.attention import dilution_fits
-        from rsp_probe.experiments.attention import DILUTION_FILE
+def write_derived_files(writer: RunWriter, command: str) -> None:
+    """The files the run's experiment computes from its trajectories (the registry's
+    `derive`), recomputed over the staged run; none for an unregistered command."""
+    from rsp_probe.experiments.base import experiments
 
-        writer.write_json(DILUTION_FILE, dilution_fits(run))
-    elif command == "branching":
-        from rsp_probe.analysis.branching import BRANCHING_FILE, branching_frame
-
-        writer.write_table(BRANCHING_FILE, branching_frame(run))
-    elif command == "passk":
-        from rsp_probe.analysis.passk import PASSK_FILE, passk_table
-
-        writer.write_table(PASSK_FILE, passk_table(run, tuple(config["k"])))
+    experiment = experiments().get(command)
+    if experiment is not None:
+        writer.write_derived(experiment.derived_files(writer.staged_run()))
 
 
 def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False) -> Run:
@@ -112,7 +104,7 @@ def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False
         _write_trajectories(shards, writer.staging / TRAJECTORIES_FILE)
         merge_safetensors([run.path / RSP_FILE for run in shards], writer.staging / RSP_FILE)
         merge_parquet([run.path / STEPS_FILE for run in shards], writer.staging / STEPS_FILE)
-        _derived(writer, config["command"], config)
+        write_derived_files(writer, config["command"])
         meta = {key: shards[0].meta.get(key) for key in ("device", "dtype")}
         meta["merged_from"] = [str(run.path) for run in shards]
         return open_run(writer.finish(meta))

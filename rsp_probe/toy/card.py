@@ -12,12 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from rsp_probe.analysis.pass_at_k import pass_at_k
 from rsp_probe.config import Condition
 from rsp_probe.experiments.common import Session, build_spec
 from rsp_probe.experiments.sampling import build_jobs
+from rsp_probe.probes.base import LOGIT_ONLY_PROBES
 from rsp_probe.sampler import generate
 from rsp_probe.tasks.grading import grade
-from rsp_probe.tasks.passk import pass_at_k
 
 # name -> (law, placement, k, temperature, samples); pass@8 needs n=16 samples.
 MEASUREMENTS = {
@@ -59,11 +60,13 @@ def measure_quality(model, n_prompts: int = 200, seed: int = 0, quiet: bool = Tr
 def _correct_matrix(session: Session, condition: Condition, samples: int) -> np.ndarray:
     jobs, records = build_jobs(session, [condition], samples)
     trajectories = generate(session.model, jobs, session.spec.sampling.max_new_tokens,
-                            batch_size=64, record_attention=False)
+                            batch_size=64, probes=LOGIT_ONLY_PROBES)
     texts = [session.model.tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
     graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
-    return np.array([bool(c) for _, c in graded], dtype=float).reshape(-1, samples)
+    # NaN for an ungraded text: it shows up as nan in the card instead of counting as wrong
+    return np.array([np.nan if g.correct is None else g.correct for g in graded],
+                    dtype=float).reshape(-1, samples)
 
 
 def _accuracy(correct: np.ndarray) -> dict:

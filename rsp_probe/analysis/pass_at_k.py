@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, percentile_interval
+
 
 def _check_args(n: int, c: int, k: int) -> None:
     if n < 0 or c < 0 or k < 0:
@@ -39,78 +41,58 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k_table(
-    correct_counts: Sequence[int] | np.ndarray, n: int, ks: int | Sequence[int]
+    correct_counts: Sequence[int] | np.ndarray, n: int | Sequence[int] | np.ndarray,
+    ks: int | Sequence[int]
 ) -> np.ndarray:
     """pass@k for each problem: correct_counts[j] of n samples correct on problem j.
 
-    With a single k, returns shape (n_problems,); with a sequence of ks, shape
-    (n_problems, len(ks)), column i holding pass@ks[i]. ValueError as in `pass_at_k`.
+    `n` is one number for every problem, or one per problem (when some samples of a problem
+    could not be graded). With a single k, returns shape (n_problems,); with a sequence of ks,
+    shape (n_problems, len(ks)), column i holding pass@ks[i]. ValueError as in `pass_at_k`.
     """
     counts = np.asarray(correct_counts, dtype=np.int64).reshape(-1)
+    ns = np.broadcast_to(np.asarray(n, dtype=np.int64).reshape(-1), counts.shape)
     k_list = [ks] if np.isscalar(ks) else list(ks)
     table = np.array(
-        [[pass_at_k(n, int(c), int(k)) for k in k_list] for c in counts], dtype=np.float64
+        [[pass_at_k(int(n_j), int(c), int(k)) for k in k_list] for c, n_j in zip(counts, ns)],
+        dtype=np.float64,
     ).reshape(len(counts), len(k_list))  # (n_problems, n_ks)
     return table[:, 0] if np.isscalar(ks) else table
 
 
-def _percentile_interval(stats: np.ndarray, ci: float) -> tuple[float, float]:
-    if not 0.0 < ci < 1.0:
-        raise ValueError(f"ci must lie in (0, 1); got {ci}")
-    alpha = (1.0 - ci) / 2.0
-    lo, hi = np.quantile(stats, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
-
-
-def _bootstrap_indices(n_problems: int, n_boot: int, seed: int) -> np.ndarray:
-    if n_problems == 0:
-        raise ValueError("bootstrap needs at least one problem")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1; got {n_boot}")
-    rng = np.random.default_rng(seed)
-    return rng.integers(0, n_problems, size=(n_boot, n_problems))  # (n_boot, n_problems)
-
-
-def bootstrap_pass_at_k(
-    counts: Sequence[int] | np.ndarray,
-    n: int,
-    k: int,
-    n_boot: int = 2000,
-    seed: int = 0,
-    ci: float = 0.95,
-) -> tuple[float, float, float]:
+def bootstrap_pass_at_k(counts: Sequence[int] | np.ndarray,
+                        n: int | Sequence[int] | np.ndarray, k: int,
+                        n_boot: int = N_BOOT, seed: int = 0,
+                        ci: float = 0.95) -> tuple[float, float, float]:
     """Mean pass@k over problems with a percentile bootstrap interval: (mean, lo, hi).
 
-    `counts[j]` is the number of correct samples out of n on problem j. Problems are resampled
-    with replacement n_boot times; the same seed gives the same interval.
+    `counts[j]` is the number of correct samples out of n (or n[j]) on problem j. Problems are
+    resampled with replacement n_boot times; the same seed gives the same interval.
     """
-    per_problem = pass_at_k_table(counts, n, k)
-    idx = _bootstrap_indices(len(per_problem), n_boot, seed)
-    boot_means = per_problem[idx].mean(axis=1)  # (n_boot,)
-    lo, hi = _percentile_interval(boot_means, ci)
-    return float(per_problem.mean()), lo, hi
+    return _mean_interval(pass_at_k_table(counts, n, k), n_boot, seed, ci)
 
 
-def paired_difference(
-    counts_a: Sequence[int] | np.ndarray,
-    counts_b: Sequence[int] | np.ndarray,
-    n_a: int,
-    n_b: int,
-    k: int,
-    n_boot: int = 2000,
-    seed: int = 0,
-    ci: float = 0.95,
-) -> tuple[float, float, float]:
+def paired_difference(counts_a: Sequence[int] | np.ndarray,
+                      counts_b: Sequence[int] | np.ndarray,
+                      n_a: int | Sequence[int] | np.ndarray,
+                      n_b: int | Sequence[int] | np.ndarray, k: int,
+                      n_boot: int = N_BOOT, seed: int = 0,
+                      ci: float = 0.95) -> tuple[float, float, float]:
     """Mean pass@k of condition a minus condition b on the same problems: (diff, lo, hi).
 
-    counts_a[j] and counts_b[j] refer to the same problem j (n_a and n_b samples per problem).
+    counts_a[j] and counts_b[j] refer to the same problem j (n_a and n_b samples per problem,
+    one number or one per problem).
     Each bootstrap replicate draws one set of problems and uses it for both conditions.
     """
     pa = pass_at_k_table(counts_a, n_a, k)
     pb = pass_at_k_table(counts_b, n_b, k)
     if len(pa) != len(pb):
         raise ValueError(f"paired counts need the same problems; got {len(pa)} and {len(pb)}")
-    delta = pa - pb  # (n_problems,)
-    idx = _bootstrap_indices(len(delta), n_boot, seed)
-    lo, hi = _percentile_interval(delta[idx].mean(axis=1), ci)
-    return float(delta.mean()), lo, hi
+    return _mean_interval(pa - pb, n_boot, seed, ci)
+
+
+def _mean_interval(per_problem: np.ndarray, n_boot: int, seed: int,
+                   ci: float) -> tuple[float, float, float]:
+    idx = bootstrap_indices(len(per_problem), n_boot, seed)
+    lo, hi = percentile_interval(per_problem[idx].mean(axis=1), ci)  # over (n_boot,) means
+    return float(per_problem.mean()), float(lo), float(hi)

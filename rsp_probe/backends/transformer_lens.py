@@ -1,0 +1,180 @@
+"""The TransformerLens backend: the ONLY module that imports transformer_lens or names its
+hook points.
+
+It boots a TransformerBridge around the Hugging Face model and refuses to return a model
+whose cached decoding disagrees with a full forward pass (transformers 5.24 silently breaks
+the KV cache of TransformerLens 4.3; see shared/notes/transformer-lens.md). Sites are
+delivered through hook points: attention pattern and key mass from `hook_pattern`, scores
+from `hook_attn_scores`, residuals from `hook_resid_post`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rsp_probe.backends.base import (
+    ATTN_KEY_MASS,
+    ATTN_PATTERN,
+    ATTN_SCORES,
+    FEATURES,
+    RESID_POST,
+    Tap,
+    check_taps,
+)
+from rsp_probe.errors import KVCacheSelfTestError, UsageError
+from rsp_probe.models import ModelInfo, context_length, load_tokenizer, model_info
+
+NAME = "transformer-lens"
+_HOOK_POINTS = {
+    ATTN_PATTERN: "blocks.{layer}.attn.hook_pattern",
+    ATTN_KEY_MASS: "blocks.{layer}.attn.hook_pattern",
+    ATTN_SCORES: "blocks.{layer}.attn.hook_attn_scores",
+    RESID_POST: "blocks.{layer}.hook_resid_post",
+}
+
+
+class TransformerLensBackend:
+    """A TransformerBridge behind the Backend protocol; `bridge` stays reachable for tests
+    that compare against TransformerLens itself."""
+
+    name = NAME
+
+    def __init__(self, bridge, tokenizer, info: ModelInfo, dtype: torch.dtype,
+                 device: torch.device):
+        self.bridge = bridge  # transformer_lens.model_bridge.TransformerBridge
+        self.tokenizer = tokenizer  # our own copy: the bridge may reconfigure the one it holds
+        self.info = info
+        self.dtype = dtype
+        self.device = device
+
+    @property
+    def embedding_table(self) -> torch.Tensor:
+        """The input-embedding table W_E, [d_vocab, d_model]."""
+        return self.bridge.W_E
+
+    @property
+    def eos_token_ids(self) -> set[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen = getattr(self.bridge.original_model, "generation_config", None)
+        extra = getattr(gen, "eos_token_id", None)
+        ids |= set(extra) if isinstance(extra, (list, tuple)) else {extra}
+        return {i for i in ids if i is not None}
+
+    def supports(self, feature: str) -> bool:
+        return feature in FEATURES
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.bridge.original_model.parameters())
+
+    def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor,
+                position_ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        return self._step(embeds, attention_mask, position_ids, None)
+
+    def decode(self, token_ids: torch.Tensor, attention_mask: torch.Tensor,
+               position_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        return self._step(token_ids, attention_mask, position_ids, cache)
+
+    def _step(self, inputs, attention_mask, position_ids, cache):
+        logits, cache = self.bridge(inputs, return_type="logits_and_cache",
+                                    past_key_values=cache, attention_mask=attention_mask,
+                                    position_ids=position_ids)
+        return logits[:, -1], cache
+
+    def forward(self, embeds: torch.Tensor) -> torch.Tensor:
+        return self.bridge(embeds, return_type="logits")
+
+    @contextlib.contextmanager
+    def tapped(self, taps: Sequence[Tap]) -> Iterator[None]:
+        check_taps(self, taps)
+        hooks = [(_HOOK_POINTS[tap.site].format(layer=layer), _hook(tap, layer))
+                 for tap in taps for layer in tap.layers]
+        with self.bridge.hooks(fwd_hooks=hooks):  # removes exactly these hooks on exit
+            yield
+
+
+def _hook(tap: Tap, layer: int):
+    """A TransformerLens hook delivering `tap`'s site at `layer`."""
+    if tap.site != ATTN_KEY_MASS:
+        def deliver(value: torch.Tensor, hook=None):
+            return tap.fn(layer, value)
+
+        return deliver
+    mask = tap.key_mask.float()  # [B, K0]
+    n_keys = mask.shape[1]
+
+    def key_mass(pattern: torch.Tensor, hook=None) -> None:  # pattern [B, H, Q, K]
+        rows = pattern[:, :, -1:] if tap.newest_only else pattern
+        tap.fn(layer, torch.einsum("bhqk,bk->bhq", rows[..., :n_keys].float(), mask))
+
+    return key_mass
+
+
+def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
+         device: torch.device, self_test: bool = True) -> TransformerLensBackend:
+    """Boot a TransformerBridge from a local checkpoint directory (see rsp_probe.models)."""
+    tokenizer = load_tokenizer(path)
+    bridge = _boot_bridge(path, tokenizer, dtype, device)
+    bridge.eval()
+    cfg = bridge.cfg
+    info = model_info(path, name, revision, cfg.n_layers, cfg.n_heads, cfg.d_model,
+                      cfg.d_vocab, context_length(path, cfg.n_ctx), dtype, device)
+    backend = TransformerLensBackend(bridge, tokenizer, info, dtype, device)
+    if self_test:
+        kv_cache_self_test(backend)
+    return backend
+
+
+def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    try:
+        with _no_progress_bars():  # stderr is for the one-line error, not "Loading weights"
+            return TransformerBridge.boot_transformers(
+                str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device))
+    except (OSError, ValueError, KeyError) as err:
+        raise UsageError(f"{path}: cannot be loaded as a TransformerBridge model ({err})") from err
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
+
+
+@torch.inference_mode()
+def kv_cache_self_test(model: TransformerLensBackend, n_tokens: int = 12, seed: int = 0) -> float:
+    """Compare one cached decode step with a full forward pass; refuse on disagreement.
+
+    Returns max |logit difference|. A broken cache (decode steps attending only to
+    themselves) changes the logits by O(their scale), far above the tolerance.
+    """
+    bridge = model.bridge
+    generator = torch.Generator().manual_seed(seed)
+    n_tokens = min(n_tokens, model.info.n_ctx)
+    ids = torch.randint(0, model.info.d_vocab, (1, n_tokens), generator=generator)
+    ids = ids.to(model.device)
+    _, cache = bridge(ids[:, :-1], return_type="logits_and_cache")
+    cached = bridge(ids[:, -1:], return_type="logits_and_cache", past_key_values=cache)[0]
+    full = bridge(ids, return_type="logits")
+    cached_last, full_last = cached[0, -1].float(), full[0, -1].float()
+    diff = (cached_last - full_last).abs().max().item()
+    tolerance = 1e-3 if model.dtype == torch.float32 else 0.05 * (1 + full_last.abs().max().item())
+    if not diff < tolerance:
+        raise KVCacheSelfTestError(
+            f"KV-cache self-test failed for {model.info.name}: a cached decode step differs "
+            f"from a full forward pass by {diff:.3g} (tolerance {tolerance:.3g}); refusing to "
+            "measure with a broken cache (is transformers 5.24.0 installed? see constraints.txt)")
+    return diff

@@ -1,0 +1,57 @@
+"""A committed fixed-seed run must come out the same: tokens exactly, step values to 1e-6.
+
+The runs in tests/data/golden were written by the code before the backend / probe /
+experiment refactor; any change to sampling, RSP draws or probe values shows up here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from golden_runs import GOLDEN_COMMANDS, GOLDEN_DIR
+
+from rsp_probe.cli import main
+
+
+def _records(path):
+    with open(path / "trajectories.jsonl") as handle:
+        return {r["id"]: r for r in map(json.loads, handle)}
+
+
+def _steps(path):
+    frame = pd.read_parquet(path / "steps.parquet")
+    # plain strings: a dictionary column sorts by its categories' order, which is the order
+    # the rows were written in (job order in one pass, batch order when streamed)
+    frame = frame.astype({"trajectory": str, "probe": str})
+    keys = ["trajectory", "step", "probe", "layer", "head"]
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_COMMANDS))
+def test_fixed_seed_run_matches_golden(name, tmp_path):
+    from safetensors.numpy import load_file
+
+    golden = GOLDEN_DIR / name
+    weights = json.loads((golden / "config.json").read_text())["model_info"]["weights_sha256"]
+    out = tmp_path / name
+    assert main([*GOLDEN_COMMANDS[name], "--out", str(out)]) == 0
+    now = json.loads((out / "config.json").read_text())["model_info"]["weights_sha256"]
+    assert now == weights, ("the default model changed since tests/data/golden was written; "
+                            "regenerate it with tests/data/golden/regenerate.py")
+    expected, actual = _records(golden), _records(out)
+    assert sorted(actual) == sorted(expected)
+    for key, record in expected.items():
+        for field in ("generated_token_ids", "stop_reason", "rsp_positions", "seed", "rsp_seed"):
+            assert actual[key][field] == record[field], (key, field)
+    old_rsp, new_rsp = load_file(str(golden / "rsp.safetensors")), load_file(
+        str(out / "rsp.safetensors"))
+    assert sorted(old_rsp) == sorted(new_rsp)
+    for key, vectors in old_rsp.items():
+        np.testing.assert_array_equal(new_rsp[key], vectors)
+    old_steps, new_steps = _steps(golden), _steps(out)
+    pd.testing.assert_frame_equal(new_steps.drop(columns="value"),
+                                  old_steps.drop(columns="value"))
+    np.testing.assert_allclose(new_steps["value"], old_steps["value"], atol=1e-6, rtol=0)

@@ -1,0 +1,154 @@
+"""The three registries: experiments (CLI, API, show, figures), probes (the sampler) and
+backends. A toy probe and a toy experiment, registered only here, run end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+import torch
+
+import rsp_probe
+from rsp_probe.cli import build_parser, main, spec_from_args
+from rsp_probe.config import Condition
+from rsp_probe.experiments.base import (
+    Experiment,
+    experiments,
+    figure_names,
+    register_experiment,
+    unregister_experiment,
+)
+from rsp_probe.probes.base import (
+    DEFAULT_PROBES,
+    BatchContext,
+    BufferedProbe,
+    list_probes,
+    register_probe,
+    unregister_probe,
+)
+
+TOY_PROBE, TOY_EXPERIMENT = "toy_max_logit", "toymax"
+
+
+def test_every_figure_input_is_a_registered_experiment():
+    registered = experiments()
+    for name in figure_names():
+        module = importlib.import_module(f"rsp_probe.figures.{name}")
+        inputs = (*module.NEEDS, *getattr(module, "USES", ()))
+        assert inputs and set(inputs) <= set(registered), (name, inputs)
+    fed = {figure for e in registered.values() for figure in e.figures}
+    assert fed == set(figure_names())
+
+
+@pytest.mark.parametrize("name", list(experiments()))
+def test_api_and_cli_resolve_the_same_defaults(name):
+    experiment = experiments()[name]
+    from_cli = spec_from_args(experiment, build_parser().parse_args([name, "--out", "x"]))
+    from_api = experiment.spec(out="x")
+    assert from_cli.to_dict() == from_api.to_dict()
+    for option, value in experiment.defaults.items():  # the overrides really apply
+        assert from_api.to_dict()[option] == (list(value) if isinstance(value, tuple)
+                                               else value)
+
+
+def test_every_public_experiment_is_an_api_function():
+    for name in experiments():
+        assert getattr(rsp_probe, name) is experiments()[name]
+        assert name in dir(rsp_probe) or name in rsp_probe.__all__
+
+
+# -- a toy probe and a toy experiment, registered only here ----------------------------------
+
+class MaxLogitProbe(BufferedProbe):
+    """The largest next-token logit of each step."""
+
+    def __init__(self, context: BatchContext):
+        super().__init__(context, (TOY_PROBE,))
+
+    def record(self, step: int, logits: torch.Tensor) -> None:
+        self.values[TOY_PROBE][:, step - 1] = logits.float().max(dim=-1).values
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyOptions:
+    greedy: bool = dataclasses.field(default=True, metadata={"help": "greedy decoding"})
+
+
+def run_toy(spec, model=None):
+    from rsp_probe.experiments.sampling import sample_and_write
+
+    temperature = 0.0 if spec.option("greedy") else spec.sampling.temperature
+    conditions = [Condition("k0", 0, temperature)]
+    run = sample_and_write(spec, model, conditions, probes=("logits", TOY_PROBE))
+    return run, run.steps
+
+
+def describe_toy(run, full: bool = False) -> str:
+    values = run.steps[run.steps["probe"] == TOY_PROBE]["value"]
+    return f"# {TOY_EXPERIMENT}: mean max logit {values.mean():.4f} over {len(values)} steps"
+
+
+@pytest.fixture
+def toy_registered():
+    register_probe(TOY_PROBE, MaxLogitProbe)
+    register_experiment(Experiment(name=TOY_EXPERIMENT, help="max logit per step (test)",
+                                   run=run_toy, describe=describe_toy, options=ToyOptions,
+                                   defaults={"n_prompts": 2, "max_new_tokens": 6}))
+    yield
+    unregister_experiment(TOY_EXPERIMENT)
+    unregister_probe(TOY_PROBE)
+
+
+def _reference_max_logits(checkpoint, run) -> dict[str, np.ndarray]:
+    """Independent reference: a plain Hugging Face forward over prompt + generated tokens."""
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(str(checkpoint)).eval()
+    out = {}
+    for record in run.trajectories.itertuples():
+        ids = list(record.prompt_token_ids) + list(record.generated_token_ids)
+        with torch.no_grad():
+            logits = hf(torch.tensor([ids[:-1]])).logits[0]
+        first = len(record.prompt_token_ids) - 1
+        out[record.id] = logits[first:first + record.n_steps].max(dim=-1).values.numpy()
+    return out
+
+
+def _check_toy_run(run, checkpoint) -> None:
+    steps = run.steps[run.steps["probe"] == TOY_PROBE]
+    assert set(steps["trajectory"]) == set(run.trajectories["id"])
+    reference = _reference_max_logits(checkpoint, run)
+    for trajectory, rows in steps.groupby("trajectory"):
+        np.testing.assert_allclose(rows.sort_values("step")["value"].to_numpy(),
+                                   reference[trajectory], atol=1e-4)
+
+
+def test_toy_probe_and_experiment_run_from_cli_and_api(toy_registered, tiny_qwen2, tmp_path,
+                                                       capsys):
+    assert TOY_PROBE in list_probes() and TOY_PROBE not in DEFAULT_PROBES
+    out = tmp_path / "cli"
+    assert main([TOY_EXPERIMENT, "--model", str(tiny_qwen2), "--out", str(out), "--quiet"]) == 0
+    assert f"# {TOY_EXPERIMENT}: mean max logit" in capsys.readouterr().out
+    run, _ = rsp_probe.toymax(model=str(tiny_qwen2), out=str(tmp_path / "api"), quiet=True)
+    from rsp_probe.runs import open_run
+
+    cli_run = open_run(out)
+    _check_toy_run(cli_run, tiny_qwen2)
+    _check_toy_run(run, tiny_qwen2)
+    assert cli_run.trajectories["generated_token_ids"].tolist() == \
+        run.trajectories["generated_token_ids"].tolist()
+    assert main(["show", str(out)]) == 0
+    assert TOY_EXPERIMENT in capsys.readouterr().out
+
+
+def test_unknown_probe_and_duplicate_registration_are_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        register_probe("logits", MaxLogitProbe)
+    with pytest.raises(ValueError, match="already registered"):
+        register_experiment(experiments()["entropy"])
+    from rsp_probe.probes.base import build_probes
+
+    with pytest.raises(ValueError, match="unknown probe"):
+        build_probes(["no-such-probe"], None)
