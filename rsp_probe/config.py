@@ -79,6 +79,10 @@ class OutputConfig:
     quiet: bool = _opt(False, "no progress bar")
     resume: bool = _opt(False, "continue the interrupted run at --out from its last complete "
                         "batch (same options)")
+    workers: int = _opt(0, "run the prompts as N shards, one Ray worker and model each, then "
+                        "merge them (needs rsp-probe[ray]); 0: in this process")
+    ray_address: str | None = _opt(None, "the Ray cluster for the shards (e.g. auto or "
+                                   "ray://HOST:10001); default: a local one of --workers CPUs")
 
 
 @dataclass(frozen=True)
@@ -103,7 +107,8 @@ class Condition:
 EXPERIMENT_PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputConfig)
 
 
-def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> None:
+def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
+                 output: OutputConfig | None = None) -> None:
     """Validate numbers before any model is loaded or any file is written."""
     for flag, value in (("--sigma-scale", rsp.sigma_scale), ("--temperature", sampling.temperature),
                         ("--top-p", sampling.top_p)):
@@ -131,6 +136,8 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> 
         parse_shard(data.shard)
     if data.n_prompts < 1:
         raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
+    if output is not None and output.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {output.workers}")
 
 
 def to_dict(*pieces) -> dict:

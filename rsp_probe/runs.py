@@ -47,8 +47,9 @@ RSP_FILE = "rsp.safetensors"
 STEPS_FILE = "steps.parquet"
 DONE_FILE = "DONE"
 # config keys that say how a run was executed, not what it measured: --resume may change them
-EXECUTION_KEYS = ("out", "overwrite", "quiet", "resume")
+EXECUTION_KEYS = ("out", "overwrite", "quiet", "resume", "workers", "ray_address")
 KILL_POINT_ENV = "RSP_PROBE_KILL_AT"  # tests: SIGKILL ourselves at this named point
+KILL_ONCE_ENV = "RSP_PROBE_KILL_ONCE"  # tests: ... only if this marker file can be created
 # derived files some experiments add (named here once; figures and summaries read them)
 DILUTION_FILE = "dilution_fit.json"
 BRANCHING_FILE = "branching.parquet"
@@ -68,11 +69,19 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
 
 
 def kill_point(name: str) -> None:
-    """Fault injection for the crash tests: die here, as by power loss, when asked to."""
-    if os.environ.get(KILL_POINT_ENV) == name:
-        import signal
+    """Fault injection for the crash tests: die here, as by power loss, when asked to; with
+    KILL_ONCE_ENV only the first process to get here dies (a retried Ray task lives)."""
+    if os.environ.get(KILL_POINT_ENV) != name:
+        return
+    once = os.environ.get(KILL_ONCE_ENV)
+    if once:
+        try:
+            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:
+            return
+    import signal
 
-        os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def prepare_out(out: Path, overwrite: bool) -> OutLock:

@@ -44,4 +44,5 @@ EXPERIMENT = register_experiment(Experiment(
     help="attention mass on the RSP positions per layer and head, with dilution fits",
     run=run_attention, describe="rsp_probe.analysis.summaries:describe_attention",
     defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"), derive=dilution_file,
+    summarize="rsp_probe.analysis.attention:layer_summary",
     theory="rsp_probe.analysis.theory_report:dilution_section"))

@@ -52,6 +52,8 @@ class Experiment:
     # files computed from a staged run's trajectories ({name: table or JSON}); the experiment
     # writes them, and `merge` and `grade` recompute them over the runs they write
     derive: Callable[[Run], dict[str, Any]] | str | None = None
+    # the summary table `run` returns with its run, from the run alone (for merged runs)
+    summarize: Callable[[Run], pd.DataFrame] | str | None = None
 
     def option_defaults(self) -> dict[str, Any]:
         """The experiment's own options with their defaults."""
@@ -82,10 +84,18 @@ class Experiment:
     def derived_files(self, run: Run) -> dict[str, Any]:
         return resolve(self.derive)(run) if self.derive is not None else {}
 
+    def summary(self, run: Run) -> pd.DataFrame:
+        return resolve(self.summarize)(run) if self.summarize is not None else run.trajectories
+
 
 def execute(experiment: Experiment, spec: Spec, model: Any = None) -> tuple[Run, pd.DataFrame]:
-    """Run the experiment; its own figure is drawn into the staged run before it is
-    published (`draw_run_figure`, from Session.finish), so DONE lists the figure's files."""
+    """Run the experiment, here or (--workers, --ray-address) as shards on Ray workers. Its
+    own figure is drawn into the staged run before it is published (`draw_run_figure`, from
+    Session.finish and merge), so DONE lists the figure's files."""
+    if spec.output.workers or spec.output.ray_address:
+        from rsp_probe.runio.distributed import run_on_ray
+
+        return run_on_ray(experiment, spec, model)
     return experiment.run(spec, model)
 
 

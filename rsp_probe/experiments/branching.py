@@ -36,7 +36,11 @@ def run_branching(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Dat
 
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
     run = sample_and_write(spec, model, conditions, derived=branching_file)
-    return run, run.table(BRANCHING_FILE)
+    return run, branching_table(run)
+
+
+def branching_table(run: Run) -> pd.DataFrame:
+    return run.table(BRANCHING_FILE)
 
 
 EXPERIMENT = register_experiment(Experiment(
@@ -44,4 +48,5 @@ EXPERIMENT = register_experiment(Experiment(
     "and temp+rsp branch", run=run_branching, options=BranchingOptions,
     describe="rsp_probe.analysis.summaries:describe_branching",
     defaults={"samples": 8, "temperature": 1.0}, figures=("branching",), derive=branching_file,
+    summarize=branching_table,
     theory="rsp_probe.analysis.theory_report:branching_section"))

@@ -59,7 +59,7 @@ def build_spec(command: str, extra: dict | None = None, **options) -> Spec:
     if options:
         raise UsageError(f"unknown option(s) for {command}: {', '.join(sorted(options))}")
     spec = Spec(command, *pieces, extra=tuple(sorted((extra or {}).items())))
-    check_ranges(spec.rsp, spec.sampling, spec.data)
+    check_ranges(spec.rsp, spec.sampling, spec.data, spec.output)
     return spec
 
 

@@ -44,7 +44,11 @@ def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFra
                          f", got {list(ks)}")
 
     run = sample_and_write(spec, model, conditions, derived=passk_file, probes=LOGIT_ONLY_PROBES)
-    return run, run.table(PASSK_FILE)
+    return run, passk_summary(run)
+
+
+def passk_summary(run: Run) -> pd.DataFrame:
+    return run.table(PASSK_FILE)
 
 
 # Modest defaults so that `rsp-probe passk` and `rsp_probe.passk()` finish in minutes on a
@@ -54,4 +58,4 @@ EXPERIMENT = register_experiment(Experiment(
     "CIs", run=run_passk, options=PasskOptions,
     describe="rsp_probe.analysis.summaries:describe_passk",
     defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations"),
-    derive=passk_file))
+    derive=passk_file, summarize=passk_summary))

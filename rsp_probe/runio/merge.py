@@ -95,16 +95,23 @@ def write_derived_files(writer: RunWriter, command: str) -> None:
         writer.write_derived(experiment.derived_files(writer.staged_run()))
 
 
-def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False) -> Run:
+def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False,
+               lock=None, execution: dict | None = None) -> Run:
+    """`execution`: how the merged run was made (EXECUTION_KEYS), recorded in its config in
+    place of the first shard's; `lock`: the lock of `out` when the caller holds it."""
+    from rsp_probe.experiments.base import draw_run_figure
+
     shards = check_shards([open_run(path) for path in paths])
     config = {key: value for key, value in shards[0].config.items() if key != "schema_version"}
+    config.update(execution or {})
     config.update(shard=None, out=str(out))
-    writer = RunWriter(Path(out), config, overwrite=overwrite)
+    writer = RunWriter(Path(out), config, overwrite=overwrite, lock=lock)
     try:
         _write_trajectories(shards, writer.staging / TRAJECTORIES_FILE)
         merge_safetensors([run.path / RSP_FILE for run in shards], writer.staging / RSP_FILE)
         merge_parquet([run.path / STEPS_FILE for run in shards], writer.staging / STEPS_FILE)
         write_derived_files(writer, config["command"])
+        draw_run_figure(config["command"], writer.staged_run())
         meta = {key: shards[0].meta.get(key) for key in ("device", "dtype")}
         meta["merged_from"] = [str(run.path) for run in shards]
         return open_run(writer.finish(meta))

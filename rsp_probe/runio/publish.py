@@ -24,7 +24,7 @@ from rsp_probe.runio.lock import is_locked
 
 RENAME_EXCHANGE = 2  # from linux/fs.h
 AT_FDCWD = -100
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|previous|lock)(-\d+)?$")
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|previous|lock|shards)(-\d+)?$")
 
 
 def staging_path(out: Path) -> Path:
