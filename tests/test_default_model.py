@@ -26,7 +26,7 @@ def test_plain_transformers_loads_it_and_agrees_with_our_sampler(default_model):
     prompts = [encode_plain(default_model.tokenizer, p.question).token_ids for p in problems]
     ours = generate(default_model, [Job(str(i), ids, [], torch.zeros(0, 256), 0.0, 1.0, 0)
                                     for i, ids in enumerate(prompts)], max_new_tokens=96)
-    for ids, trajectory, problem in zip(prompts, ours, problems):
+    for ids, trajectory in zip(prompts, ours):
         with torch.no_grad():
             ref = hf.generate(torch.tensor([ids]), max_new_tokens=96, do_sample=False)[0]
         assert trajectory.generated_token_ids == ref[len(ids):].tolist()
