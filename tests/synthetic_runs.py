@@ -33,7 +33,7 @@ def write_run(out: Path, config: dict, records: list[dict],
 
 
 def counts_run(out: Path, counts: dict[str, list[int]], n: dict[str, int],
-               prompt_order: list[int] | None = None, config=None):
+               prompt_order: list[int] | None = None, config=None, tables=None):
     """A sampling run where condition `name` has counts[name][j] correct of n[name] samples on
     problem j. Records are written in `prompt_order` (problem indices), so a reader that
     pairs problems by position rather than by id gets them wrong."""
@@ -46,4 +46,4 @@ def counts_run(out: Path, counts: dict[str, list[int]], n: dict[str, int],
                 right = sample < per_problem[j]
                 records.append(record(name, f"p{j:02d}", sample, correct=right,
                                       answer=str(j if right else 1000 + sample)))
-    return write_run(out, {"command": "passk", **(config or {})}, records)
+    return write_run(out, {"command": "passk", **(config or {})}, records, tables=tables)

@@ -166,3 +166,58 @@ def test_passk_table_reports_the_known_counts(tmp_path):
     assert table.loc[("temp", 1), "n_problems"] == 4 and table.loc[("greedy", 1), "n"] == 4
     # distinct answers: correct samples share the answer, the others are all different
     assert table.loc[("temp", 1), "distinct_answers"] == pytest.approx(np.mean([4, 4, 1, 3]))
+
+
+# -- the step probes' arithmetic on hand-made logits and attention patterns -------------------
+
+LOGITS = np.array([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 0.0, 0.0], [5.0, 4.5, -3.0, 1.0]])
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.5, 1.0, 2.0])
+def test_logit_probes_and_collision_match_numpy(temperature):
+    from rsp_probe.probes.step import collision_probability, logit_probes
+
+    values = logit_probes(torch.tensor(LOGITS, dtype=torch.float32))
+    probs = _softmax(LOGITS)
+    np.testing.assert_allclose(values["entropy"].numpy(), stats.entropy(probs, axis=-1),
+                               rtol=1e-5)
+    np.testing.assert_allclose(values["top1_prob"].numpy(), probs.max(-1), rtol=1e-6)
+    np.testing.assert_allclose(values["margin"].numpy(), [1.0, 0.0, 0.5], atol=1e-6)
+    temperatures = torch.full((len(LOGITS), 1), temperature)
+    collision = collision_probability(torch.tensor(LOGITS), temperatures).numpy()
+    expected = (np.ones(len(LOGITS)) if temperature == 0 else
+                (_softmax(LOGITS / temperature) ** 2).sum(-1))
+    np.testing.assert_allclose(collision, expected, rtol=1e-5)
+    assert collision[1] == pytest.approx(1.0 if temperature == 0 else 0.25)  # uniform over 4
+
+
+def test_collision_uses_each_rows_own_temperature():
+    from rsp_probe.probes.step import collision_probability
+
+    temperatures = torch.tensor([[0.0], [1.0], [0.5]])
+    collision = collision_probability(torch.tensor(LOGITS), temperatures).numpy()
+    expected = [1.0, 0.25, (_softmax(LOGITS[2] / 0.5) ** 2).sum()]
+    np.testing.assert_allclose(collision, expected, rtol=1e-5)
+
+
+def test_rsp_attention_probe_sums_the_newest_query_over_rsp_keys():
+    from rsp_probe.probes.step import RSPAttentionProbe
+
+    rng = np.random.default_rng(4)
+    keys = np.array([[0, 1, 1, 0, 0], [1, 0, 0, 0, 1]], dtype=np.float32)  # [B=2, T=5]
+    probe = RSPAttentionProbe(torch.tensor(keys), max_steps=3, n_layers=2, n_heads=3)
+    hooks = dict(probe.hooks())
+    assert list(hooks) == ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern"]
+    expected = np.zeros((2, 3, 2, 3))
+    for step, n_keys in ((1, 5), (2, 6)):  # step 2 sees one generated key beyond the prompt
+        probe.begin_step(step)
+        for layer in range(2):
+            pattern = rng.dirichlet(np.ones(n_keys), size=(2, 3, 2)).astype(np.float32)
+            hooks[f"blocks.{layer}.attn.hook_pattern"](torch.tensor(pattern))
+            expected[:, step - 1, layer] = (pattern[:, :, -1, :5] * keys[:, None]).sum(-1)
+        probe.check_step()
+    np.testing.assert_allclose(probe.values.numpy(), expected, rtol=1e-6)
+    probe.begin_step(3)
+    hooks["blocks.0.attn.hook_pattern"](torch.tensor(rng.random((2, 3, 1, 7), np.float32)))
+    with pytest.raises(RuntimeError, match="one hook call per layer"):
+        probe.check_step()

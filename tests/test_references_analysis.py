@@ -1,0 +1,121 @@
+"""Analyses and figure data on synthetic runs written by the test, so each reported number is
+known in advance: dilution fits recover the law's delta with the right n, the entropy and
+Pass@N figures plot the means and pass@k values the runs were built to have, and the
+per-prompt bootstrap weighs prompts equally."""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+import pytest
+from synthetic_runs import counts_run, record, write_run
+
+from rsp_probe.analysis.attention import dilution_fits
+from rsp_probe.analysis.passk import PASSK_FILE, passk_table
+from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step
+from rsp_probe.theory.dilution import dilution_mass
+
+PAPER = {"law": "gaussian", "sigma_scale": 1.0, "placement": "suffix", "fixed_draw": False}
+
+
+def _attention_run(out, n_prompt: int, k: int, deltas: dict[int, float], steps: int = 30):
+    """Three prompts of n_prompt tokens plus k RSP positions; layer l's heads carry exactly
+    the dilution-law mass with delta = deltas[l] at every step."""
+    t = np.arange(1, steps + 1)
+    mass = np.stack([dilution_mass(t, n_prompt, k, deltas[layer]) for layer in sorted(deltas)],
+                    axis=1)  # [S, L]
+    records, values = [], {}
+    for j in range(3):
+        r = record(f"k{k}", f"p{j}", 0, rsp_tokens=k)
+        r.update(prompt_token_ids=list(range(n_prompt)),
+                 rsp_positions=list(range(n_prompt, n_prompt + k)))
+        records.append(r)
+        values[r["id"]] = {"rsp_attention": np.repeat(mass[:, :, None], 2, axis=2)}  # 2 heads
+    return write_run(out, {"command": "attention", **PAPER}, records, values)
+
+
+def test_dilution_fits_recover_delta_with_n_the_prompt_length(tmp_path):
+    run = _attention_run(tmp_path / "r", n_prompt=20, k=4, deltas={0: 1.5, 1: 3.0})
+    fits = dilution_fits(run)["k4"]
+    assert fits["k"] == 4 and fits["n"] == 20.0  # n excludes the RSP positions
+    for layer, delta in (("0", 1.5), ("1", 3.0)):
+        entry = fits["layers"][layer]
+        dilution = next(f for f in entry["fits"] if f["model"] == "dilution")
+        assert dilution["params"]["delta"] == pytest.approx(delta, abs=1e-4)
+        assert dilution["fixed"] == {"n": 20.0, "k": 4.0}
+        assert dilution["r2"] == pytest.approx(1.0, abs=1e-9)
+        assert entry["best"] == "dilution"
+        assert entry["steps"] == list(range(1, 31))
+
+
+def test_summarise_by_step_averages_prompts_first(tmp_path):
+    # prompt p0 has 3 trajectories at value 1, p1 one trajectory at value 0: the prompt-level
+    # mean is 0.5 (a trajectory-level mean would say 0.75)
+    frame_rows = [{"prompt_id": "p0", "condition": "c", "probe": "entropy", "step": 1,
+                   "value": 1.0}] * 3 + [{"prompt_id": "p1", "condition": "c",
+                                          "probe": "entropy", "step": 1, "value": 0.0}]
+    import pandas as pd
+
+    summary = summarise_by_step(pd.DataFrame(frame_rows), steps=(1,))
+    row = summary.iloc[0]
+    assert row["mean"] == 0.5 and row["n_prompts"] == 2
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
+
+
+def test_bootstrap_mean_matches_a_direct_percentile_bootstrap():
+    from scipy import stats
+
+    values = np.random.default_rng(3).exponential(size=50)
+    mean, lo, hi = bootstrap_mean(np.append(values, np.nan), n_boot=10_000, ci=0.8)
+    ref = stats.bootstrap((values,), np.mean, n_resamples=10_000, confidence_level=0.8,
+                          method="percentile", random_state=np.random.default_rng(1))
+    tolerance = 0.15 * values.std() / np.sqrt(values.size)
+    assert mean == pytest.approx(values.mean())  # the nan is dropped
+    assert (lo, hi) == pytest.approx(tuple(ref.confidence_interval), abs=tolerance)
+    assert all(np.isnan(bootstrap_mean([np.nan])))
+
+
+def _entropy_run(out):
+    """k0 and k4 on three prompts, two samples each; entropy = base + step / 10 with base
+    0.1 * prompt index for k0 and 1 + 0.1 * prompt index for k4, sample 1 adding 0.2."""
+    records, values = [], {}
+    for k in (0, 4):
+        for j in range(3):
+            for sample in range(2):
+                r = record(f"k{k}", f"p{j}", sample, rsp_tokens=k)
+                records.append(r)
+                base = (1.0 if k else 0.0) + 0.1 * j + 0.2 * sample
+                values[r["id"]] = {"entropy": base + np.arange(1, 6) / 10}
+    return write_run(out, {"command": "entropy", **PAPER}, records, values)
+
+
+def test_entropy_figure_plots_the_known_means(tmp_path):
+    from rsp_probe.figures import entropy
+
+    df = entropy.data([_entropy_run(tmp_path / "r")])
+    assert sorted(df["condition"].unique()) == ["k0", "k4"]
+    for row in df.itertuples():
+        expected = (1.0 if row.k == 4 else 0.0) + 0.1 + 0.1 + row.x / 10  # mean j 0.1, sample 0.1
+        assert row.y == pytest.approx(expected, abs=1e-6)
+        assert row.ci_low <= row.y <= row.ci_high and row.n_prompts == 3
+        assert row.label == f"k={row.k} (n=3 prompts)"
+    assert sorted(df["x"].unique()) == [1, 2, 3, 4, 5]
+
+
+def test_passk_figure_plots_the_known_pass_at_k(tmp_path):
+    from rsp_probe.figures import passk
+
+    counts = {"temp": [0, 1, 4, 2], "rsp+temp": [1, 1, 3, 2]}
+    staged = counts_run(tmp_path / "counts", counts, {"temp": 4, "rsp+temp": 4})
+    run = counts_run(tmp_path / "r", counts, {"temp": 4, "rsp+temp": 4},
+                     config={"conditions": ["rsp+temp", "temp"]},
+                     tables={PASSK_FILE: passk_table(staged, ks=(1, 2, 4))})
+    df = passk.data([run])
+    assert df["condition"].tolist()[:3] == ["rsp+temp"] * 3  # the command's order
+    for row in df.itertuples():
+        expected = np.mean([1 - comb(4 - c, row.x) / comb(4, row.x)
+                            for c in counts[row.condition]])
+        assert row.y == pytest.approx(expected)
+        assert row.n_prompts == 4 and row.n == 4
+        assert row.ci_low <= row.y <= row.ci_high
