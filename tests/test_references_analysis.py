@@ -12,8 +12,8 @@ import pytest
 from synthetic_runs import counts_run, record, write_run
 
 from rsp_probe.analysis.attention import dilution_fits
-from rsp_probe.analysis.passk import PASSK_FILE, passk_table
-from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step
+from rsp_probe.analysis.passk import PASSK_FILE, default_pairs, passk_table
+from rsp_probe.analysis.stats import bootstrap_mean, format_ci, summarise_by_step, wide_table
 from rsp_probe.theory.dilution import dilution_mass
 
 PAPER = {"law": "gaussian", "sigma_scale": 1.0, "placement": "suffix", "fixed_draw": False}
@@ -119,3 +119,68 @@ def test_passk_figure_plots_the_known_pass_at_k(tmp_path):
         assert row.y == pytest.approx(expected)
         assert row.n_prompts == 4 and row.n == 4
         assert row.ci_low <= row.y <= row.ci_high
+
+
+def test_default_pairs_match_each_rsp_condition_to_its_counterpart():
+    conditions = ["temp", "rsp+temp", "greedy", "greedy+rsp", "rsp+top_p", "k4"]
+    assert default_pairs(conditions) == [("rsp+temp", "temp"), ("greedy+rsp", "greedy")]
+    assert default_pairs(["temp+rsp", "temp"]) == [("temp+rsp", "temp")]
+    assert default_pairs(["rsp"]) == []
+
+
+def test_summary_tables_print_the_numbers_they_are_given():
+    import pandas as pd
+
+    assert format_ci(0.12345, 0.1, 0.2) == "0.123 [0.100, 0.200]"
+    assert format_ci(1.5, 1.25, 1.75, digits=1) == "1.5 [1.2, 1.8]"
+    assert format_ci(np.nan, np.nan, np.nan) == "-"
+    summary = pd.DataFrame({"condition": ["k0", "k0", "k4"], "step": [1, 2, 1],
+                            "mean": [0.5, 0.25, 1.0], "ci_low": [0.4, 0.2, 0.9],
+                            "ci_high": [0.6, 0.3, 1.1]})
+    lines = wide_table(summary, digits=2).splitlines()
+    assert lines[0].split() == ["step", "1", "step", "2"]
+    assert lines[1].split() == ["condition"]
+    assert lines[2].split() == ["k0", "0.50", "[0.40,", "0.60]", "0.25", "[0.20,", "0.30]"]
+    assert lines[3].split() == ["k4", "1.00", "[0.90,", "1.10]", "-"]
+    assert wide_table(summary.iloc[:0]) == "(no data)"
+    by_probe = wide_table(summary.rename(columns={"condition": "probe"}), row="probe",
+                          column="step")
+    assert by_probe.splitlines()[0].split() == ["step", "1", "step", "2"]
+
+
+def test_reported_intervals_are_reproducible_with_the_default_seed():
+    from rsp_probe.tasks.passk import bootstrap_pass_at_k, paired_difference
+
+    counts = [0, 3, 1, 4, 2, 2, 0, 4]
+    others = [1, 3, 0, 4, 4, 2, 1, 3]
+    assert bootstrap_pass_at_k(counts, 4, 2) == bootstrap_pass_at_k(counts, 4, 2)
+    assert paired_difference(counts, others, 4, 4, 1) == paired_difference(counts, others,
+                                                                            4, 4, 1)
+    values = np.random.default_rng(0).random(12)
+    assert bootstrap_mean(values) == bootstrap_mean(values)
+    import pandas as pd
+
+    frame = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(12)], "condition": "c",
+                          "probe": "entropy", "step": 1, "value": values})
+    pd.testing.assert_frame_equal(summarise_by_step(frame), summarise_by_step(frame))
+
+
+def test_bootstrap_mean_of_one_value_is_that_value():
+    assert bootstrap_mean([2.0]) == (2.0, 2.0, 2.0)
+    assert all(np.isnan(bootstrap_mean([])))
+
+
+def test_passk_tables_keep_the_run_order_and_skip_only_impossible_k(tmp_path):
+    # temp has 4 samples, rsp+temp only 2: k=4 exists for temp alone; ks are not sorted
+    counts = {"temp": [1, 2, 4], "rsp+temp": [1, 0, 2]}
+    run = counts_run(tmp_path / "r", counts, {"temp": 4, "rsp+temp": 2})
+    table = passk_table(run, ks=(1, 4, 2))
+    assert list(zip(table["condition"], table["k"])) == [  # conditions by name
+        ("rsp+temp", 1), ("rsp+temp", 2), ("temp", 1), ("temp", 4), ("temp", 2)]
+    assert table.iloc[1]["pass_at_k"] == pytest.approx(np.mean([1, 0, 1]))
+    from rsp_probe.analysis.passk import paired_table
+
+    pairs = [("missing", "temp"), ("rsp+temp", "missing"), ("rsp+temp", "temp")]
+    paired = paired_table(run, ks=(4, 1, 2), pairs=pairs)
+    assert list(zip(paired["a"], paired["k"])) == [("rsp+temp", 1), ("rsp+temp", 2)]
+    assert paired.iloc[0]["difference"] == pytest.approx(np.mean([0.5 - 0.25, 0 - 0.5, 1 - 1]))

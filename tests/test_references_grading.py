@@ -84,3 +84,11 @@ def check_hand_made(grade, text, expected):
     [(answer, correct)] = grade(DataConfig(), [text], ["14"])
     assert (_final_integer(text), correct) == expected
     assert answer == (None if expected[0] is None else str(expected[0]))
+
+
+def test_a_stray_equals_sign_breaks_a_solution_anywhere():
+    from rsp_probe.tasks.arithmetic import solution_is_consistent
+
+    good = "Mia starts with 12. 12 + 7 = 19. 19 - 5 = 14. #### 14"
+    assert solution_is_consistent(good)
+    assert not solution_is_consistent(good.replace("19 - 5", "x = 3. 19 - 5"))

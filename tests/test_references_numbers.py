@@ -217,7 +217,13 @@ def test_rsp_attention_probe_sums_the_newest_query_over_rsp_keys():
             expected[:, step - 1, layer] = (pattern[:, :, -1, :5] * keys[:, None]).sum(-1)
         probe.check_step()
     np.testing.assert_allclose(probe.values.numpy(), expected, rtol=1e-6)
+    pattern = torch.tensor(rng.random((2, 3, 1, 7), np.float32))
     probe.begin_step(3)
-    hooks["blocks.0.attn.hook_pattern"](torch.tensor(rng.random((2, 3, 1, 7), np.float32)))
+    hooks["blocks.0.attn.hook_pattern"](pattern)  # layer 1 never fires
     with pytest.raises(RuntimeError, match="one hook call per layer"):
+        probe.check_step()
+    probe.begin_step(3)
+    for name in (*hooks, "blocks.1.attn.hook_pattern"):  # layer 1 fires twice
+        hooks[name](pattern)
+    with pytest.raises(RuntimeError, match=r"got \[1, 2\]"):
         probe.check_step()
