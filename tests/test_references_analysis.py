@@ -184,3 +184,81 @@ def test_passk_tables_keep_the_run_order_and_skip_only_impossible_k(tmp_path):
     paired = paired_table(run, ks=(4, 1, 2), pairs=pairs)
     assert list(zip(paired["a"], paired["k"])) == [("rsp+temp", 1), ("rsp+temp", 2)]
     assert paired.iloc[0]["difference"] == pytest.approx(np.mean([0.5 - 0.25, 0 - 0.5, 1 - 1]))
+
+
+# -- the dilution-law fits at their edges -------------------------------------------------------
+
+def test_fits_need_only_one_point_more_than_their_parameters():
+    from rsp_probe.theory.fit import fit_dilution, fit_exponential, fit_power_law, fit_sink
+
+    t = np.arange(1.0, 6.0)
+    m = dilution_mass(t, 10, 4, 0.5)
+    assert fit_dilution(t[:2], m[:2], 10, 4).n_points == 2
+    assert fit_sink(t[:3], m[:3], 10).n_points == 3
+    assert fit_power_law(t[:3], m[:3], 10).n_points == 3
+    assert fit_exponential(t[:4], m[:4]).n_points == 4
+
+
+def test_dilution_fit_recovers_a_negative_delta():
+    from rsp_probe.theory.fit import fit_dilution
+
+    t = np.arange(1.0, 41.0)
+    fit = fit_dilution(t, dilution_mass(t, 30, 2, -2.0), 30, 2)
+    assert fit.params["delta"] == pytest.approx(-2.0, abs=1e-5)
+
+
+def test_sink_fit_survives_saturated_masses():
+    from rsp_probe.theory.fit import fit_sink
+
+    t = np.arange(1.0, 7.0)
+    fit = fit_sink(t, np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.5]), 5)  # one inner point: no line
+    assert np.isfinite(fit.aic) and fit.params["A"] > 0 and fit.params["S"] > 0
+
+
+def test_exponential_fit_keeps_every_parameter_non_negative():
+    from rsp_probe.theory.fit import fit_exponential
+
+    # fast decay to exactly zero: an unconstrained fit would put the floor b below zero
+    t = np.arange(1.0, 31.0)
+    m = np.clip(0.4 * np.exp(-0.15 * (t - 1)) - 0.03, 0.0, None)
+    fit = fit_exponential(t, m)
+    assert all(value >= 0 for value in fit.params.values())
+    assert fit.params["b"] == pytest.approx(0.0, abs=1e-9)
+
+
+def _noisy(curve, t, seed=0):
+    return np.clip(curve + np.random.default_rng(seed).normal(0, 0.004, t.size), 1e-4, 1.0)
+
+
+@pytest.mark.parametrize("model", ["dilution", "sink", "power_law", "exponential"])
+def test_fit_params_errors_r2_and_aic_match_scipy_curve_fit(model):
+    """Against scipy.optimize.curve_fit on natural parameters: its pcov is s^2 (J^T J)^-1
+    with s^2 = RSS / (N - p), which the delta method reproduces from log-space fits."""
+    from scipy.optimize import curve_fit
+
+    from rsp_probe.theory import dilution as law
+    from rsp_probe.theory import fit as fits
+
+    t, n, k = np.arange(1.0, 41.0), 20.0, 4.0
+    setups = {  # model: (our fit, reference curve, truth, lower bounds)
+        "dilution": (lambda m: fits.fit_dilution(t, m, n, k),
+                     lambda t, delta: law.dilution_mass(t, n, k, delta), [1.0], -np.inf),
+        "sink": (lambda m: fits.fit_sink(t, m, n),
+                 lambda t, A, S: law.sink_mass(t, n, A, S), [8.0, 5.0], 0.0),
+        "power_law": (lambda m: fits.fit_power_law(t, m, n),
+                      lambda t, a, alpha: law.power_law(t, n, a, alpha), [3.0, 1.2], -np.inf),
+        "exponential": (lambda m: fits.fit_exponential(t, m),
+                        lambda t, a, lam, b: law.exponential(t, a, lam, b), [0.3, 0.2, 0.02],
+                        0.0),
+    }
+    ours, curve, truth, lower = setups[model]
+    m = _noisy(curve(t, *truth), t)
+    fit = ours(m)
+    params, cov = curve_fit(curve, t, m, p0=truth, bounds=(lower, np.inf), method="trf")
+    names = list(fit.params)
+    np.testing.assert_allclose([fit.params[p] for p in names], params, rtol=1e-4)
+    np.testing.assert_allclose([fit.stderr[p] for p in names], np.sqrt(np.diag(cov)), rtol=1e-2)
+    rss = float(((curve(t, *params) - m) ** 2).sum())
+    assert fit.r2 == pytest.approx(1 - rss / ((m - m.mean()) ** 2).sum(), rel=1e-6)
+    assert fit.aic == pytest.approx(t.size * np.log(rss / t.size) + 2 * len(names), rel=1e-6)
+    assert fit.n_points == t.size and 0.5 < fit.r2 < 1.0
