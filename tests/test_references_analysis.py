@@ -262,3 +262,28 @@ def test_fit_params_errors_r2_and_aic_match_scipy_curve_fit(model):
     assert fit.r2 == pytest.approx(1 - rss / ((m - m.mean()) ** 2).sum(), rel=1e-6)
     assert fit.aic == pytest.approx(t.size * np.log(rss / t.size) + 2 * len(names), rel=1e-6)
     assert fit.n_points == t.size and 0.5 < fit.r2 < 1.0
+
+
+def test_curves_and_fits_refuse_nan_inputs():
+    from rsp_probe.theory import dilution as law
+    from rsp_probe.theory.fit import fit_dilution
+
+    nan = float("nan")
+    calls = [lambda: law.dilution_mass([1.0, nan], 10, 4, 0.0),
+             lambda: law.dilution_mass(1.0, nan, 4, 0.0),
+             lambda: law.dilution_mass(1.0, 10, nan, 0.0),
+             lambda: law.sink_mass(1.0, 10, 2.0, nan),
+             lambda: law.exponential([nan], 0.5, 0.1),
+             lambda: law.exponential([0.5], 0.5, 0.1),
+             lambda: law.exponential([1.0], 0.5, -0.1),
+             lambda: law.exponential([1.0], 0.5, 0.1, -0.1),
+             lambda: fit_dilution([1.0, 2.0, 3.0], [0.5, nan, 0.2], 10, 4),
+             lambda: fit_dilution([1.0, 2.0, 3.0], [0.5, 0.3, -0.2], 10, 4)]
+    for call in calls:
+        with pytest.raises(ValueError):
+            call()
+    assert law.exponential(1.0, 0.5, 0.1) == pytest.approx(0.5)  # the floor b defaults to 0
+    t = np.arange(1.0, 4.0)
+    assert law.exponential(t, 0.5, 0.1, 0.2) == pytest.approx(0.2 + 0.5 * np.exp(-0.1 * (t - 1)))
+    fit = fit_dilution(t, [1.0, 1.0, 0.5], 10, 4)  # a mass of exactly 1 is allowed
+    assert fit.n_points == 3

@@ -227,3 +227,16 @@ def test_rsp_attention_probe_sums_the_newest_query_over_rsp_keys():
         hooks[name](pattern)
     with pytest.raises(RuntimeError, match=r"got \[1, 2\]"):
         probe.check_step()
+
+
+def test_bootstrap_edges_one_problem_one_replicate_and_open_ci():
+    assert bootstrap_pass_at_k([2], 4, 1) == (0.5, 0.5, 0.5)  # one problem: no spread
+    mean, lo, hi = bootstrap_pass_at_k([0, 4], 4, 1, n_boot=1)  # one replicate: lo == hi
+    assert mean == 0.5 and lo == hi and lo in (0.0, 0.5, 1.0)
+    for ci in (0.0, 1.0):
+        with pytest.raises(ValueError, match="ci must lie in"):
+            bootstrap_pass_at_k([1, 2], 4, 1, ci=ci)
+    with pytest.raises(ValueError, match="at least one problem"):
+        bootstrap_pass_at_k([], 4, 1)
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_pass_at_k([1], 4, 1, n_boot=0)
