@@ -3,6 +3,7 @@ and overall, and every surviving mutant with its diff, for benchmarks/MUTATION.m
 
     python benchmarks/mutation_report.py            # prints the markdown
     python benchmarks/mutation_report.py --update   # rewrites the generated block of MUTATION.md
+    python benchmarks/mutation_report.py --diffs    # each survivor with its diff (slow)
 
 Score = killed / (killed + survived + timeout + suspicious); "no tests" (a function no selected
 fast test calls) and "not checked" mutants are listed separately, never counted as killed.
@@ -44,7 +45,7 @@ def diff_of(name: str) -> str:
     return result.stdout.strip() or result.stderr.strip()
 
 
-def report(mutants: Path) -> str:
+def report(mutants: Path, with_diffs: bool = False) -> str:
     by_name = statuses(mutants)
     rows = ["| module | killed | survived | timeout | no tests | score |",
             "|---|---|---|---|---|---|"]
@@ -58,7 +59,10 @@ def report(mutants: Path) -> str:
     survivors = [n for n, s in by_name.items() if s not in ("killed", "skipped")]
     lines.append(f"Mutants not killed: {len(survivors)}.")
     for name in survivors:
-        lines += ["", f"#### `{name}` ({by_name[name]})", "", "```diff", diff_of(name), "```"]
+        if with_diffs:
+            lines += ["", f"#### `{name}` ({by_name[name]})", "", "```diff", diff_of(name), "```"]
+        else:
+            lines.append(f"- `{name}` ({by_name[name]})")
     return "\n".join(lines)
 
 
@@ -74,7 +78,7 @@ def main(argv: list[str]) -> int:
     if not mutants.is_dir():
         print("no mutants/ directory: run `make mutate` first", file=sys.stderr)
         return 2
-    text = report(mutants)
+    text = report(mutants, with_diffs='--diffs' in argv)
     if "--update" not in argv:
         print(text)
         return 0
