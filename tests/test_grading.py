@@ -5,9 +5,9 @@ import json
 
 import pandas as pd
 import pytest
-from rsp_probe.analysis.pass_at_k import pass_at_k
 
 import rsp_probe
+from rsp_probe.analysis.pass_at_k import pass_at_k
 from rsp_probe.errors import GradingError
 from rsp_probe.runs import Run
 from rsp_probe.tasks.mathcheck import CheckResult, grade_texts
