@@ -1,13 +1,11 @@
 """The fast backend: the Hugging Face model itself, sdpa attention, an in-place KV cache.
 
 No TransformerLens and no hook points. Attention sites are delivered by one function
-registered in transformers' attention-function registry (ATTENTION_NAME): without taps at a
-layer it is plain sdpa; with taps it also scores the queries the taps need against every key
-(for decode steps and `newest_only` taps: ONE row of scores per head), with the same mask and
-scaling, so full patterns are never materialised and probe memory stays O(layers x heads x
-steps) per trajectory. Read-only taps never change the attention output (sdpa computes it
-either way); a tap that replaces the scores (an intervention) switches that layer to the
-eager product softmax(scores) @ V.
+registered in transformers' attention-function registry (ATTENTION_NAME). A prefill is
+sdpa; a decode step is one row of scores per head (the newest query against every key, same
+mask and scaling), softmax, times V; the taps read those probabilities, so full patterns are
+never materialised and probe memory stays O(layers x heads x steps) per trajectory. A tap
+that replaces the scores (an intervention) is the same product with edited scores.
 
 Residual sites use PyTorch forward hooks on the decoder layers, removed on exit.
 """
@@ -22,6 +20,7 @@ from typing import Any
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from rsp_probe.backends.base import (
     ATTN_KEY_MASS,
@@ -75,7 +74,7 @@ class HFBackend:
 
     def prefill(self, embeds: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        cache = _in_place_cache(self.info.n_layers, embeds.shape[1] + _CACHE_HEADROOM)
+        cache = in_place_cache(self.info.n_layers, embeds.shape[1] + _CACHE_HEADROOM)
         return self._step({"inputs_embeds": embeds}, attention_mask, position_ids, cache)
 
     def decode(self, token_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -140,30 +139,31 @@ def tapped_sdpa(module, query, key, value, attention_mask, scaling=None, **kwarg
     """transformers' sdpa attention, delivering this layer's taps on the way.
 
     query [B, H, Q, D], key/value [B, KV, K, D]; returns ([B, Q, H, D], None) like sdpa.
+    Decode steps (Q = 1) compute softmax(q k^T) v as two grouped matmuls: on CPU that beats
+    sdpa's kernel, and the probabilities the taps read come for free. So do forward passes
+    whose taps need every query row. Otherwise sdpa computes the output, and the taps get
+    the newest row (one row of scores per head).
     """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
     by_layer = kwargs.pop(_TAPS_KWARG, None)
-    taps = by_layer.get(module.layer_idx) if by_layer else None
-    if not taps:
+    taps = (by_layer.get(module.layer_idx) if by_layer else None) or ()
+    all_rows = query.shape[2] == 1 or any(
+        tap.site == ATTN_SCORES or not tap.newest_only for tap in taps)
+    if not taps and not all_rows:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       scaling=scaling, **kwargs)
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    all_rows = any(tap.site == ATTN_SCORES or not tap.newest_only for tap in taps)
     scores = attention_scores(query, key, attention_mask, scaling, newest_only=not all_rows)
-    replaced = False
     for tap in taps:
         if tap.site == ATTN_SCORES:
-            new = tap.fn(module.layer_idx, scores)
-            if new is not None:
-                scores, replaced = new.float(), True
+            replaced = tap.fn(module.layer_idx, scores)  # an intervention returns new scores
+            scores = scores if replaced is None else replaced.float()
     probs = torch.softmax(scores, dim=-1)  # [B, H, Q', K] float32
     for tap in taps:
         if tap.site in (ATTN_PATTERN, ATTN_KEY_MASS):
             rows = probs[:, :, -1:] if tap.newest_only else probs
             tap.fn(module.layer_idx, _key_mass(rows, tap.key_mask)
                    if tap.site == ATTN_KEY_MASS else rows)
-    if replaced:
+    if all_rows:
         return _eager_output(probs, value), None
     return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling,
                                   **kwargs)
@@ -199,7 +199,7 @@ def attention_scores(query: torch.Tensor, key: torch.Tensor, attention_mask, sca
 def _key_mass(probs: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
     """[B, H, Q, K] probabilities summed over the first K0 keys weighted by key_mask [B, K0]."""
     n_keys = key_mask.shape[1]
-    return torch.einsum("bhqk,bk->bhq", probs[..., :n_keys], key_mask.float())
+    return (probs[..., :n_keys] * key_mask[:, None, None, :].float()).sum(-1)
 
 
 def _eager_output(probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
@@ -258,7 +258,8 @@ def _buffer(filled: torch.Tensor, capacity: int) -> torch.Tensor:
     return buffer
 
 
-def _in_place_cache(n_layers: int, capacity: int) -> Cache:
+def in_place_cache(n_layers: int, capacity: int) -> Cache:
+    """An empty decode cache for `n_layers` layers; prefill makes one, benchmarks fill one."""
     return Cache(layers=[_InPlaceLayer(capacity) for _ in range(n_layers)])
 
 
