@@ -153,3 +153,10 @@ def test_auto_loads_hf_and_the_run_records_the_backend(tiny_qwen2, tmp_path):
                      "--rsp-tokens", "2", "--out", str(out), "--quiet"]) == 0
         config = json.loads((out / "config.json").read_text())
         assert (config["backend"], config["model_info"]["backend"]) == (choice, used)
+
+
+def test_cli_backend_choices_are_the_registered_backends():
+    from rsp_probe.backends import AUTO, list_backends
+    from rsp_probe.config import BACKEND_CHOICES
+
+    assert sorted(BACKEND_CHOICES) == sorted([AUTO, *list_backends()])
