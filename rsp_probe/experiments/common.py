@@ -95,7 +95,7 @@ class Session:
 
     def __enter__(self):
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
-                  self.model.info.to_dict()}
+                  {**self.model.info.to_dict(), "backend": self.model.name}}
         self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite)
         return self
 
@@ -125,7 +125,8 @@ class Session:
 def _load(model: ModelConfig):
     from rsp_probe.models import load_model
 
-    return load_model(model.model, dtype=model.dtype, device=model.device)
+    return load_model(model.model, dtype=model.dtype, device=model.device,
+                      backend=model.backend)
 
 
 def conditions_by_k(spec: Spec) -> list[Condition]:
