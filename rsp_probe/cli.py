@@ -203,7 +203,7 @@ def cmd_model_card(args) -> int:
     from rsp_probe.models import load_model
     from rsp_probe.toy.card import measure_quality, quality_table, targets
 
-    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    model = load_model(args.model, dtype=args.dtype, device=args.device, backend=args.backend)
     results = measure_quality(model, n_prompts=args.n_prompts, seed=args.seed, quiet=args.quiet)
     print(f"# quality of {model.info.name} on {args.n_prompts} test problems, seed {args.seed}")
     print(quality_table(results))

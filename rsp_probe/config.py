@@ -19,6 +19,7 @@ LAWS = ("gaussian", "per-dim", "tokens")
 PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+BACKEND_CHOICES = ("auto", "hf", "transformer-lens")  # rsp_probe.backends.BACKENDS, plus auto
 
 
 def _opt(default, help: str, **extra):
@@ -33,6 +34,9 @@ class ModelConfig:
     dtype: str = _opt("auto", "float32 (auto on CPU), bfloat16 or float16 (auto on CUDA)",
                       choices=DTYPES)
     device: str = _opt("auto", "cpu, cuda or auto", choices=DEVICES)
+    backend: str = _opt("auto", "hf: the Hugging Face model with sdpa (fast); transformer-lens: "
+                        "the TransformerBridge; auto: hf when it supports the model and every "
+                        "probe, else transformer-lens", choices=BACKEND_CHOICES)
 
 
 @dataclass(frozen=True)

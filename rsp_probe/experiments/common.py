@@ -132,7 +132,7 @@ class Session:
 
     def __enter__(self):
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
-                  self.model.info.to_dict()}
+                  {**self.model.info.to_dict(), "backend": self.model.name}}
         self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite,
                                 lock=self.lock, resume=self.spec.output.resume)
         return self
@@ -167,7 +167,8 @@ class Session:
 def _load(model: ModelConfig):
     from rsp_probe.models import load_model
 
-    return load_model(model.model, dtype=model.dtype, device=model.device)
+    return load_model(model.model, dtype=model.dtype, device=model.device,
+                      backend=model.backend)
 
 
 def conditions_by_k(spec: Spec) -> list[Condition]:
