@@ -87,7 +87,9 @@ def _prepare_folder(out: Path, output) -> None:
 
 
 def _run_tasks(ray, experiment_name: str, specs: list) -> list[Path]:
-    task = ray.remote(run_shard).options(num_cpus=1, max_retries=SHARD_RETRIES,
+    # one GPU per shard where the cluster has GPUs (Ray sets CUDA_VISIBLE_DEVICES), else a CPU
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    task = ray.remote(run_shard).options(num_cpus=1, num_gpus=gpus, max_retries=SHARD_RETRIES,
                                          retry_exceptions=False)
     refs = [task.remote(experiment_name, spec) for spec in specs]
     try:
