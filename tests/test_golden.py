@@ -23,6 +23,9 @@ def _records(path):
 
 def _steps(path):
     frame = pd.read_parquet(path / "steps.parquet")
+    # plain strings: a dictionary column sorts by its categories' order, which is the order
+    # the rows were written in (job order in one pass, batch order when streamed)
+    frame = frame.astype({"trajectory": str, "probe": str})
     keys = ["trajectory", "step", "probe", "layer", "head"]
     return frame.sort_values(keys).reset_index(drop=True)
 

@@ -19,34 +19,17 @@ from pathlib import Path
 
 from rsp_probe.config import DataConfig
 from rsp_probe.errors import UsageError
+from rsp_probe.runio.merge import write_derived_files
 from rsp_probe.runs import (
-    BRANCHING_FILE,
     CONFIG_FILE,
     DONE_FILE,
     META_FILE,
-    PASSK_FILE,
     TRAJECTORIES_FILE,
     Run,
     RunWriter,
     open_run,
 )
 from rsp_probe.tasks.grading import grade
-
-
-def _passk_tables(run: Run) -> dict:
-    from rsp_probe.analysis.passk import passk_table
-
-    return {PASSK_FILE: passk_table(run, run.config["k"])}
-
-
-def _branching_tables(run: Run) -> dict:
-    from rsp_probe.analysis.branching import branching_frame
-
-    return {BRANCHING_FILE: branching_frame(run)}
-
-
-# command -> the tables its run derives from the verdicts, recomputed after re-grading
-DERIVED_TABLES = {"passk": _passk_tables, "branching": _branching_tables}
 
 
 def _read_records(run: Run) -> list[dict]:
@@ -79,9 +62,7 @@ def regrade_run(source: Run, out: Path, overwrite: bool = False,
         _copy_unchanged(source, writer.staging)
         with open(writer.staging / TRAJECTORIES_FILE, "w") as handle:
             handle.writelines(json.dumps(record) + "\n" for record in records)
-        for name, table in DERIVED_TABLES.get(source.command, lambda run: {})(
-                writer.staged_run()).items():
-            writer.write_table(name, table)
+        write_derived_files(writer, source.command)  # Pass@k, branching: from the verdicts
         meta = {key: source.meta.get(key) for key in ("device", "dtype")}
         path = writer.finish({**meta, "regraded_from": str(source.path),
                               "source_git_commit": source.meta.get("git_commit")})
