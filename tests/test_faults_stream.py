@@ -182,7 +182,7 @@ def test_merge_refuses_an_incomplete_set_of_shards(loaded_qwen2, tmp_path, capsy
 def test_peak_memory_does_not_grow_with_the_number_of_trajectories(tiny_qwen2, tmp_path):
     """Peak RSS of a 2,000-trajectory run within 1.5x of a 200-trajectory one: the same 2
     prompts (so the same batch shapes) with 500 against 50 samples per condition, two new
-    tokens each (cheap, and still a part file per batch), each run in a subprocess; a
+    tokens each in batches of 100 (cheap, still 20 part files), each run in a subprocess; a
     long-context copy of the tiny model so every prompt fits."""
     import json
 
@@ -198,7 +198,7 @@ def test_peak_memory_does_not_grow_with_the_number_of_trajectories(tiny_qwen2, t
     for samples in (50, 500):  # x 2 prompts x 2 conditions (k0, k4)
         argv = ["entropy", "--model", str(model), "--n-prompts", "2", "--samples",
                 str(samples), "--rsp-tokens", "4", "--max-new-tokens", "2", "--batch-size",
-                "32", "--quiet", "--out", str(tmp_path / f"run{samples}")]
+                "100", "--quiet", "--out", str(tmp_path / f"run{samples}")]
         done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True,
                               text=True, timeout=600, check=False,
                               env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -81,7 +81,7 @@ def publish(staging: Path, out: Path, hook=lambda point: None) -> None:
 class Leftover:
     path: Path
     out: Path  # the run path it belongs to
-    kind: str  # partial | previous | lock
+    kind: str  # partial | previous | lock | shards (of a killed --workers run)
 
     def describe(self) -> str:
         if self.kind == "partial" and not (self.path / "DONE").exists():
