@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--quick", action="store_true", help="a few steps, for tests")
     train.add_argument("--seed", type=int, default=0, help="training seed (%(default)s)")
-    train.add_argument("--max-minutes", type=float, default=45.0,
+    train.add_argument("--max-minutes", type=float, default=90.0,
                        help="training time budget (%(default)s)")
     train.add_argument("--steps", type=int, default=None,
                        help="stop after this many steps (reproduces a checkpoint exactly)")

@@ -1,0 +1,89 @@
+"""Generic diversity measures against brute-force references and hand-worked cases."""
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rsp_probe.analysis.diversity import (
+    STATISTICS,
+    distinct_n,
+    diversity_summary,
+    pairwise_edit_distances,
+    prompt_diversity,
+)
+
+
+def levenshtein(a, b) -> int:
+    """The textbook recursion, memoised: an independent reference."""
+    from functools import lru_cache
+
+    @lru_cache(maxsize=None)
+    def d(i, j):
+        if i == 0 or j == 0:
+            return i + j
+        return min(d(i - 1, j) + 1, d(i, j - 1) + 1, d(i - 1, j - 1) + (a[i - 1] != b[j - 1]))
+
+    return d(len(a), len(b))
+
+
+sequences = st.lists(st.lists(st.integers(0, 4), max_size=12), min_size=2, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sequences)
+def test_edit_distance_matches_the_recursion_on_every_pair(seqs):
+    expected = [levenshtein(tuple(a), tuple(b)) / max(len(a), len(b), 1)
+                for a, b in itertools.combinations(seqs, 2)]
+    np.testing.assert_allclose(pairwise_edit_distances(seqs), expected)
+
+
+def test_edit_distance_hand_cases():
+    np.testing.assert_allclose(pairwise_edit_distances([[1, 2, 3], [1, 2, 3]]), [0.0])
+    np.testing.assert_allclose(pairwise_edit_distances([[1, 2, 3], [4, 5]]), [1.0])
+    np.testing.assert_allclose(pairwise_edit_distances([[1, 2, 3, 4], [2, 3, 4]]), [0.25])
+    assert pairwise_edit_distances([[1, 2]]).size == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(sequences, st.integers(1, 4))
+def test_distinct_n_matches_counting(seqs, n):
+    grams = [tuple(s[i:i + n]) for s in seqs for i in range(len(s) - n + 1)]
+    expected = len(set(grams)) / len(grams) if grams else math.nan
+    assert distinct_n(seqs, n) == pytest.approx(expected, nan_ok=True)
+
+
+def test_prompt_diversity_hand_case():
+    values = prompt_diversity([[1, 2, 3], [1, 2, 4], [1, 2, 3]], ["7", "8", None],
+                              ["steps", "net", "steps"])
+    assert values["distinct_answers"] == 2
+    assert values["distinct_strategies"] == 2
+    assert values["distinct_1"] == pytest.approx(4 / 9)
+    assert values["distinct_2"] == pytest.approx(3 / 6)
+    assert values["distinct_3"] == pytest.approx(2 / 3)
+    assert values["edit_distance"] == pytest.approx((1 / 3 + 0 + 1 / 3) / 3)
+
+
+def test_summary_averages_prompts_with_cis():
+    rows = []
+    for prompt, n_distinct in (("p1", 1), ("p2", 3)):
+        for sample in range(3):
+            rows.append({"prompt_id": prompt, "condition": "temp",
+                         "generated_token_ids": [sample % n_distinct, 9, 8, 7, 6],
+                         "answer": str(sample % n_distinct), "strategy": "steps"})
+    summary = diversity_summary(pd.DataFrame(rows)).set_index("statistic")
+    assert set(summary.index) == set(STATISTICS)
+    assert summary.loc["distinct_answers", "mean"] == pytest.approx(2.0)
+    assert summary.loc["distinct_strategies", "mean"] == 1.0
+    assert summary.loc["edit_distance", "ci_low"] <= summary.loc["edit_distance", "mean"]
+    assert (summary["n_prompts"] == 2).all()
+
+
+def test_without_a_strategy_column_that_statistic_is_left_out():
+    frame = pd.DataFrame({"prompt_id": ["p"] * 2, "condition": ["c"] * 2,
+                          "generated_token_ids": [[1], [2]], "answer": ["1", "2"]})
+    assert "distinct_strategies" not in set(diversity_summary(frame)["statistic"])
