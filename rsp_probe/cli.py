@@ -149,7 +149,7 @@ def cmd_train_toy(args) -> int:
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise UsageError(f"--out {out}: not empty (use --overwrite to replace a checkpoint)")
     config = replace(TrainConfig(), seed=args.seed, max_minutes=args.max_minutes,
-                     stop_step=args.steps, **(QUICK if args.quick else {}))
+                     stop_step=args.steps, init=args.init, **(QUICK if args.quick else {}))
     log = train(out, config, progress=not args.quiet and sys.stderr.isatty())
     model = load_model(str(out))  # the same path every command uses
     n_card = 16 if args.quick else args.card_problems
@@ -218,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="training time budget (%(default)s)")
     train.add_argument("--steps", type=int, default=None,
                        help="stop after this many steps (reproduces a checkpoint exactly)")
+    train.add_argument("--init", default=None,
+                       help="checkpoint to continue training from (default: from scratch)")
     train.add_argument("--card-problems", type=int, default=200,
                        help="test problems measured for the model card (%(default)s)")
     train.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")

@@ -3,14 +3,18 @@ tokenizer round-trips the task's text, and train-toy --quick runs end to end."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
 from rsp_probe.cli import main
 from rsp_probe.models import DEFAULT_MODEL_DIR, load_model
 from rsp_probe.sampler import Job, generate
-from rsp_probe.tasks.arithmetic import DEFAULT_TASK, generate as generate_problems, is_correct
+from rsp_probe.tasks.arithmetic import DEFAULT_TASK, generate_with_plans, is_correct
+from rsp_probe.tasks.arithmetic import generate as generate_problems
 from rsp_probe.tasks.prompts import encode_plain
+from rsp_probe.tasks.strategies import STRATEGIES, write_solution
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,7 @@ def test_plain_transformers_loads_it_and_agrees_with_our_sampler(default_model):
     prompts = [encode_plain(default_model.tokenizer, p.question).token_ids for p in problems]
     ours = generate(default_model, [Job(str(i), ids, [], torch.zeros(0, 256), 0.0, 1.0, 0)
                                     for i, ids in enumerate(prompts)], max_new_tokens=96)
-    for ids, trajectory, problem in zip(prompts, ours, problems):
+    for ids, trajectory in zip(prompts, ours):
         with torch.no_grad():
             ref = hf.generate(torch.tensor([ids]), max_new_tokens=96, do_sample=False)[0]
         assert trajectory.generated_token_ids == ref[len(ids):].tolist()
@@ -37,8 +41,11 @@ def test_plain_transformers_loads_it_and_agrees_with_our_sampler(default_model):
 
 def test_the_tokenizer_round_trips_the_task_text(default_model):
     tokenizers = (default_model.tokenizer, default_model.bridge.tokenizer)
-    for problem in generate_problems(DEFAULT_TASK, "test", 200, seed=3):
-        for text in (problem.question, "\nAnswer:", " " + problem.solution):
+    rng = random.Random(0)
+    for problem, plan in generate_with_plans(DEFAULT_TASK, "test", 100, seed=3):
+        solutions = [write_solution(plan, s, rng, check) for s in STRATEGIES
+                     for check in (False, True)]
+        for text in (problem.question, "\nAnswer:", *(" " + s for s in solutions)):
             for tokenizer in tokenizers:
                 ids = tokenizer(text, add_special_tokens=False).input_ids
                 assert tokenizer.decode(ids) == text
@@ -47,7 +54,8 @@ def test_the_tokenizer_round_trips_the_task_text(default_model):
 def test_the_card_states_the_measured_quality():
     card = (DEFAULT_MODEL_DIR / "README.md").read_text()
     for needle in ("parameters", "greedy", "pass@8", "random real tokens", "k=16, prefix",
-                   "rsp-probe model-card"):
+                   "rsp-probe model-card", "distinct strategies among 8", "accuracy per strategy",
+                   "never sees a random vector", "no RSP measurement was used to choose"):
         assert needle in card
 
 

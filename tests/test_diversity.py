@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from rsp_probe.analysis.diversity import (
     STATISTICS,
     distinct_n,
+    distinct_strategies,
     diversity_summary,
     pairwise_edit_distances,
     prompt_diversity,
@@ -87,3 +88,11 @@ def test_without_a_strategy_column_that_statistic_is_left_out():
     frame = pd.DataFrame({"prompt_id": ["p"] * 2, "condition": ["c"] * 2,
                           "generated_token_ids": [[1], [2]], "answer": ["1", "2"]})
     assert "distinct_strategies" not in set(diversity_summary(frame)["statistic"])
+
+
+def test_other_is_not_a_strategy():
+    frame = pd.DataFrame({"prompt_id": ["p"] * 3 + ["q"] * 2, "condition": ["c"] * 5,
+                          "generated_token_ids": [[1, 2]] * 5, "answer": ["1"] * 5,
+                          "strategy": ["steps", "other", "net", "other", "other"]})
+    assert distinct_strategies(frame) == {"c": 1.0}  # (2 + 0) / 2
+    assert prompt_diversity([[1], [2]], ["1", "1"], ["other", "net"])["distinct_strategies"] == 1

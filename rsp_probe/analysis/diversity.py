@@ -7,7 +7,8 @@ Per prompt and condition, over that prompt's N trajectories:
   1 = nothing in common);
 - distinct-n for n = 1..4 (Li et al. 2016): distinct n-grams of token ids over all n-grams,
   pooled over the prompt's trajectories;
-- distinct strategies, where the task labels them (the arithmetic task's `strategy` column).
+- distinct strategies, where the task labels them (the arithmetic task's `strategy` column;
+  `other`, a solution in none of the task's strategies, is not counted as one).
 Each is then averaged over prompts with a bootstrap CI (prompts are the unit of replication).
 """
 
@@ -21,6 +22,7 @@ import pandas as pd
 from rsp_probe.analysis.stats import bootstrap_mean
 
 DISTINCT_N = (1, 2, 3, 4)
+OTHER_STRATEGY = "other"  # a solution in no known strategy is not a strategy of its own
 STATISTICS = ("distinct_answers", "edit_distance", *(f"distinct_{n}" for n in DISTINCT_N),
               "distinct_strategies")
 
@@ -80,7 +82,8 @@ def prompt_diversity(token_ids: Sequence[Sequence[int]], answers: Sequence,
         "distinct_strategies": float("nan"),
     }
     if strategies is not None:
-        values["distinct_strategies"] = float(len({s for s in strategies if isinstance(s, str)}))
+        values["distinct_strategies"] = float(len(
+            {s for s in strategies if isinstance(s, str) and s != OTHER_STRATEGY}))
     return values
 
 
@@ -123,3 +126,13 @@ def diversity_lines(trajectories: pd.DataFrame) -> list[str]:
     return ["", "## diversity per prompt (token ids; edit distance normalised by the longer "
             "trajectory), mean over prompts, 95% CI",
             wide_table(summary, column="statistic", digits=2)]
+
+
+def distinct_strategies(trajectories: pd.DataFrame) -> dict[str, float]:
+    """condition -> mean over prompts of the distinct strategies among its trajectories;
+    empty when the run's task labels no strategies."""
+    if "strategy" not in trajectories or trajectories["strategy"].isna().all():
+        return {}
+    named = trajectories["strategy"].where(trajectories["strategy"] != OTHER_STRATEGY)
+    per_prompt = named.groupby([trajectories["condition"], trajectories["prompt_id"]]).nunique()
+    return per_prompt.groupby(level=0).mean().to_dict()

@@ -391,5 +391,5 @@ def _sentence(text: str) -> str:
 # The difficulty every command's `--task arithmetic` uses, and the embedded default model is
 # trained on: hard enough that a ~3M-parameter model errs under sampling (room for Pass@N),
 # small enough that it learns the task, in several strategies, in ~90 CPU minutes.
-DEFAULT_TASK = ArithmeticConfig(max_steps=3, max_operand=12, max_multiplier=3,
+DEFAULT_TASK = ArithmeticConfig(max_steps=3, max_operand=15, max_multiplier=3,
                                max_preamble_sentences=1)

@@ -10,8 +10,9 @@ are for a small model: step by step needs one small sum per sentence; `net` adds
 gains and the losses first; `pairs` does two steps per equation; `equation` writes the whole
 problem as one expression and evaluates it at once. Phrasings vary inside a strategy (the
 opening clause, the connectives), and any solution may end with a check line that works
-backwards from the answer to the start in one equation. Training draws the strategy, its phrasing and the
-check at random per example, so the model learns a multi-modal distribution at those forks.
+backwards from the answer to the start in one equation. Training draws the strategy, its
+phrasing and the check at random per example, so the model learns a multi-modal
+distribution at those forks.
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def _first_then(plan: Plan, pick) -> list[str]:
 
 def _net(plan: Plan, pick) -> list[str]:
     """Per run of gains and losses between multiplications: their totals, then one update."""
-    sentences = [pick(_NET_OPENINGS), f"{_capital(plan.holder)} starts with {_opening_value(plan)}.",
-                 *_pack_equations(plan)]
+    opening = f"{_capital(plan.holder)} starts with {_opening_value(plan)}."
+    sentences = [pick(_NET_OPENINGS), opening, *_pack_equations(plan)]
     value = plan.start
     for run in _runs(plan.steps):
         if run[0][0] == "*":

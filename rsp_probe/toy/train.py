@@ -21,6 +21,7 @@ from pathlib import Path
 
 import torch
 
+from rsp_probe.errors import UsageError
 from rsp_probe.tasks.arithmetic import (
     DEFAULT_TASK,
     ArithmeticConfig,
@@ -40,18 +41,19 @@ class TrainConfig:
                                             d_mlp=640, n_ctx=512, initializer_range=0.02)
     task: ArithmeticConfig = DEFAULT_TASK  # the task every command evaluates on
     vocab_size: int = 1024
-    n_train: int = 60_000  # more than a 90-minute budget on 2 shared cores gets through
+    n_train: int = 40_000  # more than a 90-minute budget on 2 shared cores gets through
     batch_size: int = 32
-    lr: float = 3e-3
-    warmup_steps: int = 50
-    max_steps: int = 1000  # the learning-rate schedule's horizon
+    lr: float = 1e-3
+    warmup_steps: int = 20
+    max_steps: int = 400  # the learning-rate schedule's horizon
     stop_step: int | None = None  # stop here (deterministic), whatever the time budget says
     max_minutes: float = 90.0
-    eval_every: int = 200
+    eval_every: int = 100
     n_eval: int = 64
     target_accuracy: float = 0.8
     noise_rate: float = 0.1  # share of examples with a span of 1-6 random real tokens
     seed: int = 0
+    init: str | None = None  # a checkpoint to continue from (its tokenizer too), else scratch
     threads: int = field(default_factory=lambda: torch.get_num_threads())
 
 
@@ -159,20 +161,43 @@ def train(out: Path, config: TrainConfig, progress: bool = True) -> dict:
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
     parts, strategy_counts = training_texts(config)
-    train_tokenizer((" ".join(p) for p in parts), config.vocab_size, out)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    if config.init is None:
+        train_tokenizer((" ".join(p) for p in parts), config.vocab_size, out)
+        tokenizer = AutoTokenizer.from_pretrained(str(out))
+        model = build_model(config.arch, len(tokenizer), tokenizer.bos_token_id,
+                            tokenizer.eos_token_id, config.seed)
+    else:
+        tokenizer, model = _initial_checkpoint(Path(config.init))
     examples = Examples(tokenizer, parts, config.noise_rate, config.seed)
     validation = generate(config.task, "validation", config.n_eval, seed=config.seed)
-    model = build_model(config.arch, len(tokenizer), tokenizer.bos_token_id,
-                        tokenizer.eos_token_id, config.seed)
     log = _loop(model, tokenizer, examples, validation, config, progress)
     log["training_strategies"] = strategy_counts
+    if config.init is not None:
+        log["init_sha256"] = _sha256(Path(config.init) / "model.safetensors")
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
     return log
+
+
+def _initial_checkpoint(path: Path):
+    """Tokenizer and weights to continue training from (a byte-level BPE tokenizer encodes
+    any text, so the new task's words only cost more tokens)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (path / "model.safetensors").exists():
+        raise UsageError(f"--init {path}: no model.safetensors there")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    return tokenizer, model
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _loop(model, tokenizer, examples, validation, config: TrainConfig, progress: bool) -> dict:
