@@ -72,3 +72,11 @@ def test_the_table_has_every_row_and_the_strategies():
         assert f"| {name} |" in table or name == "accuracy per strategy"
     assert "| equation | 0.100 | 0.300 | [0.200, 0.400] |" in table
     assert "| net | 0.000 | - |" in table
+
+
+def test_one_strategy_alone_cannot_show_a_spread():
+    only = {"steps": {"mean": 0.8, "ci_low": 0.7, "ci_high": 0.9, "share": 1.0,
+                      "n_samples": 400}}
+    lines = targets(results(**{"accuracy per strategy": only}))
+    assert any("DOES NOT HOLD: strategies'" in line and "not measurable" in line
+               for line in lines)

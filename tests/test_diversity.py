@@ -96,3 +96,64 @@ def test_other_is_not_a_strategy():
                           "strategy": ["steps", "other", "net", "other", "other"]})
     assert distinct_strategies(frame) == {"c": 1.0}  # (2 + 0) / 2
     assert prompt_diversity([[1], [2]], ["1", "1"], ["other", "net"])["distinct_strategies"] == 1
+
+
+@pytest.fixture()
+def labelled_branching_run(tmp_path):
+    """The saved branching run, with strategies labelled by sample: 0-1 steps, 2+ net."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from rsp_probe.runs import open_run
+
+    source = Path(__file__).parent / "data" / "runs" / "branching"
+    shutil.copytree(source, tmp_path / "branching")
+    path = tmp_path / "branching" / "trajectories.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in records:
+        record["strategy"] = "steps" if record["sample"] < 2 else "net"
+        if record["condition"] == "temp" and record["sample"] == 0:
+            record["strategy"] = "other"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return open_run(tmp_path / "branching"), pd.DataFrame(records)
+
+
+def test_branching_summary_and_figure_show_strategies(labelled_branching_run):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rsp_probe.analysis.summaries import describe
+    from rsp_probe.figures import branching
+
+    run, records = labelled_branching_run
+    samples = records.groupby(["condition", "prompt_id"]).size()
+    assert samples.min() > 2  # so every prompt has both steps and net ("other" never counts)
+    expected = {condition: 2.0 for condition in records["condition"].unique()}
+    assert distinct_strategies(run.trajectories) == pytest.approx(expected)
+    text = describe(run)
+    assert "distinct strategies" in text
+    assert "\ndistinct_strategies " in text and "\nedit_distance " in text
+    frame = branching.data([run])
+    rows = frame[frame["panel"] == "strategies"].set_index("condition")
+    for condition, value in expected.items():
+        n = samples[condition].iloc[0]
+        assert rows.loc[condition, "y"] == pytest.approx(value / n)
+    figure = branching.make(frame)
+    marks = {a.get_gid() for a in figure.axes[0].get_children()
+             if str(a.get_gid()).startswith("strategies:")}
+    assert len(marks) == len(expected)
+
+
+def test_passk_summary_has_the_diversity_table():
+    from pathlib import Path
+
+    from rsp_probe.analysis.summaries import describe
+    from rsp_probe.runs import open_run
+
+    run = open_run(Path(__file__).parent / "data" / "runs" / "passk")
+    text = describe(run)
+    section = text.split("## diversity per prompt")[1]
+    for condition in run.trajectories["condition"].unique():
+        assert condition in section
+    assert "distinct_strategies" not in section  # written before runs recorded a strategy

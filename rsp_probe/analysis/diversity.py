@@ -125,7 +125,7 @@ def diversity_lines(trajectories: pd.DataFrame) -> list[str]:
         return []
     return ["", "## diversity per prompt (token ids; edit distance normalised by the longer "
             "trajectory), mean over prompts, 95% CI",
-            wide_table(summary, column="statistic", digits=2)]
+            wide_table(summary, row="statistic", column="condition", digits=2)]
 
 
 def distinct_strategies(trajectories: pd.DataFrame) -> dict[str, float]:

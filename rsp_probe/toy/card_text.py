@@ -4,6 +4,7 @@ and the card itself, all from measured results and the training log (no number t
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from rsp_probe.tasks.strategies import CHECK_RATE, STRATEGY_WEIGHTS
@@ -74,7 +75,10 @@ def targets(results: dict) -> list[str]:
     lines = []
     for text, measured, bound, direction in target_checks(results):
         holds = measured >= bound if direction == ">=" else measured <= bound
-        if holds:
+        if math.isnan(measured):
+            lines.append(f"- DOES NOT HOLD: {text}: not measurable (fewer than two strategies "
+                         f"with {MIN_STRATEGY_SAMPLES} or more samples)")
+        elif holds:
             lines.append(f"- holds: {text} (measured {measured:.3f})")
         else:
             lines.append(f"- DOES NOT HOLD: {text}: measured {measured:.3f}, misses by "
