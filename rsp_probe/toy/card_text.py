@@ -110,9 +110,23 @@ def _example(task) -> str:
     return "\n".join(lines)
 
 
+def _init_text(log: dict) -> str:
+    if not log["config"].get("init"):
+        return "From scratch: "
+    seconds = 60 * log["minutes"] / max(1, log["steps"])
+    return (f"Continued from the previous default model (the one this model replaced; its "
+            f"model.safetensors has sha256 `{log['init_sha256']}`; it was itself trained from "
+            f"scratch on the single-strategy task and is kept in the git history), not from "
+            f"scratch: on the shared 2-core machine a step took {seconds:.0f} s, too slow to "
+            f"learn arithmetic from scratch in the time budget. It already solved the "
+            f"story-order strategy; this training taught it the other strategies, phrasings "
+            f"and check lines. ")
+
+
 def write_card(out: Path, log: dict, results: dict, n_params: int, n_prompts: int) -> None:
     config = log["config"]
     arch, task = config["arch"], config["task"]
+    init_flag = " --init PREVIOUS_MODEL_DIR" if config.get("init") else ""
     text = f"""# rsp-probe arithmetic toy model
 
 The embedded default model of rsp-probe: a small chain-of-thought word-problem reasoner with
@@ -153,13 +167,14 @@ the settings were chosen from the training loss and the CPU time a step takes. T
 below are facts measured after training.
 
 ## Training
-{log['steps']} steps of batch {config['batch_size']} (AdamW, lr {config['lr']}, warmup +
-cosine over {config['max_steps']} steps), seed {config['seed']}, {log['minutes']:.1f} minutes
-on {config['threads']} CPU threads (shared with other jobs); stopped by: {log['stop_reason']}
+{_init_text(log)}{log['steps']} steps of batch {config['batch_size']}
+(AdamW, lr {config['lr']}, warmup + cosine over {config['max_steps']} steps),
+seed {config['seed']}, {log['minutes']:.1f} minutes on {config['threads']} CPU threads
+(shared with other jobs); stopped by: {log['stop_reason']}
 (the other stops: greedy validation accuracy {config['target_accuracy']}, the schedule's end).
 Final training loss {log['final_loss']:.4f}.
 The same weights again:
-`rsp-probe train-toy --out DIR --seed {config['seed']} --steps {log['steps']}`
+`rsp-probe train-toy --out DIR --seed {config['seed']} --steps {log['steps']}{init_flag}`
 (deterministic on CPU; the time budget is the only non-deterministic stop).
 Validation greedy accuracy during training: {_eval_history(log) or 'none recorded'}.
 
