@@ -66,3 +66,33 @@ def test_train_toy_quick_runs(tmp_path, capsys):
     card = (out / "README.md").read_text()
     assert "## Quality on 16 held-out test problems" in card and "stop_step" not in card
     load_model(str(out))  # loads through the same path as every model
+
+
+def test_training_is_deterministic_and_continues_from_init(tmp_path, tiny_qwen2):
+    import hashlib
+    import json
+    from dataclasses import replace
+
+    from safetensors.numpy import load_file
+
+    from rsp_probe.toy.train import QUICK, TrainConfig, train
+
+    config = replace(TrainConfig(), **QUICK, init=str(tiny_qwen2), stop_step=3, threads=1)
+    logs = [train(tmp_path / name, config, progress=False) for name in ("a", "b")]
+    weights = [load_file(str(tmp_path / name / "model.safetensors")) for name in ("a", "b")]
+    assert weights[0].keys() == weights[1].keys()
+    assert all((weights[0][key] == weights[1][key]).all() for key in weights[0])
+    initial = load_file(str(tiny_qwen2 / "model.safetensors"))
+    assert any((initial[key] != weights[0][key]).any() for key in initial)  # it trained
+    assert logs[0]["steps"] == 3 and logs[0]["stop_reason"] == "stop_step"
+    sha = hashlib.sha256((tiny_qwen2 / "model.safetensors").read_bytes()).hexdigest()
+    assert json.loads((tmp_path / "a" / "training_log.json").read_text())["init_sha256"] == sha
+    vocab = lambda path: json.loads((path / "tokenizer.json").read_text())["model"]["vocab"]
+    assert vocab(tmp_path / "a") == vocab(tiny_qwen2)  # the init's tokenizer, not a new one
+    assert sum(logs[0]["training_strategies"].values()) == config.n_train
+
+
+def test_train_toy_refuses_an_init_without_weights(tmp_path, capsys):
+    assert main(["train-toy", "--out", str(tmp_path / "x"), "--quick", "--quiet",
+                 "--init", str(tmp_path)]) == 2
+    assert "no model.safetensors" in capsys.readouterr().err
