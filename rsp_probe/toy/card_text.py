@@ -188,7 +188,7 @@ Targets (issue #10):
 {chr(10).join(targets(results))}
 
 Reproduce these numbers (another seed gives the same up to sampling error):
-`rsp-probe model-card --seed 1`
+`rsp-probe model-card --seed 1 --n-prompts {n_prompts}`
 """
     (out / "README.md").write_text(text)
     (out / "quality.json").write_text(json.dumps(results, indent=1))
