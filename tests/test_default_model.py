@@ -54,7 +54,7 @@ def test_the_tokenizer_round_trips_the_task_text(default_model):
 def test_the_card_states_the_measured_quality():
     card = (DEFAULT_MODEL_DIR / "README.md").read_text()
     for needle in ("parameters", "greedy", "pass@8", "random real tokens", "k=16, prefix",
-                   "rsp-probe model-card", "distinct strategies among 8", "accuracy per strategy",
+                   "rsp-probe model-card", "distinct strategies among 8", "Accuracy per strategy",
                    "never sees a random vector", "no RSP measurement was used to choose"):
         assert needle in card
 

@@ -29,7 +29,8 @@ def quality_table(results: dict) -> str:
     for name in targets_first + [n for n in results if n not in TARGET_ROWS + (PER_STRATEGY,)]:
         lines.append(f"| {name} | {' | '.join(_cell(results[name]))} |")
     if PER_STRATEGY in results:
-        lines += ["", "| strategy (T=1 samples) | share of samples | accuracy | 95% CI |",
+        lines += ["", "Accuracy per strategy, over the temperature-1 samples that follow it:", "",
+                  "| strategy (T=1 samples) | share of samples | accuracy | 95% CI |",
                   "|---|---|---|---|"]
         for name, value in results[PER_STRATEGY].items():
             accuracy, ci = _cell(value) if value["n_samples"] else ("-", "")
