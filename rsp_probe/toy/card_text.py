@@ -131,7 +131,7 @@ def write_card(out: Path, log: dict, results: dict, n_params: int, n_prompts: in
     text = f"""# rsp-probe arithmetic toy model
 
 The embedded default model of rsp-probe: a small chain-of-thought word-problem reasoner with
-real forks (several valid ways to solve each problem), trained from scratch on CPU by
+real forks (several valid ways to solve each problem), trained on CPU by
 `rsp-probe train-toy` (this card is written by code from measurements, never by hand).
 
 ## Architecture
