@@ -157,3 +157,14 @@ def test_passk_summary_has_the_diversity_table():
     for condition in run.trajectories["condition"].unique():
         assert condition in section
     assert "distinct_strategies" not in section  # written before runs recorded a strategy
+
+
+def test_arithmetic_runs_record_each_trajectory_s_strategy(loaded_qwen2, tmp_path):
+    import rsp_probe
+    from rsp_probe.tasks.strategies import strategy_of
+
+    run, _ = rsp_probe.branching(model=loaded_qwen2, samples=2, conditions=("temp",),
+                                 out=str(tmp_path / "r"), n_prompts=2, max_new_tokens=6,
+                                 quiet=True)
+    frame = run.trajectories
+    assert frame["strategy"].tolist() == [strategy_of(text) for text in frame["text"]]
