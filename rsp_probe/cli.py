@@ -189,7 +189,7 @@ def cmd_train_toy(args) -> int:
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise UsageError(f"--out {out}: not empty (use --overwrite to replace a checkpoint)")
     config = replace(TrainConfig(), seed=args.seed, max_minutes=args.max_minutes,
-                     stop_step=args.steps, **(QUICK if args.quick else {}))
+                     stop_step=args.steps, init=args.init, **(QUICK if args.quick else {}))
     log = train(out, config, progress=not args.quiet and sys.stderr.isatty())
     model = load_model(str(out))  # the same path every command uses
     n_card = 16 if args.quick else args.card_problems
@@ -226,10 +226,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--quick", action="store_true", help="a few steps, for tests")
     train.add_argument("--seed", type=int, default=0, help="training seed (%(default)s)")
-    train.add_argument("--max-minutes", type=float, default=45.0,
+    train.add_argument("--max-minutes", type=float, default=90.0,
                        help="training time budget (%(default)s)")
     train.add_argument("--steps", type=int, default=None,
                        help="stop after this many steps (reproduces a checkpoint exactly)")
+    train.add_argument("--init", default=None,
+                       help="checkpoint to continue training from (default: from scratch)")
     train.add_argument("--card-problems", type=int, default=200,
                        help="test problems measured for the model card (%(default)s)")
     train.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")

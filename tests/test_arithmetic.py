@@ -217,7 +217,6 @@ def test_is_correct_refuses_a_non_integer_reference():
         ("Leo starts with 3 groups of 4. 3 * 4 = 12. 12 + 2 = 14. #### 14", True),
         (REFERENCE.replace("#### 14", "#### 15"), False),  # wrong final number
         ("Mia starts with 12. 12 + 7 = 20. 20 - 5 = 15. #### 15", False),  # wrong sum
-        ("Mia starts with 12. 12 + 7 = 19. 18 - 5 = 13. #### 13", False),  # broken chain
         (REFERENCE.replace("#### 14", "14"), False),  # missing ####
         (REFERENCE.replace("#### 14", "#### 14.5"), False),  # non-integer
         ("Mia has 14. #### 14", False),  # no equation
@@ -225,6 +224,40 @@ def test_is_correct_refuses_a_non_integer_reference():
     ],
 )
 def test_solution_is_consistent(solution, expected):
+    assert solution_is_consistent(solution) is expected
+
+
+QUESTION = "Mia has 12 pencils. Mia buys 7 more and gives 5 to Leo. How many pencils now?"
+
+
+@pytest.mark.parametrize(
+    "solution, expected",
+    [
+        (REFERENCE, True),
+        ("Let's combine the changes first. Mia starts with 12. 12 + 7 - 5 = 14. #### 14", True),
+        ("Mia starts with 12. 12 + 7 = 19. 18 - 5 = 13. #### 13", False),  # broken chain
+        ("Mia starts with 12. 12 + 8 = 20. 20 - 6 = 14. #### 14", False),  # numbers not given
+        ("Check: 14 + 5 = 19. #### 14", False),  # a check alone is no solution
+    ],
+)
+def test_with_the_question_every_operand_is_given_or_computed(solution, expected):
+    assert solution_is_consistent(solution, QUESTION) is expected
+
+
+@pytest.mark.parametrize(
+    "solution, expected",
+    [
+        ("One equation: (12 + 7) * 2 - 5 = 33. #### 33", True),
+        ("One equation: 12 + 7 * 2 - 5 = 33. #### 33", False),  # precedence ignored
+        ("Two steps at a time: 12 + 7 - 5 = 14. #### 14", True),
+        ("Mia starts with 12. 12 + 7 = 19. Check: 19 - 7 = 12. #### 19", True),
+        ("Mia starts with 12. 12 + 7 = 19. Check: 19 - 7 = 11. #### 19", False),  # wrong check
+        ("Mia starts with 12. 12 + 7 = 19. Check: 18 - 6 = 12. #### 19", False),  # not from 19
+        ("Mia starts with 12. 12 * 3 = 36. Check: 36 / 3 = 12. #### 36", True),
+        ("Mia starts with 12. 12 + 7 = 19. Check: 19 / 2 = 9. #### 19", False),  # inexact
+    ],
+)
+def test_several_operations_brackets_and_check_lines(solution, expected):
     assert solution_is_consistent(solution) is expected
 
 

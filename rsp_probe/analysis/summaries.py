@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rsp_probe.analysis.diversity import distinct_strategies, diversity_lines
 from rsp_probe.analysis.grades import graded, ungraded_warning
 from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step, wide_table
 from rsp_probe.probes.names import INFLUENCE_PROBES, LOGIT_PROBES
@@ -165,11 +166,14 @@ def describe_branching(run: Run, full: bool = False) -> str:
         lines.append(f"{condition:>12}  median step {stats['median_first_divergence']:.1f}, "
                      f"never diverged {stats['never_diverged_share']:.0%} of pairs")
     answers = frame[frame["record"] == "answers"].groupby("condition")
-    lines += ["", "## per prompt: distinct final answers, correct trajectories (means)"]
+    strategies = distinct_strategies(run.trajectories)
+    lines += ["", "## per prompt: distinct final answers, correct trajectories (means)"
+              + (", distinct strategies" if strategies else "")]
     for condition, rows in answers:
         lines.append(f"{condition:>12}  {rows['value'].mean():.2f} distinct answers, "
-                     f"{rows['count'].mean():.2f} correct of {run.config['samples']}")
-    return "\n".join(lines + _grading_lines(run))
+                     f"{rows['count'].mean():.2f} correct of {run.config['samples']}"
+                     + (f", {strategies[condition]:.2f} strategies" if strategies else ""))
+    return "\n".join(lines + diversity_lines(run.trajectories) + _grading_lines(run))
 
 
 def describe_passk(run: Run, full: bool = False) -> str:
@@ -193,7 +197,7 @@ def describe_passk(run: Run, full: bool = False) -> str:
         pairs = paired.assign(condition=paired["a"] + " - " + paired["b"],
                               mean=paired["difference"])
         lines.append(wide_table(pairs, column="k"))
-    return "\n".join(lines)
+    return "\n".join(lines + diversity_lines(run.trajectories))
 
 
 def describe(run: Run, full: bool = False) -> str:

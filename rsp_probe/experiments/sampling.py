@@ -16,6 +16,7 @@ from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp, trajectory_
 from rsp_probe.sampler import Job, generate
 from rsp_probe.tasks.grading import grade
 from rsp_probe.tasks.prompts import encode_problem, use_chat_template
+from rsp_probe.tasks.strategies import strategy_labels
 
 
 @dataclass
@@ -151,10 +152,14 @@ def finish_records(session, jobs, records, trajectories) -> Sampled:
     texts = [tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
     graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
-    for record, trajectory, text, result in zip(records, trajectories, texts, graded):
+    strategies = strategy_labels(session.spec.data, texts)
+    for i, (record, trajectory, text, result) in enumerate(
+            zip(records, trajectories, texts, graded)):
         record.update(generated_token_ids=trajectory.generated_token_ids, text=text,
                       stop_reason=trajectory.stop_reason,
                       n_steps=len(trajectory.generated_token_ids), answer=result.answer,
                       correct=result.correct, grade_error=result.error)
+        if strategies is not None:
+            record["strategy"] = strategies[i]
     return Sampled(records, {job.id: job.rsp.numpy() for job in jobs},
                    {t.id: t.steps for t in trajectories})

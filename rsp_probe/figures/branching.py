@@ -4,6 +4,8 @@ From `rsp-probe branching` runs (branching.parquet plus the trajectories):
 
 - top left: distinct prefixes / N by step per condition, mean over prompts with a 95%
   bootstrap CI (rsp_probe.analysis.prefix_tree.summarise_branching);
+- top left, at the right edge: distinct strategies / N per condition (the arithmetic task
+  labels each trajectory's strategy; `other` is not counted), mean over prompts, 95% CI;
 - top right: the prefix tree of the (condition, prompt) with the most branch points
   (rsp_probe.analysis.prefix_tree.PrefixTree). Unbranched chains are collapsed: nodes are the
   root, the branch points and the ends; x is the depth (step), an edge is labelled with its
@@ -37,11 +39,12 @@ from rsp_probe.analysis.divergence import (
     greedy_prediction,
     temperature_prediction,
 )
+from rsp_probe.analysis.diversity import OTHER_STRATEGY
 from rsp_probe.analysis.prefix_tree import (
     PrefixTree,
     summarise_branching,
 )
-from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, percentile_interval
+from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, bootstrap_mean, percentile_interval
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.figures.prefix_tree import tree_rows
@@ -70,6 +73,22 @@ def _fraction(frame: pd.DataFrame) -> pd.DataFrame:
                          "condition": rows["condition"], "x": rows["step"], "y": rows["value"],
                          "ci_low": rows["ci_low"], "ci_high": rows["ci_high"],
                          "n_prompts": rows["n_prompts"], "n_pairs": rows["n_pairs"]})
+
+
+def _strategies(run: Run) -> pd.DataFrame:
+    """Distinct strategies / N per condition, mean over prompts with a bootstrap CI."""
+    traj = run.trajectories
+    if "strategy" not in traj or traj["strategy"].isna().all():
+        return pd.DataFrame()
+    named = traj.assign(strategy=traj["strategy"].where(traj["strategy"] != OTHER_STRATEGY))
+    rows = []
+    for condition, group in named.groupby("condition", sort=False):
+        per_prompt = group.groupby("prompt_id").agg(k=("strategy", "nunique"),
+                                                    n=("strategy", "size"))
+        mean, lo, hi = bootstrap_mean((per_prompt["k"] / per_prompt["n"]).to_numpy(float))
+        rows.append({"panel": "strategies", "series": "observed", "condition": condition,
+                     "y": mean, "ci_low": lo, "ci_high": hi, "n_prompts": len(per_prompt)})
+    return pd.DataFrame(rows)
 
 
 def _observed(counts: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -155,7 +174,8 @@ def data(runs: list[Run]) -> pd.DataFrame:
             raise UsageError(f"{run.path}: no {BRANCHING_FILE}")
         frame = run.table(BRANCHING_FILE)
         conditions = _conditions(run)
-        frames.append(pd.concat([_fraction(frame), _divergence(run, frame, conditions),
+        frames.append(pd.concat([_fraction(frame), _strategies(run),
+                                 _divergence(run, frame, conditions),
                                  _tree(run, frame, conditions)],
                                 ignore_index=True).assign(run=run.id))
     out = pd.concat(frames, ignore_index=True)
@@ -173,6 +193,8 @@ def _label(row, prefix: str) -> str:
         return f"{prefix}greedy hazard, c={row.c:.3g} logits/mass fitted by ML (TV {row.tv:.2f})"
     if row.series == "predicted":
         return f"{prefix}collision hazard 1-sum p^2, no fitted parameter (TV {row.tv:.2f})"
+    if row.panel == "strategies":
+        return f"{prefix}{row.condition}: distinct strategies / N (n={row.n_prompts} prompts)"
     if row.series == "no_prediction":
         return f"{prefix}{row.condition}: no prediction"
     return f"{prefix}{row.condition} (n={row.n_prompts} prompts, {row.n_pairs} pairs)"
@@ -193,6 +215,7 @@ def make(df: pd.DataFrame):
     labels = list(dict.fromkeys(df.loc[df["panel"] == "prefix_fraction", "label"]))
     colors = dict(zip(labels, style.palette(len(labels))))
     _fractions(fraction_ax, df[df["panel"] == "prefix_fraction"], colors)
+    _strategy_marks(fraction_ax, df, colors)
     draw_tree(tree_ax, df[df["panel"] == "tree"])
     by_key = dict(zip(zip(df["run"], df["condition"], df["panel"]), df["label"]))
     for i, (run, condition) in enumerate(panels):
@@ -214,6 +237,22 @@ def _fractions(ax, rows: pd.DataFrame, colors: dict) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_title("distinct prefixes, 95% CI over prompts")
     ax.legend(frameon=False, fontsize=6)
+
+
+def _strategy_marks(ax, df: pd.DataFrame, colors: dict) -> None:
+    """Distinct strategies / N as points with CIs just right of the last step."""
+    rows = df[df["panel"] == "strategies"]
+    if rows.empty:
+        return
+    fraction = df[df["panel"] == "prefix_fraction"]
+    color_of = dict(zip(zip(fraction["run"], fraction["condition"]), fraction["label"]))
+    x = float(fraction["x"].max()) * 1.06 + 1
+    for i, row in enumerate(rows.itertuples()):
+        color = colors.get(color_of.get((row.run, row.condition)), "0.4")
+        ax.errorbar([x + 0.6 * i], [row.y], yerr=[[row.y - row.ci_low], [row.ci_high - row.y]],
+                    fmt="D", color=color, markersize=3, elinewidth=0.8, capsize=1.5,
+                    gid=f"strategies:{row.label}")
+    ax.annotate("strategies", (x, 0.02), fontsize=6, color="0.3", ha="center")
 
 
 def _divergence_panel(ax, rows: pd.DataFrame, color, first: bool) -> None:

@@ -3,17 +3,26 @@
 extract_answer("... 19 - 5 = 14. #### 14")      -> "14"
 is_correct("... #### 014.", "14")               -> True
 solution_is_consistent("Mia starts with 12. 12 + 7 = 19. 19 - 5 = 14. #### 14") -> True
+solution_is_consistent("One equation: (12 + 7) * 2 - 5 = 33. #### 33")           -> True
+
+A solution may follow any of the task's strategies (see rsp_probe.tasks.strategies): one
+equation per step, several operations per equation, a whole-problem expression with
+parentheses, and an optional "Check:" line that works backwards (so it may divide).
 """
 
-import operator
 import re
 
 ANSWER_MARK = "####"
+CHECK_MARK = "Check"
 
 _INTEGER = re.compile(r"-?\d+")
-# "a op b = c"; the lookbehind stops "112 + 7" from being read as "12 + 7".
-_EQUATION = re.compile(r"(?<!\d)(-?\d+) ([-+*]) (-?\d+) = (-?\d+)")
-_OPERATIONS = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+# An equation: integers joined by + - * / with optional parentheses, then "= integer".
+# The lookbehind stops "112 + 7" from being read as "12 + 7".
+_TERM = r"\(*-?\d+\)*"
+EQUATION = re.compile(rf"(?<![\d)])({_TERM}(?: [-+*/] {_TERM})*) = (-?\d+)")
+_TOKEN = re.compile(r"\d+|[-+*/()]")
+_NUMBER_WORDS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+                 "nine": 9, "ten": 10, "twice": 2}  # fmt: skip
 _TRAILING_PUNCTUATION = ".,;:!?"
 
 
@@ -41,22 +50,83 @@ def is_correct(text: str, answer: str) -> bool:
     return predicted is not None and int(predicted) == int(answer)
 
 
-def solution_is_consistent(solution: str) -> bool:
-    """Whether a chain of "a op b = c." equations is right and ends in its own "#### c".
+def evaluate(expression: str) -> int | None:
+    """The integer value of "a op b op (c op d) ..." with the usual precedence; None when it
+    is malformed or a division is not exact (the task never divides with a remainder)."""
+    tokens = _TOKEN.findall(expression)
+    if "".join(tokens) != expression.replace(" ", ""):
+        return None
+    try:
+        value, rest = _sum(tokens)
+    except (IndexError, ValueError, ZeroDivisionError):
+        return None
+    return value if not rest else None
 
-    Every equation must evaluate correctly, each one must start from the previous result,
-    every "=" must belong to such an equation, and the final answer must be the last result.
+
+def _sum(tokens):
+    value, tokens = _product(tokens)
+    while tokens and tokens[0] in "+-":
+        right, rest = _product(tokens[1:])
+        value, tokens = (value + right if tokens[0] == "+" else value - right), rest
+    return value, tokens
+
+
+def _product(tokens):
+    value, tokens = _atom(tokens)
+    while tokens and tokens[0] in "*/":
+        right, rest = _atom(tokens[1:])
+        if tokens[0] == "/" and value % right:
+            raise ValueError("inexact division")
+        value, tokens = (value * right if tokens[0] == "*" else value // right), rest
+    return value, tokens
+
+
+def _atom(tokens):
+    if tokens[0] == "(":
+        value, rest = _sum(tokens[1:])
+        if rest[0] != ")":
+            raise ValueError("unbalanced")
+        return value, rest[1:]
+    if tokens[0] == "-":
+        value, rest = _atom(tokens[1:])
+        return -value, rest
+    return int(tokens[0]), tokens[1:]
+
+
+def solution_is_consistent(solution: str, question: str | None = None) -> bool:
+    """Whether a solution's arithmetic is right and ends in its own "#### answer".
+
+    Every equation must evaluate correctly and every "=" must belong to one; the answer must
+    be the last result before the optional "Check:" part, and a check must start from the
+    answer. With the question, every operand must also be a number the question states (in
+    digits or words) or a result the solution computed earlier: a chain can then not jump.
     """
     final = extract_answer(solution)
     body = solution.rpartition(ANSWER_MARK)[0]
-    equations = _EQUATION.findall(body)
-    if final is None or not equations or len(equations) != body.count("="):
+    main, _, check = body.partition(CHECK_MARK)
+    main_equations, check_equations = EQUATION.findall(main), EQUATION.findall(check)
+    if final is None or not main_equations:
         return False
-    previous: int | None = None
-    for left, symbol, right, result in equations:
-        if previous is not None and int(left) != previous:
+    if len(main_equations) != main.count("=") or len(check_equations) != check.count("="):
+        return False
+    if any(evaluate(left) != int(result) for left, result in main_equations + check_equations):
+        return False
+    if int(main_equations[-1][1]) != int(final):
+        return False
+    if check_equations and _operands(check_equations[0][0])[0] != int(final):
+        return False
+    return question is None or _operands_are_known(main_equations + check_equations, question)
+
+
+def _operands(expression: str) -> list[int]:
+    return [int(n) for n in re.findall(r"\d+", expression)]
+
+
+def _operands_are_known(equations, question: str) -> bool:
+    known = {int(n) for n in re.findall(r"\d+", question)}
+    known |= {v for word, v in _NUMBER_WORDS.items() if re.search(rf"\b{word}\b", question, re.I)}
+    for left, result in equations:
+        if not set(_operands(left)) <= known:
             return False
-        if _OPERATIONS[symbol](int(left), int(right)) != int(result):
-            return False
-        previous = int(result)
-    return int(final) == previous
+        known.add(int(result))
+    return True

@@ -8,8 +8,10 @@ content, so the same underlying problem can never sit in two splits. Its layout 
 irrelevant preamble, distractor sentences between the problem's sentences) comes second, so
 a small model trained on it has to find the facts by what they say, not by where they stand.
 
-Solutions always read "<opening clause> a op b = c. c op d = e. ... #### e": one equation per
-step, each starting from the previous result, every value a non-negative integer.
+Every problem carries a plan (its start and steps) from which rsp_probe.tasks.strategies
+writes several different chains of thought; the reference solution is the story-order one,
+"<opening clause> a op b = c. c op d = e. ... #### e", every value a non-negative integer.
+`generate_with_plans` gives the plans too (training draws a strategy per example).
 """
 
 import hashlib
@@ -18,12 +20,12 @@ from dataclasses import dataclass
 
 from rsp_probe.errors import UsageError
 from rsp_probe.tasks.answers_arithmetic import (
-    ANSWER_MARK,
     extract_answer,
     is_correct,
     solution_is_consistent,
 )
 from rsp_probe.tasks.problem import Problem
+from rsp_probe.tasks.strategies import Plan, write_solution
 
 __all__ = [
     "SPLITS",
@@ -31,6 +33,7 @@ __all__ = [
     "ArithmeticConfig",
     "extract_answer",
     "generate",
+    "generate_with_plans",
     "is_correct",
     "solution_is_consistent",
 ]
@@ -225,20 +228,25 @@ class _Step:
 class _Content:
     key: str  # canonical content: template, names, numbers, operations; no wording, no layout
     sentences: tuple[str, ...]  # the problem's own sentences, the question last
-    solution: str
-    answer: int
+    plan: Plan
     names: tuple[str, ...]  # everyone the problem mentions, kept out of the distractors
 
 
 def generate(config: ArithmeticConfig, split: str, n: int, seed: int) -> list[Problem]:
     """n distinct problems of one split; the same arguments always give the same list."""
+    return [problem for problem, _ in generate_with_plans(config, split, n, seed)]
+
+
+def generate_with_plans(config: ArithmeticConfig, split: str, n: int,
+                        seed: int) -> list[tuple[Problem, Plan]]:
+    """generate(), with each problem's plan (what every strategy's solution computes)."""
     if split not in SPLITS:
         raise UsageError(f"split must be one of {SPLITS}, got {split!r}")
     content_rng = random.Random(f"arithmetic-content-{seed}")
     # The content stream is shared by all splits (each keeps its own share of it); the layout
     # stream is not, so that problem i of train and of test do not share a layout.
     layout_rng = random.Random(f"arithmetic-layout-{split}-{seed}")
-    problems: list[Problem] = []
+    problems: list[tuple[Problem, Plan]] = []
     seen: set[str] = set()
     misses = 0
     while len(problems) < n:
@@ -255,10 +263,10 @@ def generate(config: ArithmeticConfig, split: str, n: int, seed: int) -> list[Pr
         misses = 0
         seen.add(digest)
         question = _lay_out(layout_rng, config, content)
-        solution = f"{content.solution} {ANSWER_MARK} {content.answer}"
-        problems.append(
-            Problem(f"arith-{split}-{digest[:12]}", question, str(content.answer), solution)
-        )
+        plan = content.plan
+        problem = Problem(f"arith-{split}-{digest[:12]}", question, str(plan.answer),
+                          write_solution(plan, "steps"))
+        problems.append((problem, plan))
     return problems
 
 
@@ -272,38 +280,32 @@ def _draw_content(rng: random.Random, config: ArithmeticConfig) -> _Content:
     obj = rng.choice(template.nouns)
     n_steps = rng.randint(config.min_steps, config.max_steps)
     holders = [rng.choice(template.holders)]
-    opening, clause, equations, value, opening_numbers = _draw_opening(
-        rng, config, template, holders[0], obj
-    )
-    steps = []
-    for _ in range(n_steps - len(equations)):
+    opening, start, packs = _draw_opening(rng, config, template, holders[0], obj)
+    steps, value = [], start
+    for _ in range(n_steps - (packs is not None)):
         step = _draw_step(rng, config, template, obj, value, holders)
-        result = _apply(step.operation, value, step.operand)
-        equations.append(f"{value} {step.operation} {step.operand} = {result}.")
-        value = result
+        value = _apply(step.operation, value, step.operand)
         steps.append(step)
         if step.holder != holders[-1]:
             holders.append(step.holder)
     question = _sentence(rng.choice(template.questions).format(who=holders[-1], obj=obj))
     sentences = (opening, *_step_sentences(rng, steps), question)
     names = tuple(dict.fromkeys([holders[0]] + [s.mentions for s in steps if s.mentions]))
-    key = repr(
-        (template.id, names, opening_numbers, tuple((s.operation, s.operand) for s in steps))
-    )
-    return _Content(key, sentences, " ".join([clause, *equations]), value, names)
+    operations = tuple((s.operation, s.operand) for s in steps)
+    key = repr((template.id, names, packs or (start,), operations))
+    return _Content(key, sentences, Plan(holders[0], start, packs, operations), names)
 
 
 def _draw_opening(rng, config, template, holder, obj):
-    """The first sentence, its solution clause, its equations, the count and its numbers."""
+    """The first sentence, the count it states, and (k, m) when it is "k packs of m"."""
     if template.packs and config.max_multiplier >= 2 and rng.random() < _PACK_OPENING_RATE:
         k = rng.randint(2, config.max_multiplier)
         m = rng.randint(_MIN_OPERAND, config.max_operand)
         opening = rng.choice(template.packs).format(who=holder, k=k, m=m, obj=obj)
-        clause = f"{holder} starts with {k} groups of {m}."
-        return _sentence(opening), _sentence(clause), [f"{k} * {m} = {k * m}."], k * m, (k, m)
+        return _sentence(opening), k * m, (k, m)
     start = rng.randint(_MIN_OPERAND, config.max_operand)
     opening = rng.choice(template.starts).format(who=holder, n=start, obj=obj)
-    return _sentence(opening), _sentence(f"{holder} starts with {start}."), [], start, (start,)
+    return _sentence(opening), start, None
 
 
 def _draw_step(rng, config, template, obj, value: int, holders: list[str]) -> _Step:
@@ -388,5 +390,6 @@ def _sentence(text: str) -> str:
 
 # The difficulty every command's `--task arithmetic` uses, and the embedded default model is
 # trained on: hard enough that a ~3M-parameter model errs under sampling (room for Pass@N),
-# small enough that it learns the task in ~40 CPU minutes.
-DEFAULT_TASK = ArithmeticConfig(max_operand=15, max_multiplier=3, max_preamble_sentences=1)
+# small enough that it learns the task, in several strategies, in ~90 CPU minutes.
+DEFAULT_TASK = ArithmeticConfig(max_steps=3, max_operand=15, max_multiplier=3,
+                               max_preamble_sentences=1)

@@ -21,8 +21,16 @@ from pathlib import Path
 
 import torch
 
-from rsp_probe.tasks.arithmetic import DEFAULT_TASK, ArithmeticConfig, generate, is_correct
+from rsp_probe.errors import UsageError
+from rsp_probe.tasks.arithmetic import (
+    DEFAULT_TASK,
+    ArithmeticConfig,
+    generate,
+    generate_with_plans,
+    is_correct,
+)
 from rsp_probe.tasks.prompts import PLAIN_CUE
+from rsp_probe.tasks.strategies import random_solution
 from rsp_probe.toy.checkpoint import ToyArchitecture, build_model
 from rsp_probe.toy.tokenizer import train_tokenizer
 
@@ -33,18 +41,19 @@ class TrainConfig:
                                             d_mlp=640, n_ctx=512, initializer_range=0.02)
     task: ArithmeticConfig = DEFAULT_TASK  # the task every command evaluates on
     vocab_size: int = 1024
-    n_train: int = 120_000
-    batch_size: int = 64
-    lr: float = 3e-3
-    warmup_steps: int = 100
-    max_steps: int = 3000  # the learning-rate schedule's horizon
+    n_train: int = 40_000  # more than a 90-minute budget on 2 shared cores gets through
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 20
+    max_steps: int = 400  # the learning-rate schedule's horizon
     stop_step: int | None = None  # stop here (deterministic), whatever the time budget says
-    max_minutes: float = 45.0
+    max_minutes: float = 90.0
     eval_every: int = 100
-    n_eval: int = 128
+    n_eval: int = 64
     target_accuracy: float = 0.8
     noise_rate: float = 0.1  # share of examples with a span of 1-6 random real tokens
     seed: int = 0
+    init: str | None = None  # a checkpoint to continue from (its tokenizer too), else scratch
     threads: int = field(default_factory=lambda: torch.get_num_threads())
 
 
@@ -52,21 +61,27 @@ QUICK = dict(n_train=512, max_steps=6, eval_every=3, n_eval=8, batch_size=16, vo
              warmup_steps=2)
 
 
-def training_text(problem) -> tuple[str, str, str]:
-    """The three segments the model is trained on: question, answer cue, answer."""
-    return problem.question, PLAIN_CUE, " " + problem.solution
+def training_texts(config: TrainConfig) -> tuple[list[tuple[str, str, str]], dict]:
+    """The three segments of each training example (question, answer cue, answer), with a
+    strategy, phrasing and check line drawn at random per example; and the strategy counts."""
+    rng = random.Random(f"strategies-{config.seed}")
+    texts, counts = [], {}
+    for problem, plan in generate_with_plans(config.task, "train", config.n_train, config.seed):
+        strategy, solution = random_solution(plan, rng)
+        counts[strategy] = counts.get(strategy, 0) + 1
+        texts.append((problem.question, PLAIN_CUE, " " + solution))
+    return texts, counts
 
 
 class Examples:
     """Tokenized training examples: (ids, first answer index), segment by segment."""
 
-    def __init__(self, tokenizer, problems, noise_rate: float, seed: int):
+    def __init__(self, tokenizer, parts, noise_rate: float, seed: int):
         self.tokenizer = tokenizer
         self.bos, self.eos = tokenizer.bos_token_id, tokenizer.eos_token_id
         self.rng = random.Random(seed)
         self.noise_rate = noise_rate
         self.real_ids = [i for i in range(len(tokenizer)) if i not in tokenizer.all_special_ids]
-        parts = [training_text(p) for p in problems]
         encode = lambda texts: tokenizer(texts, add_special_tokens=False).input_ids
         self.questions = encode([q for q, _, _ in parts])
         self.cue = encode([PLAIN_CUE])[0]
@@ -74,6 +89,21 @@ class Examples:
 
     def __len__(self) -> int:
         return len(self.questions)
+
+    def batches(self, batch_size: int, seed: int, window: int = 32) -> list[list[int]]:
+        """Every example once, in batches of similar length (less padding, so a faster step
+        on CPU): shuffle, sort each window of `window` batches by length, shuffle batches."""
+        rng = random.Random(f"batches-{seed}")
+        order = list(range(len(self)))
+        rng.shuffle(order)
+        length = lambda i: len(self.questions[i]) + len(self.answers[i])
+        batches = []
+        for start in range(0, len(order) - batch_size + 1, batch_size * window):
+            chunk = sorted(order[start:start + batch_size * window], key=length)
+            batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)
+                        if len(chunk[i:i + batch_size]) == batch_size]
+        rng.shuffle(batches)
+        return batches
 
     def example(self, index: int) -> tuple[list[int], int]:
         question = list(self.questions[index])
@@ -98,7 +128,7 @@ class Examples:
 
 
 @torch.inference_mode()
-def greedy_accuracy(model, tokenizer, problems, max_new_tokens: int = 80) -> float:
+def greedy_accuracy(model, tokenizer, problems, max_new_tokens: int = 112) -> float:
     """Greedy accuracy with Hugging Face generate (left padding), for monitoring only."""
     model.eval()
     correct = 0
@@ -130,35 +160,57 @@ def train(out: Path, config: TrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
     out.mkdir(parents=True, exist_ok=True)
-    problems = generate(config.task, "train", config.n_train, seed=config.seed)
-    train_tokenizer((" ".join(training_text(p)) for p in problems), config.vocab_size, out)
+    parts, strategy_counts = training_texts(config)
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(out))
-    examples = Examples(tokenizer, problems, config.noise_rate, config.seed)
+    if config.init is None:
+        train_tokenizer((" ".join(p) for p in parts), config.vocab_size, out)
+        tokenizer = AutoTokenizer.from_pretrained(str(out))
+        model = build_model(config.arch, len(tokenizer), tokenizer.bos_token_id,
+                            tokenizer.eos_token_id, config.seed)
+    else:
+        tokenizer, model = _initial_checkpoint(Path(config.init))
+    examples = Examples(tokenizer, parts, config.noise_rate, config.seed)
     validation = generate(config.task, "validation", config.n_eval, seed=config.seed)
-    model = build_model(config.arch, len(tokenizer), tokenizer.bos_token_id,
-                        tokenizer.eos_token_id, config.seed)
     log = _loop(model, tokenizer, examples, validation, config, progress)
+    log["training_strategies"] = strategy_counts
+    if config.init is not None:
+        log["init_sha256"] = _sha256(Path(config.init) / "model.safetensors")
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
     (out / "training_log.json").write_text(json.dumps(log, indent=1))
     return log
 
 
+def _initial_checkpoint(path: Path):
+    """Tokenizer and weights to continue training from (a byte-level BPE tokenizer encodes
+    any text, so the new task's words only cost more tokens)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if not (path / "model.safetensors").exists():
+        raise UsageError(f"--init {path}: no model.safetensors there")
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    return tokenizer, model
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _loop(model, tokenizer, examples, validation, config: TrainConfig, progress: bool) -> dict:
     from tqdm.auto import tqdm
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    order = list(range(len(examples)))
-    random.Random(config.seed).shuffle(order)
+    batches = examples.batches(config.batch_size, config.seed)
     started, history, evals = time.time(), [], []
     bar = tqdm(total=config.max_steps, desc="train-toy", file=sys.stderr, disable=not progress)
     stop_reason = "max_steps"
     model.train()
     for step in range(config.max_steps):
-        picks = [order[(step * config.batch_size + i) % len(order)]
-                 for i in range(config.batch_size)]
+        picks = batches[step % len(batches)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, config)
         loss = model(**examples.batch(picks)).loss
