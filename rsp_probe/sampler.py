@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rsp_probe.backends.base import Backend
+from rsp_probe.key_groups import input_key_groups
 from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, build_probes
 from rsp_probe.rsp import build_inputs_embeds
 
@@ -30,6 +31,7 @@ class Job:
     temperature: float
     top_p: float
     seed: int  # of this trajectory's sampling generator
+    n_cue: int = 0  # template tokens after the question (the cue key group)
 
 
 @dataclass
@@ -65,24 +67,27 @@ def _left_pad(model: Backend, jobs: list[Job]):
     embeds = torch.zeros(len(jobs), width, table.shape[1], dtype=table.dtype, device=model.device)
     mask = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
     rsp_keys = torch.zeros(len(jobs), width, device=model.device)
+    groups = torch.full((len(jobs), width), -1, dtype=torch.long, device=model.device)
     for row, job in enumerate(jobs):
         pad = width - len(job.input_ids)
         embeds[row, pad:] = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
         mask[row, pad:] = 1
         rsp_keys[row, [pad + p for p in job.rsp_positions]] = 1.0
+        groups[row, pad:] = torch.tensor(
+            input_key_groups(len(job.input_ids), job.rsp_positions, job.n_cue))
     positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-    return embeds, mask, positions, rsp_keys
+    return embeds, mask, positions, rsp_keys, groups
 
 
 def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
                     stop_strings: tuple[str, ...], probe_names: Sequence[str], progress):
     info = model.info
-    embeds, mask, positions, rsp_keys = _left_pad(model, jobs)
+    embeds, mask, positions, rsp_keys, groups = _left_pad(model, jobs)
     budgets = [min(max_new_tokens, info.n_ctx - len(job.input_ids)) for job in jobs]
     steps_left = max(budgets)  # each row stops at its own budget, not the longest row's
     chooser = _TokenChooser(jobs, model.device)
     context = BatchContext(len(jobs), steps_left, info.n_layers, info.n_heads, model.device,
-                           rsp_keys, chooser.temperature)
+                           rsp_keys, chooser.temperature, groups)
     probes = build_probes(probe_names, context)
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
     with model.tapped([tap for probe in probes for tap in probe.taps()]):

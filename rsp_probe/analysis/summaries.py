@@ -98,8 +98,22 @@ def describe_attention(run: Run, full: bool = False) -> str:
         lines += ["", f"## {condition}: mass on the RSP, averaged over heads, by layer "
                   "(layer -1 = all layers), 95% CI over prompts",
                   wide_table(shown(rows, full), row="layer")]
-    lines += _fit_lines(run)
+    lines += _fit_lines(run) + _budget_lines(run)
     return "\n".join(lines)
+
+
+def _budget_lines(run: Run) -> list[str]:
+    from rsp_probe.analysis.budget import dilution_shares, has_budget
+
+    if not has_budget(run):
+        return []
+    lines = ["", "## the fall of logit(m) since step 1: dilution (more keys) vs suppression "
+             "(a falling advantage delta_t); mean over heads and trajectories, layer -1 = all"]
+    for r in dilution_shares(run).itertuples():
+        lines.append(f"{r.condition:>6} layer {r.layer:>2} step {r.step:>3}: change "
+                     f"{r.change:+.3f} = dilution {r.dilution:+.3f} + suppression "
+                     f"{r.suppression:+.3f}; dilution share {r.dilution_share:.2f}")
+    return lines
 
 
 def _fit_lines(run: Run) -> list[str]:

@@ -54,12 +54,14 @@ def build_jobs(session: Session, conditions: list[Condition], samples: int, law=
                 job_id = f"{condition.name}/{problem.id}/{sample}"
                 jobs.append(Job(job_id, ids, positions, draw_rsp(law, condition.rsp_tokens,
                                                                  draw_seed),
-                                condition.temperature, condition.top_p, seed))
+                                condition.temperature, condition.top_p, seed,
+                                n_cue=len(prompt.cue)))
                 records.append({
                     "id": job_id, "prompt_id": problem.id, "condition": condition.name,
                     "sample": sample, "seed": seed, "rsp_seed": draw_seed,
                     "rsp_tokens": condition.rsp_tokens, "temperature": condition.temperature,
                     "prompt_token_ids": prompt.token_ids, "rsp_positions": positions,
+                    "cue_tokens": len(prompt.cue),
                     "reference_answer": problem.answer})
     return jobs, records
 
