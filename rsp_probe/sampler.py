@@ -8,7 +8,7 @@ value per (trajectory, step[, layer, head]) through the backend's sites.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,7 +16,7 @@ import torch
 
 from rsp_probe.backends.base import Backend
 from rsp_probe.key_groups import input_key_groups
-from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, build_probes
+from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, StepProbe, build_probes
 from rsp_probe.rsp import build_inputs_embeds
 
 
@@ -32,6 +32,7 @@ class Job:
     top_p: float
     seed: int  # of this trajectory's sampling generator
     n_cue: int = 0  # template tokens after the question (the cue key group)
+    rsp_in_positions: bool = True  # False: RSP slots do not advance the position ids
 
 
 @dataclass
@@ -45,8 +46,11 @@ class Trajectory:
 @torch.inference_mode()
 def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
              stop_strings: tuple[str, ...] = (), batch_size: int = 32,
-             probes: Sequence[str] = DEFAULT_PROBES, progress=None) -> list[Trajectory]:
-    """Generate every job; results come back in the order of `jobs`.
+             probes: Sequence[str] = DEFAULT_PROBES, progress=None,
+             interventions: Sequence[Callable[[BatchContext], StepProbe]] = ()
+             ) -> list[Trajectory]:
+    """Generate every job; results come back in the order of `jobs`. `interventions` are
+    per-batch factories of probes whose taps replace site values (rsp_probe.interventions).
 
     Rows are batched by input length (less padding); a row's result never depends on
     which rows share its batch beyond float rounding of the padded forward pass.
@@ -56,7 +60,7 @@ def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         batch = _generate_batch(model, [jobs[i] for i in chunk], max_new_tokens,
-                                stop_strings, probes, progress)
+                                stop_strings, probes, progress, interventions)
         results.update(zip(chunk, batch))
     return [results[i] for i in range(len(jobs))]
 
@@ -68,6 +72,7 @@ def _left_pad(model: Backend, jobs: list[Job]):
     mask = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
     rsp_keys = torch.zeros(len(jobs), width, device=model.device)
     groups = torch.full((len(jobs), width), -1, dtype=torch.long, device=model.device)
+    counted = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
     for row, job in enumerate(jobs):
         pad = width - len(job.input_ids)
         embeds[row, pad:] = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
@@ -75,12 +80,16 @@ def _left_pad(model: Backend, jobs: list[Job]):
         rsp_keys[row, [pad + p for p in job.rsp_positions]] = 1.0
         groups[row, pad:] = torch.tensor(
             input_key_groups(len(job.input_ids), job.rsp_positions, job.n_cue))
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
+        counted[row] = mask[row]
+        if not job.rsp_in_positions:
+            counted[row, [pad + p for p in job.rsp_positions]] = 0
+    positions = (counted.cumsum(dim=-1) - 1).clamp(min=0)
     return embeds, mask, positions, rsp_keys, groups
 
 
 def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
-                    stop_strings: tuple[str, ...], probe_names: Sequence[str], progress):
+                    stop_strings: tuple[str, ...], probe_names: Sequence[str], progress,
+                    interventions=()):
     info = model.info
     embeds, mask, positions, rsp_keys, groups = _left_pad(model, jobs)
     budgets = [min(max_new_tokens, info.n_ctx - len(job.input_ids)) for job in jobs]
@@ -88,7 +97,7 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
     chooser = _TokenChooser(jobs, model.device)
     context = BatchContext(len(jobs), steps_left, info.n_layers, info.n_heads, model.device,
                            rsp_keys, chooser.temperature, groups)
-    probes = build_probes(probe_names, context)
+    probes = build_probes(probe_names, context) + [make(context) for make in interventions]
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
     with model.tapped([tap for probe in probes for tap in probe.taps()]):
         cache, tokens = None, None
