@@ -42,6 +42,7 @@ DONE_FILE = "DONE"
 DILUTION_FILE = "dilution_fit.json"
 BRANCHING_FILE = "branching.parquet"
 PASSK_FILE = "passk.parquet"
+KNOCKOUT_FILE = "knockout.parquet"
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

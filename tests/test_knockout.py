@@ -153,3 +153,55 @@ def test_bad_cut_steps(values, message):
     assert parse_cut_steps(["1", "never"]) == (1, None)
     with pytest.raises(UsageError, match="outside 0..1"):
         check_layers([2], 2)
+
+
+def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
+    import rsp_probe
+    from rsp_probe.analysis.knockout import first_divergence
+    from rsp_probe.analysis.summaries import describe
+    from rsp_probe.cli import main
+    from rsp_probe.runs import open_run
+
+    run, table = rsp_probe.knockout(model=loaded_qwen2, rsp_tokens=(3,), samples=2,
+                                    n_prompts=3, max_new_tokens=8, k=(1, 2),
+                                    cut_after=("1", "4", "never"), block_layers=(1,),
+                                    out=str(tmp_path / "r"), quiet=True)
+    assert list(table["condition"]) == ["full", "baseline", "cut1", "cut4", "cutnever",
+                                        "layer1"]
+    rows = table.set_index("condition")
+    # never is the full run: identical trajectories, zero teacher-forced KL
+    assert rows.loc["cutnever", "same_as_full"] == 1.0
+    assert rows.loc["cutnever", "kl_mean"] == 0.0
+    assert rows.loc["full", "same_as_full"] == 1.0
+    assert rows.loc["cut1", "kl_step1"] > 0
+    # the cut at step 4 leaves steps 1..3 untouched
+    assert rows.loc["cut4", "kl_step1"] == rows.loc["cut4", "kl_step3"] == 0.0
+    records = run.trajectories.set_index("id")
+    for sample in range(2):
+        pid = records["prompt_id"].iloc[0]
+        cut4 = records.loc[f"cut4/{pid}/{sample}", "generated_token_ids"]
+        full = records.loc[f"full/{pid}/{sample}", "generated_token_ids"]
+        assert list(cut4[:3]) == list(full[:3])
+        assert not first_divergence(cut4, full) <= 3
+    assert run.config["cut_after"] == ["1", "4", "never"] and run.config["block_layers"] == [1]
+    assert (run.path / "figure-knockout.png").exists()
+    assert main(["show", str(run.path)]) == 0
+    assert capsys.readouterr().out.strip() == describe(open_run(run.path)).strip()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--cut-after", "0"], "below 1"), (["--cut-after", "soon"], "'never'"),
+    (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values")])
+def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys, monkeypatch,
+                                                    args, message):
+    import rsp_probe.models
+    from rsp_probe.cli import main
+
+    def refuse(*_, **__):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(rsp_probe.models, "load_model", refuse)
+    code = main(["knockout", "--model", str(tiny_qwen2), "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()

@@ -208,3 +208,24 @@ def describe(run: Run, full: bool = False) -> str:
     return experiment.describe_run(run, full=full)
 
 
+
+
+def describe_knockout(run: Run, full: bool = False) -> str:
+    from rsp_probe.runs import KNOCKOUT_FILE
+
+    table = run.table(KNOCKOUT_FILE)
+    lines = [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
+             "## each knockout against the full-RSP run and the baseline (same prompts, draws, "
+             "seeds); accuracy with 95% CI over prompts; KL(p_full || p_knocked) teacher-forced "
+             "along the full run; first divergence = mean step among diverged trajectories"]
+    passk = [c for c in table.columns if c.startswith("pass@") and c[5:].isdigit()]
+    for r in table.to_dict("records"):
+        cells = [f"{r['condition']:>12}", f"acc {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
+                 f"{r['accuracy_hi']:.3f}]", *(f"{c} {r[c]:.3f}" for c in passk),
+                 f"distinct/prompt {r['distinct_per_prompt']:.2f}",
+                 f"same as full {r['same_as_full']:.2f} (1st div {r['first_divergence_full']:.1f})",
+                 f"same as base {r['same_as_baseline']:.2f}",
+                 f"KL t1-3 {r['kl_step1']:.3g}/{r['kl_step2']:.3g}/{r['kl_step3']:.3g}",
+                 f"KL mean {r['kl_mean']:.3g}"]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
