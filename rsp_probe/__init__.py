@@ -22,7 +22,7 @@ _EXPORTS = {
     "describe": "rsp_probe.analysis.summaries",
 }
 
-_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk")  # = BUILTIN
+_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knockout")  # = BUILTIN
 __all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 

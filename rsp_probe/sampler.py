@@ -33,6 +33,7 @@ class Job:
     seed: int  # of this trajectory's sampling generator
     n_cue: int = 0  # template tokens after the question (the cue key group)
     rsp_in_positions: bool = True  # False: RSP slots do not advance the position ids
+    rsp_added: bool = False  # rsp [T, d] is added to every input embedding (no slots)
 
 
 @dataclass
@@ -76,6 +77,8 @@ def _left_pad(model: Backend, jobs: list[Job]):
     for row, job in enumerate(jobs):
         pad = width - len(job.input_ids)
         embeds[row, pad:] = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
+        if job.rsp_added:  # prompt noise (the neftune control), not slots
+            embeds[row, pad:] += job.rsp.to(table.device, table.dtype)
         mask[row, pad:] = 1
         rsp_keys[row, [pad + p for p in job.rsp_positions]] = 1.0
         groups[row, pad:] = torch.tensor(

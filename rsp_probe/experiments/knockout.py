@@ -107,7 +107,7 @@ def _sample_all(session: Session, interventions: list[Knockout]):
 
 
 def _generate(session: Session, jobs, records, knockout: Knockout | None):
-    from rsp_probe.experiments.sampling import finish_records
+    from rsp_probe.experiments.sampling import finish_records, law_interventions
     from rsp_probe.interventions.knockout import knockout_factory
     from rsp_probe.probes.base import LOGIT_ONLY_PROBES
     from rsp_probe.sampler import generate
@@ -115,7 +115,8 @@ def _generate(session: Session, jobs, records, knockout: Knockout | None):
     spec = session.spec
     trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
                             batch_size=spec.sampling.batch_size, probes=LOGIT_ONLY_PROBES,
-                            interventions=[knockout_factory(knockout)] if knockout else ())
+                            interventions=law_interventions(spec.rsp.law) + (
+                                [knockout_factory(knockout)] if knockout else []))
     return finish_records(session, jobs, records, trajectories)
 
 

@@ -21,7 +21,7 @@ NEEDS = ("knockout",)
 MEASURES = {"accuracy": "accuracy", "same_as_full": "share identical to full-RSP run",
             "distinct_per_prompt": "distinct trajectories per prompt",
             "kl_mean": "teacher-forced KL(full || knocked), nats"}
-COLUMNS = ["run", "kind", "condition", "x", "measure", "y", "ci_low", "ci_high"]
+COLUMNS = ["run", "kind", "condition", "x", "x_label", "measure", "y", "ci_low", "ci_high"]
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -35,11 +35,14 @@ def data(runs: list[Run]) -> pd.DataFrame:
         x = np.where(table["kind"] == "layer", pd.to_numeric(table["layers"].str.split("+").str[0],
                                                             errors="coerce"),
                      table["cut_after"].fillna(never_x))
+        x_label = [("never" if np.isnan(c) else f"{c:g}") if kind == "cut" else layers
+                   for kind, c, layers in zip(table["kind"], table["cut_after"], table["layers"])]
         for measure in MEASURES:
             low = table.get(f"{measure}_lo", table[measure])
             high = table.get(f"{measure}_hi", table[measure])
             frames.append(pd.DataFrame({"run": run.id, "kind": table["kind"],
                                         "condition": table["condition"], "x": x,
+                                        "x_label": x_label,
                                         "measure": measure, "y": table[measure],
                                         "ci_low": low, "ci_high": high}))
     return pd.concat(frames, ignore_index=True)[COLUMNS]
@@ -70,11 +73,14 @@ def _panel(ax, rows: pd.DataFrame, kind: str, measure: str) -> None:
                 ax.axhline(float(ref.iloc[0]), color=color, linestyle=line, linewidth=0.9,
                            label=f"{condition} (no knockout)" if condition == "full"
                            else "baseline (no RSP)")
+    ticks = rows[rows["kind"] == kind].drop_duplicates("x").sort_values("x")
     if kind == "cut":
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("first blocked step s (rightmost: never)")
+        ax.set_xlabel("first blocked step s")
     else:
         ax.set_xlabel("layer knocked out from step 1")
+    ax.set_xticks(ticks["x"], ticks["x_label"])
+    ax.minorticks_off()
     ax.set_ylabel(MEASURES[measure])
     ax.set_title(f"{MEASURES[measure]} vs {'cut step' if kind == 'cut' else 'layer'}",
                  fontsize=8)
