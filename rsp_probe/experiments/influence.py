@@ -28,9 +28,8 @@ def rsp_conditions(spec) -> list[Condition]:
 
 def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.summaries import influence_summary
-    from rsp_probe.experiments.sampling import sample_conditions
-
     from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
+    from rsp_probe.experiments.sampling import sample_conditions
 
     if spec.rsp.law in BLOCKED_LAWS + SLOTLESS_LAWS:
         raise UsageError(f"influence does not support --law {spec.rsp.law} yet (its teacher-"
