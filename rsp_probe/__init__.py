@@ -22,7 +22,8 @@ _EXPORTS = {
     "describe": "rsp_probe.analysis.summaries",
 }
 
-_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knockout")  # = BUILTIN
+_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knockout",
+                "dose")  # = BUILTIN
 __all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 

@@ -43,6 +43,8 @@ DILUTION_FILE = "dilution_fit.json"
 BRANCHING_FILE = "branching.parquet"
 PASSK_FILE = "passk.parquet"
 KNOCKOUT_FILE = "knockout.parquet"
+DOSE_FILE = "dose.parquet"
+SCORE_SHIFT_FILE = "score_shift.parquet"
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

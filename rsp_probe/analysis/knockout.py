@@ -41,8 +41,8 @@ def _against(records: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.Series(steps, index=records.index)
 
 
-def _kl(run: Run) -> pd.DataFrame:
-    steps = run.steps[run.steps["probe"] == KL_PROBE]
+def _kl(run: Run, probe: str) -> pd.DataFrame:
+    steps = run.steps[run.steps["probe"] == probe]
     per_trajectory = steps.groupby("trajectory", observed=True).agg(
         kl_mean=("value", "mean"))
     early = steps[steps["step"] <= 3].pivot_table(index="trajectory", columns="step",
@@ -52,14 +52,23 @@ def _kl(run: Run) -> pd.DataFrame:
 
 
 def knockout_table(run: Run, ks: Sequence[int]) -> pd.DataFrame:
+    return condition_table(run, ks, (FULL, BASELINE), KL_PROBE, _describe)
+
+
+def condition_table(run: Run, ks: Sequence[int], references: Sequence[str], kl_probe: str,
+                    describe) -> pd.DataFrame:
+    """One row per condition: describe(group) and the measures, against each reference
+    condition (same prompt and sample) and with the teacher-forced KL probe `kl_probe`."""
     records = run.trajectories.copy()
-    records["div_full"] = _against(records, FULL)
-    records["div_baseline"] = _against(records, BASELINE)
-    records = records.merge(_kl(run), left_on="id", right_on="trajectory", how="left")
+    for reference in references:
+        records[f"div_{reference}"] = _against(records, reference)
+    records = records.merge(_kl(run, kl_probe), left_on="id", right_on="trajectory",
+                            how="left")
     n = int(records.groupby(["condition", "prompt_id"]).size().max())
     rows = []
     for condition, group in records.groupby("condition", sort=False):
-        rows.append({**_describe(group), **_measures(group, n, ks), "condition": condition})
+        rows.append({**describe(group), **_measures(group, n, ks, references),
+                     "condition": condition})
     return pd.DataFrame(rows)
 
 
@@ -73,7 +82,7 @@ def _describe(group: pd.DataFrame) -> dict:
             "layers": "" if layers is None else "+".join(map(str, layers))}
 
 
-def _measures(group: pd.DataFrame, n: int, ks: Sequence[int]) -> dict:
+def _measures(group: pd.DataFrame, n: int, ks: Sequence[int], references) -> dict:
     correct = group["correct"].astype(float)
     per_prompt = group.assign(correct=correct).groupby("prompt_id")
     accuracy = bootstrap_mean(per_prompt["correct"].mean().to_numpy())
@@ -86,10 +95,13 @@ def _measures(group: pd.DataFrame, n: int, ks: Sequence[int]) -> dict:
     out["distinct_per_prompt"] = float(distinct.mean())
     if "strategy" in group:
         out["strategies_per_prompt"] = float(per_prompt["strategy"].nunique().mean())
-    for reference in ("full", "baseline"):
+    for reference in references:
         steps = group[f"div_{reference}"]
         out[f"same_as_{reference}"] = float(steps.isna().mean())
         out[f"first_divergence_{reference}"] = float(steps.mean())  # over diverged ones
+        for q in (25, 50, 75):
+            out[f"first_divergence_{reference}_p{q}"] = (
+                float(np.nanpercentile(steps, q)) if steps.notna().any() else np.nan)
     for column in ("kl_step1", "kl_step2", "kl_step3", "kl_mean"):
         out[column] = float(group[column].mean()) if column in group else np.nan
     return out

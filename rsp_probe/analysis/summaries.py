@@ -229,3 +229,32 @@ def describe_knockout(run: Run, full: bool = False) -> str:
                  f"KL mean {r['kl_mean']:.3g}"]
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def describe_dose(run: Run, full: bool = False) -> str:
+    from rsp_probe.analysis.stats import bootstrap_mean
+    from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE
+
+    table = run.table(DOSE_FILE)
+    lines = [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
+             "## per dose against the baseline k0 (same prompts and seeds): accuracy with 95% "
+             "CI over prompts; KL(p_dose || p_base) teacher-forced along the baseline; first "
+             "divergence from the baseline twin (quartiles)"]
+    passk = [c for c in table.columns if c.startswith("pass@") and c[5:].isdigit()]
+    for r in table.to_dict("records"):
+        lines.append("  ".join([
+            f"{r['condition']:>14}", f"acc {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
+            f"{r['accuracy_hi']:.3f}]", *(f"{c} {r[c]:.3f}" for c in passk),
+            f"KL t1-3 {r['kl_step1']:.3g}/{r['kl_step2']:.3g}/{r['kl_step3']:.3g}",
+            f"same as base {r['same_as_k0']:.2f}", "1st div p25/50/75 "
+            f"{r['first_divergence_k0_p25']:.0f}/{r['first_divergence_k0_p50']:.0f}/"
+            f"{r['first_divergence_k0_p75']:.0f}"]))
+    shifts = run.table(SCORE_SHIFT_FILE)
+    slopes = shifts.drop_duplicates(["condition", "prompt_id", "step"])
+    lines += ["", "## score-shift dose: slope of log KL(p_beta || p_blocked) on log m within "
+              "each (prompt, step) cell (theory: 2), mean and 95% CI over cells"]
+    for condition, cells in slopes.groupby("condition", sort=False):
+        mean, lo, hi = bootstrap_mean(cells["cell_slope"].to_numpy())
+        lines.append(f"{condition:>14}  slope {mean:.2f} [{lo:.2f}, {hi:.2f}]  "
+                     f"({cells['cell_slope'].notna().sum()} cells)")
+    return "\n".join(lines)
