@@ -208,26 +208,34 @@ def describe(run: Run, full: bool = False) -> str:
     return experiment.describe_run(run, full=full)
 
 
+def _compared_header(run: Run, what: str) -> list[str]:
+    return [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
+            what]
+
+
+def _compared_cells(row: dict, table: pd.DataFrame, width: int) -> list[str]:
+    """Condition, accuracy with its CI, pass@k and the teacher-forced KL at steps 1..3."""
+    passk = [c for c in table.columns if c.startswith("pass@") and c[5:].isdigit()]
+    return [f"{row['condition']:>{width}}", f"acc {row['accuracy']:.3f} "
+            f"[{row['accuracy_lo']:.3f}, {row['accuracy_hi']:.3f}]",
+            *(f"{c} {row[c]:.3f}" for c in passk),
+            f"KL t1-3 {row['kl_step1']:.3g}/{row['kl_step2']:.3g}/{row['kl_step3']:.3g}"]
 
 
 def describe_knockout(run: Run, full: bool = False) -> str:
     from rsp_probe.runs import KNOCKOUT_FILE
 
     table = run.table(KNOCKOUT_FILE)
-    lines = [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
-             "## each knockout against the full-RSP run and the baseline (same prompts, draws, "
-             "seeds); accuracy with 95% CI over prompts; KL(p_full || p_knocked) teacher-forced "
-             "along the full run; first divergence = mean step among diverged trajectories"]
-    passk = [c for c in table.columns if c.startswith("pass@") and c[5:].isdigit()]
+    lines = _compared_header(
+        run, "## each knockout against the full-RSP run and the baseline (same prompts, draws, "
+        "seeds); accuracy with 95% CI over prompts; KL(p_full || p_knocked) teacher-forced "
+        "along the full run; first divergence = mean step among diverged trajectories")
     for r in table.to_dict("records"):
-        cells = [f"{r['condition']:>12}", f"acc {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
-                 f"{r['accuracy_hi']:.3f}]", *(f"{c} {r[c]:.3f}" for c in passk),
-                 f"distinct/prompt {r['distinct_per_prompt']:.2f}",
-                 f"same as full {r['same_as_full']:.2f} (1st div {r['first_divergence_full']:.1f})",
-                 f"same as base {r['same_as_baseline']:.2f}",
-                 f"KL t1-3 {r['kl_step1']:.3g}/{r['kl_step2']:.3g}/{r['kl_step3']:.3g}",
-                 f"KL mean {r['kl_mean']:.3g}"]
-        lines.append("  ".join(cells))
+        lines.append("  ".join([
+            *_compared_cells(r, table, 12), f"KL mean {r['kl_mean']:.3g}",
+            f"distinct/prompt {r['distinct_per_prompt']:.2f}",
+            f"same as full {r['same_as_full']:.2f} (1st div {r['first_divergence_full']:.1f})",
+            f"same as base {r['same_as_baseline']:.2f}"]))
     return "\n".join(lines)
 
 
@@ -236,19 +244,15 @@ def describe_dose(run: Run, full: bool = False) -> str:
     from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE
 
     table = run.table(DOSE_FILE)
-    lines = [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
-             "## per dose against the baseline k0 (same prompts and seeds): accuracy with 95% "
-             "CI over prompts; KL(p_dose || p_base) teacher-forced along the baseline; first "
-             "divergence from the baseline twin (quartiles)"]
-    passk = [c for c in table.columns if c.startswith("pass@") and c[5:].isdigit()]
+    lines = _compared_header(
+        run, "## per dose against the baseline k0 (same prompts and seeds): accuracy with 95% "
+        "CI over prompts; KL(p_dose || p_base) teacher-forced along the baseline; first "
+        "divergence from the baseline twin (quartiles)")
     for r in table.to_dict("records"):
         lines.append("  ".join([
-            f"{r['condition']:>14}", f"acc {r['accuracy']:.3f} [{r['accuracy_lo']:.3f}, "
-            f"{r['accuracy_hi']:.3f}]", *(f"{c} {r[c]:.3f}" for c in passk),
-            f"KL t1-3 {r['kl_step1']:.3g}/{r['kl_step2']:.3g}/{r['kl_step3']:.3g}",
-            f"same as base {r['same_as_k0']:.2f}", "1st div p25/50/75 "
-            f"{r['first_divergence_k0_p25']:.0f}/{r['first_divergence_k0_p50']:.0f}/"
-            f"{r['first_divergence_k0_p75']:.0f}"]))
+            *_compared_cells(r, table, 14), f"same as base {r['same_as_k0']:.2f}",
+            "1st div p25/50/75 " + "/".join(f"{r[f'first_divergence_k0_p{q}']:.0f}"
+                                            for q in (25, 50, 75))]))
     shifts = run.table(SCORE_SHIFT_FILE)
     slopes = shifts.drop_duplicates(["condition", "prompt_id", "step"])
     lines += ["", "## score-shift dose: slope of log KL(p_beta || p_blocked) on log m within "
