@@ -40,10 +40,12 @@ def backend(request, tiny_qwen2):
     return load_model(str(tiny_qwen2), backend=request.param)
 
 
-def _hf_model(path):
+@pytest.fixture(scope="module")
+def hf(tiny_qwen2):
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="eager").eval()
+    return AutoModelForCausalLM.from_pretrained(str(tiny_qwen2),
+                                                attn_implementation="eager").eval()
 
 
 def _reference_mask(n_rows: int, job: Job, knockout: Knockout, knocked: bool) -> torch.Tensor:
@@ -95,10 +97,9 @@ KNOCKOUTS = [Knockout(1), Knockout(2), Knockout(4), Knockout(None), Knockout(1, 
 
 
 @pytest.mark.parametrize("knockout", KNOCKOUTS, ids=lambda k: k.name)
-def test_knockout_matches_an_independent_hf_recomputation(backend, tiny_qwen2, knockout):
+def test_knockout_matches_an_independent_hf_recomputation(backend, hf, knockout):
     from rsp_probe.interventions.teacher_forced import knockout_kl
 
-    hf = _hf_model(tiny_qwen2)
     table = hf.get_input_embeddings().weight.detach()
     jobs = _jobs(backend)
     sampled = generate(backend, jobs, MAX_NEW, probes=(),
