@@ -168,7 +168,9 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
                                     cut_after=("1", "4", "never"), block_layers=(1,),
                                     out=str(tmp_path / "r"), quiet=True)
     assert list(table["condition"]) == ["full", "baseline", "cut1", "cut4", "cutnever",
-                                        "layer1"]
+                                        "layer1", "direct-only", "indirect-only"]
+    assert (table.set_index("condition").loc[["direct-only", "indirect-only"], "kl_mean"]
+            > 0).all()
     rows = table.set_index("condition")
     # never is the full run: identical trajectories, zero teacher-forced KL
     assert rows.loc["cutnever", "same_as_full"] == 1.0
@@ -206,3 +208,49 @@ def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys,
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("path", ["direct", "indirect"])
+def test_path_kl_matches_an_independent_hf_recomputation(backend, hf, path):
+    """Direct path only: earlier non-RSP rows blocked from the RSP keys, the newest free;
+    indirect only: the newest row blocked. The reference builds the same row masks."""
+    from rsp_probe.interventions.teacher_forced import path_kl
+
+    table = hf.get_input_embeddings().weight.detach()
+    job = _jobs(backend, n_draws=1)[0]
+    tokens = generate(backend, [job], 6, probes=())[0].generated_token_ids
+    measured = path_kl(backend, job, tokens, path)
+    full = torch.log_softmax(_hf_logits(hf, table, job, tokens[:-1], Knockout(None)).double(),
+                             -1)
+    lowest = torch.finfo(torch.float32).min
+    expected = []
+    for step in range(1, len(tokens) + 1):
+        last = len(job.input_ids) - 1 + step - 1
+        n_rows = last + 1
+        rows = torch.zeros(n_rows, dtype=torch.bool)
+        if path == "indirect":
+            rows[last] = True
+        else:
+            rows[:last] = True
+            rows[job.rsp_positions] = False
+        keys = torch.zeros(n_rows, dtype=torch.bool)
+        keys[job.rsp_positions] = True
+        blocked = (torch.arange(n_rows)[None, :] > torch.arange(n_rows)[:, None]) | (
+            rows[:, None] & keys[None, :])
+        mask = torch.zeros(n_rows, n_rows).masked_fill(blocked, lowest)[None, None]
+        handles = [layer.self_attn.register_forward_pre_hook(
+            lambda module, args, kwargs, mask=mask: (args, {**kwargs, "attention_mask": mask}),
+            with_kwargs=True) for layer in hf.model.layers]
+        embeds = table[[max(i, 0) for i in job.input_ids]].clone()
+        embeds[job.rsp_positions] = job.rsp
+        embeds = torch.cat([embeds, table[tokens[:step - 1]]])[None]
+        try:
+            with torch.inference_mode():
+                logp = torch.log_softmax(hf(inputs_embeds=embeds).logits[0, -1].double(), -1)
+        finally:
+            for handle in handles:
+                handle.remove()
+        p_full = full[step - 1]
+        expected.append(float((p_full.exp() * (p_full - logp)).sum().clamp(min=0)))
+    np.testing.assert_allclose(measured, expected, atol=1e-4)
+    assert max(expected) > 1e-4  # the path carries something on this toy

@@ -51,8 +51,19 @@ def _kl(run: Run, probe: str) -> pd.DataFrame:
     return per_trajectory.join(early).reset_index().astype({"trajectory": str})
 
 
+PATH_PROBES = {"direct-only": "kl_direct_only", "indirect-only": "kl_indirect_only"}
+
+
 def knockout_table(run: Run, ks: Sequence[int]) -> pd.DataFrame:
-    return condition_table(run, ks, (FULL, BASELINE), KL_PROBE, _describe)
+    """The conditions' rows, then one row per path (kind "path": its KL only)."""
+    table = condition_table(run, ks, (FULL, BASELINE), KL_PROBE, _describe)
+    paths = []
+    for name, probe in PATH_PROBES.items():
+        kl = _kl(run, probe)
+        if len(kl):
+            paths.append({"kind": "path", "condition": name, "cut_after": np.nan, "layers": "",
+                          **{c: float(kl[c].mean()) for c in kl.columns if c != "trajectory"}})
+    return pd.concat([table, pd.DataFrame(paths)], ignore_index=True) if paths else table
 
 
 def condition_table(run: Run, ks: Sequence[int], references: Sequence[str], kl_probe: str,

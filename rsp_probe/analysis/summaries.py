@@ -230,12 +230,20 @@ def describe_knockout(run: Run, full: bool = False) -> str:
         run, "## each knockout against the full-RSP run and the baseline (same prompts, draws, "
         "seeds); accuracy with 95% CI over prompts; KL(p_full || p_knocked) teacher-forced "
         "along the full run; first divergence = mean step among diverged trajectories")
-    for r in table.to_dict("records"):
+    paths = table["kind"] == "path"
+    for r in table[~paths].to_dict("records"):
         lines.append("  ".join([
             *_compared_cells(r, table, 12), f"KL mean {r['kl_mean']:.3g}",
             f"distinct/prompt {r['distinct_per_prompt']:.2f}",
             f"same as full {r['same_as_full']:.2f} (1st div {r['first_divergence_full']:.1f})",
             f"same as base {r['same_as_baseline']:.2f}"]))
+    if paths.any():
+        lines += ["", "## one path of the RSP kept, teacher-forced along the full run: "
+                  "KL(p_full || p_path); direct-only = only the newest query reads the RSP, "
+                  "indirect-only = only earlier positions do"]
+        for r in table[paths].to_dict("records"):
+            lines.append(f"{r['condition']:>14}  KL t1-3 {r['kl_step1']:.3g}/"
+                         f"{r['kl_step2']:.3g}/{r['kl_step3']:.3g}  KL mean {r['kl_mean']:.3g}")
     return "\n".join(lines)
 
 

@@ -4,8 +4,11 @@ On the same prompts, RSP draws and sampling seeds: the full-RSP run, the baselin
 and the full run with the RSP keys knocked out (rsp_probe.interventions): from step s on
 for each --cut-after s (1 = the prefill pass, never = nothing), and at one layer at a time
 from step 1 for each --block-layers layer. Each knockout is also teacher-forced along its
-full-RSP twin's tokens (KL(p_full || p_knocked) per step, probe `knockout_kl`). The
-measures (analysis/knockout.py) go to knockout.parquet.
+full-RSP twin's tokens (KL(p_full || p_knocked) per step, probe `knockout_kl`), and so are
+the two paths (probes `kl_direct_only`, `kl_indirect_only` on the full trajectories): only the
+newest query reads the RSP, or only the earlier positions do. Direct and indirect paths are
+measured teacher-forced only (sampling them needs two KV caches). The measures
+(analysis/knockout.py) go to knockout.parquet.
 """
 
 from __future__ import annotations
@@ -96,6 +99,7 @@ def _sample_all(session: Session, interventions: list[Knockout]):
     base_jobs, base_records = build_jobs(session, [Condition("baseline", 0, temperature,
                                                              top_p)], spec.sampling.samples)
     full = _generate(session, full_jobs, full_records, None)
+    _path_kls(session, full_jobs, full.records, full.steps)
     records, rsp, steps = full.records, dict(full.rsp), dict(full.steps)
     for sampled in [_generate(session, base_jobs, base_records, None)] + [
             _knocked(session, full_jobs, full_records, full.records, knockout)
@@ -118,6 +122,18 @@ def _generate(session: Session, jobs, records, knockout: Knockout | None):
                             interventions=law_interventions(spec.rsp.law) + (
                                 [knockout_factory(knockout)] if knockout else []))
     return finish_records(session, jobs, records, trajectories)
+
+
+def _path_kls(session: Session, jobs, records, steps) -> None:
+    """Teacher-forced KL of the direct-only and indirect-only paths along each full
+    trajectory (rsp_probe.interventions.teacher_forced.path_kl), as probes on it."""
+    from rsp_probe.interventions.teacher_forced import PATHS, path_kl
+
+    for job, record in zip(jobs, records):
+        if record["generated_token_ids"]:
+            for path in PATHS:
+                steps[job.id][f"kl_{path}_only"] = path_kl(
+                    session.model, job, record["generated_token_ids"], path)
 
 
 def _knocked(session: Session, full_jobs, full_records, full_done, knockout: Knockout):
