@@ -62,18 +62,26 @@ def dilution_shares(run: Run, step: int = SHARE_STEP) -> pd.DataFrame:
     """Per condition and layer (layer -1: all), at `step` (or the last step any trajectory
     reached): the mean change in logit(m) since step 1, its dilution and suppression parts,
     and the dilution share = mean dilution / mean change, over heads and trajectories with
-    finite values."""
+    finite values. A head whose mass falls to ~0 has a huge logit change, so the same split
+    is also given for the pooled mass (logit of the mean m at `step` minus that at step 1;
+    pooled_dilution_share), which weighs heads by their mass instead."""
     frame = budget_frame(run)
     rows = []
     for condition, group in frame.groupby("condition"):
-        at = group[group["step"] == min(step, int(group["step"].max()))]
+        last = min(step, int(group["step"].max()))
+        at = group[group["step"] == last]
         at = at[np.isfinite(at["total"])]
+        first = group[group["step"] == 1]
         for layer, cells in [*at.groupby("layer"), (-1, at)]:
             total, dilution = cells["total"].mean(), cells["dilution"].mean()
+            start = first if layer == -1 else first[first["layer"] == layer]
+            pooled = logit(cells["rsp"].mean()) - logit(start["rsp"].mean())
             rows.append({"condition": condition, "layer": int(layer),
                          "step": int(cells["step"].max()) if len(cells) else step,
                          "change": total, "dilution": dilution,
                          "suppression": cells["suppression"].mean(),
                          "dilution_share": dilution / total if total else np.nan,
+                         "pooled_change": pooled,
+                         "pooled_dilution_share": dilution / pooled if pooled else np.nan,
                          "n_cells": len(cells)})
     return pd.DataFrame(rows)

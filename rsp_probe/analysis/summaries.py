@@ -112,7 +112,8 @@ def _budget_lines(run: Run) -> list[str]:
     for r in dilution_shares(run).itertuples():
         lines.append(f"{r.condition:>6} layer {r.layer:>2} step {r.step:>3}: change "
                      f"{r.change:+.3f} = dilution {r.dilution:+.3f} + suppression "
-                     f"{r.suppression:+.3f}; dilution share {r.dilution_share:.2f}")
+                     f"{r.suppression:+.3f}; dilution share {r.dilution_share:.2f}; of the "
+                     f"pooled mass's change {r.pooled_change:+.3f}: {r.pooled_dilution_share:.2f}")
     return lines
 
 

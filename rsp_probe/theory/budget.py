@@ -21,8 +21,9 @@ import numpy as np
 
 
 def logit(mass):
-    """log(m / (1 - m)); +-inf at 1 and 0."""
-    mass = np.asarray(mass, dtype=float)
+    """log(m / (1 - m)); +-inf at 1 and 0 (float32 masses a rounding step outside [0, 1]
+    are clipped to it)."""
+    mass = np.clip(np.asarray(mass, dtype=float), 0.0, 1.0)
     with np.errstate(divide="ignore"):
         return np.log(mass) - np.log1p(-mass)
 
