@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test lint bench figures theory readme-tables clean-venv lab
+.PHONY: install demo test lint bench figures theory readme-tables clean-venv lab mutate
 
 install: $(STAMP)
 
@@ -41,6 +41,16 @@ $(LAB_STAMP): $(STAMP)
 
 lab: $(LAB_STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+# Mutation testing of the modules that compute reported numbers ([tool.mutmut] in
+# pyproject.toml) with the fast reference tests; minutes to an hour on 2 cores. Scope it with
+# MUTANTS='rsp_probe.tasks.passk*' (mutant-name globs). Results go to benchmarks/MUTATION.md.
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,mutation]'
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	$(BIN)/python benchmarks/mutation_report.py --update
 
 clean-venv:
 	rm -rf $(VENV)

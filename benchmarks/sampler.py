@@ -2,14 +2,21 @@
 
 For a ~10M- and a ~100M-parameter random Qwen2, 32 trajectories x 64 new tokens with 8 RSP
 positions, greedy:
-  (a) rsp-probe's sampler with every probe (entropy, top1_prob, margin, collision,
-      rsp_attention for every layer and head),
-  (b) the same sampler with no probes (no hooks, no logit probes),
-  (c) Hugging Face generate(inputs_embeds=...) with sdpa attention.
-The three run interleaved, `--repeats` times; medians are reported.
+  (a) rsp-probe's sampler on the hf backend with every probe (entropy, top1_prob, margin,
+      collision, rsp_attention for every layer and head),
+  (b) the same sampler and backend with no probes,
+  (c) Hugging Face generate(inputs_embeds=...) with sdpa attention,
+  (d) with --bridge: the sampler on the TransformerLens backend with every probe,
+  (r) the fp32 matmul roofline of this machine: torch matmul GFLOP/s at the model's linear
+      shapes (batch 32), / (2 FLOP x parameters) = the tok/s of a decoder that only multiplies.
+The arms run interleaved, `--repeats` times; medians are reported. Then, for the 10M model,
+the decode time per step (hf backend, every probe) with 512 vs 64 tokens of context,
+for the largest model of the run.
 
     python benchmarks/sampler.py            # both sizes, a Markdown table
-    python benchmarks/sampler.py --quick    # 10M only; ends with ratio_vs_hf=.. ratio_vs_noprobe=..
+    python benchmarks/sampler.py --quick    # 10M only; the last line reads
+        ratio_vs_hf=.. ratio_vs_noprobe=.. ratio_vs_roofline=..
+    python benchmarks/sampler.py --device cuda --dtype bfloat16 --sizes 0.5B 1.5B   # gpu.sh
 """
 
 from __future__ import annotations
@@ -25,93 +32,239 @@ from pathlib import Path
 import torch
 
 from rsp_probe.models import load_model
-from rsp_probe.probes.base import DEFAULT_PROBES
+from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, build_probes
 from rsp_probe.rsp import build_inputs_embeds, draw_rsp, fit_law
 from rsp_probe.sampler import Job, generate
 from rsp_probe.toy.checkpoint import ToyArchitecture, save_random_checkpoint
 from rsp_probe.toy.tokenizer import train_tokenizer
 
 SIZES = {
-    "10M": ToyArchitecture(n_layers=6, d_model=384, n_heads=6, n_kv_heads=2, d_mlp=1024),
-    "100M": ToyArchitecture(n_layers=12, d_model=768, n_heads=12, n_kv_heads=4, d_mlp=3072),
+    "10M": ToyArchitecture(n_layers=6, d_model=384, n_heads=6, n_kv_heads=2, d_mlp=1024,
+                           n_ctx=1024),
+    "100M": ToyArchitecture(n_layers=12, d_model=768, n_heads=12, n_kv_heads=4, d_mlp=3072,
+                            n_ctx=1024),
+    # Qwen2.5-0.5B / 1.5B shapes (vocabulary 151,936 below, GQA); random weights
+    "0.5B": ToyArchitecture(n_layers=24, d_model=896, n_heads=14, n_kv_heads=2, d_mlp=4864,
+                            n_ctx=4096),
+    "1.5B": ToyArchitecture(n_layers=28, d_model=1536, n_heads=12, n_kv_heads=2, d_mlp=8960,
+                            n_ctx=4096),
 }
+QWEN_VOCAB = 151_936
+# CPU time of this process (one torch thread) on CPU: the machine is shared, and wall time
+# there measures the other jobs as much as ours; wall time on CUDA (kernels run async).
+CLOCK = time.process_time
 N_TRAJECTORIES, NEW_TOKENS, RSP_TOKENS, PROMPT_TOKENS = 32, 64, 8, 48
+CONTEXTS, CONTEXT_STEPS = (64, 512), 32
 CORPUS = ["Mia has 12 pencils. She buys 7 more and gives 5 to Leo. How many pencils now?",
           "Mia starts with 12. 12 + 7 = 19. 19 - 5 = 14. #### 14"] * 50
 
 
-def build(size: str, root: Path):
+def build(size: str, root: Path, device: str, dtype: str, backend: str = "hf"):
     train_tokenizer(CORPUS, vocab_size=512, out_dir=root / "tokenizer")
-    path = save_random_checkpoint(root / size, SIZES[size], root / "tokenizer")
-    model = load_model(str(path))
-    n_params = model.n_parameters()
-    law = fit_law(model.embedding_table)
-    ids = [1] + [5 + i % 200 for i in range(PROMPT_TOKENS)] + [-1] * RSP_TOKENS
-    positions = list(range(PROMPT_TOKENS + 1, PROMPT_TOKENS + 1 + RSP_TOKENS))
-    jobs = [Job(str(i), ids, positions, draw_rsp(law, RSP_TOKENS, seed=i), 0.0, 1.0, i)
+    path = root / size
+    if not path.exists():
+        save_random_checkpoint(path, SIZES[size], root / "tokenizer")
+        if size in ("0.5B", "1.5B"):
+            _widen_vocabulary(path, QWEN_VOCAB)
+    return load_model(str(path), dtype=dtype, device=device, backend=backend), path
+
+
+def _widen_vocabulary(path: Path, vocab: int) -> None:
+    """Resize a saved checkpoint's embedding to a Qwen2.5-sized vocabulary (the extra rows
+    are never produced by the tokenizer, but every step pays for the full LM head)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    model.resize_token_embeddings(vocab, mean_resizing=False)
+    model.save_pretrained(str(path))
+
+
+def make_jobs(model, prompt_tokens: int = PROMPT_TOKENS) -> list[Job]:
+    law = fit_law(model.embedding_table.float())
+    ids = [1] + [5 + i % 200 for i in range(prompt_tokens)] + [-1] * RSP_TOKENS
+    positions = list(range(prompt_tokens + 1, prompt_tokens + 1 + RSP_TOKENS))
+    return [Job(str(i), ids, positions, draw_rsp(law, RSP_TOKENS, seed=i), 0.0, 1.0, i)
             for i in range(N_TRAJECTORIES)]
-    return model, jobs, n_params, path
 
 
-def run_ours(model, jobs, probes: bool) -> float:
-    start = time.perf_counter()
-    out = generate(model, jobs, NEW_TOKENS, batch_size=N_TRAJECTORIES,
-                   probes=DEFAULT_PROBES if probes else ())
-    return sum(len(t.generated_token_ids) for t in out) / (time.perf_counter() - start)
+def _sync(model) -> None:
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def ours_runner(model, jobs, probes: bool):
+    def run() -> float:
+        start = CLOCK()
+        out = generate(model, jobs, NEW_TOKENS, batch_size=N_TRAJECTORIES,
+                       probes=DEFAULT_PROBES if probes else ())
+        _sync(model)
+        return sum(len(t.generated_token_ids) for t in out) / (CLOCK() - start)
+
+    return run
 
 
 def hf_runner(path: Path, model, jobs):
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="sdpa").eval()
+    hf = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="sdpa",
+                                              dtype=model.dtype).to(model.device).eval()
     embeds = torch.stack([build_inputs_embeds(model.embedding_table, j.input_ids,
                                               j.rsp_positions, j.rsp) for j in jobs])
-    mask = torch.ones(embeds.shape[:2], dtype=torch.long)
+    mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=model.device)
 
     @torch.inference_mode()
     def run() -> float:
-        start = time.perf_counter()
+        start = CLOCK()
         out = hf.generate(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=NEW_TOKENS,
                           min_new_tokens=NEW_TOKENS, do_sample=False, pad_token_id=0)
-        return out.numel() / (time.perf_counter() - start)
+        _sync(model)
+        return out.numel() / (CLOCK() - start)
 
     return run
 
 
-def measure(size: str, repeats: int) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        model, jobs, n_params, path = build(size, Path(tmp))
-        runners = {"a": lambda: run_ours(model, jobs, True),
-                   "b": lambda: run_ours(model, jobs, False),
-                   "c": hf_runner(path, model, jobs)}
-        for runner in runners.values():  # warm-up
-            runner()
-        rates = {name: [] for name in runners}
-        for _ in range(repeats):
-            for name, runner in runners.items():
-                rates[name].append(runner())
+def roofline_runner(model, n_params: int, batch: int = N_TRAJECTORIES):
+    """tok/s of the model's linear layers as bare matmuls: GFLOP/s at those shapes, divided
+    by 2 FLOP per parameter per token (best of 5 passes over every weight)."""
+    weights = [m.weight for m in model.model.modules() if isinstance(m, torch.nn.Linear)]
+    inputs = {w.shape[1]: torch.randn(batch, w.shape[1], dtype=w.dtype, device=w.device)
+              for w in weights}
+    flops = 2 * batch * sum(w.numel() for w in weights)
+
+    @torch.inference_mode()
+    def run() -> float:
+        best = float("inf")
+        for _ in range(5):
+            start = CLOCK()
+            for w in weights:
+                torch.nn.functional.linear(inputs[w.shape[1]], w)
+            _sync(model)
+            best = min(best, CLOCK() - start)
+        return flops / best / (2 * n_params)
+
+    return run
+
+
+def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge: bool) -> dict:
+    model, path = build(size, root, device, dtype)
+    jobs = make_jobs(model)
+    n_params = model.n_parameters()
+    runners = {"a": ours_runner(model, jobs, True), "b": ours_runner(model, jobs, False),
+               "c": hf_runner(path, model, jobs), "r": roofline_runner(model, n_params)}
+    if bridge:
+        tl = load_model(str(path), dtype=dtype, device=device, backend="transformer-lens")
+        runners["d"] = ours_runner(tl, jobs, True)
+    for runner in runners.values():  # warm-up
+        runner()
+    rates = {name: [] for name in runners}
+    for _ in range(repeats):
+        for name, runner in runners.items():
+            rates[name].append(runner())
     medians = {name: statistics.median(values) for name, values in rates.items()}
     return {"size": size, "params": n_params, **medians,
             "ratio_vs_hf": medians["a"] / medians["c"],
-            "ratio_vs_noprobe": medians["a"] / medians["b"]}
+            "ratio_vs_noprobe": medians["a"] / medians["b"],
+            "ratio_vs_roofline": medians["a"] / medians["r"]}
+
+
+def _filled_cache(model, batch: int, context: int, steps: int):
+    """The hf backend's cache holding `context` random positions in every layer: decode cost
+    does not depend on the cached values, and a real prefill of 32 x 512 tokens takes minutes
+    on a 2-core CPU."""
+    from rsp_probe.backends.hf import in_place_cache
+
+    config = model.model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    cache = in_place_cache(model.info.n_layers, context + steps + 1)
+    shape = (batch, config.num_key_value_heads, context, head_dim)
+    for layer in range(model.info.n_layers):
+        cache.update(torch.randn(shape, dtype=model.dtype, device=model.device),
+                     torch.randn(shape, dtype=model.dtype, device=model.device), layer)
+    return cache
+
+
+@torch.inference_mode()
+def decode_step_seconds(model, context: int, steps: int = CONTEXT_STEPS,
+                        batch: int = N_TRAJECTORIES) -> float:
+    """Median seconds per decode step, every probe recording, after `context` cached
+    positions (8 of them RSP keys), driving the backend as the sampler does."""
+    device = model.device
+    cache = _filled_cache(model, batch, context, steps)
+    rsp_keys = torch.zeros(batch, context, device=device)
+    rsp_keys[:, context - RSP_TOKENS:] = 1.0
+    probes = build_probes(DEFAULT_PROBES, BatchContext(
+        batch, steps, model.info.n_layers, model.info.n_heads, device, rsp_keys,
+        torch.zeros(batch, 1, device=device)))
+    mask = torch.ones(batch, context, dtype=torch.long, device=device)
+    positions = torch.full((batch, 1), context - 1, device=device)
+    tokens = torch.randint(5, 200, (batch,), device=device)
+    times = []
+    with model.tapped([tap for probe in probes for tap in probe.taps()]):
+        for step in range(1, steps + 1):
+            start = CLOCK()
+            for probe in probes:
+                probe.begin_step(step)
+            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
+            positions = positions + 1
+            last, cache = model.decode(tokens[:, None], mask, positions, cache)
+            for probe in probes:
+                probe.record(step, last)
+                probe.check_step()
+            tokens = last.argmax(-1)
+            _sync(model)
+            times.append(CLOCK() - start)
+    return statistics.median(times)
+
+
+def context_growth(size: str, root: Path, device: str, dtype: str, repeats: int) -> dict:
+    model, _ = build(size, root, device, dtype)
+    seconds = {c: [] for c in CONTEXTS}
+    for _ in range(repeats):
+        for context in CONTEXTS:  # interleaved, like the throughput arms
+            seconds[context].append(decode_step_seconds(model, context))
+    short, long = (statistics.median(seconds[c]) for c in CONTEXTS)
+    return {"size": size, "short_ms": 1e3 * short, "long_ms": 1e3 * long,
+            "ratio": long / short}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10M model only")
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=["10M", "100M"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--bridge", action="store_true",
+                        help="also (d): the sampler on the TransformerLens backend")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
+                        help="cpu: process CPU time (default on CPU); wall (default on CUDA)")
     args = parser.parse_args(argv)
-    sizes = ["10M"] if args.quick else list(SIZES)
-    print(f"machine: {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} torch threads, torch {torch.__version__}")
+    global CLOCK
+    wall = (args.clock or ("wall" if args.device == "cuda" else "cpu")) == "wall"
+    CLOCK = time.perf_counter if wall else time.process_time
+    sizes = ["10M"] if args.quick else args.sizes
+    device = (torch.cuda.get_device_name() if args.device == "cuda"
+              else platform.processor() or platform.machine())
+    print(f"machine: {device}, {torch.get_num_threads()} torch threads, torch "
+          f"{torch.__version__}, {args.dtype}, {'wall' if wall else 'CPU'} time")
     print("| model | params | (a) probes tok/s | (b) no probes tok/s | (c) HF generate tok/s "
-          "| a/c | a/b |\n|---|---|---|---|---|---|---|")
-    results = [measure(size, args.repeats) for size in sizes]
-    for r in results:
-        print(f"| {r['size']} | {r['params'] / 1e6:.1f}M | {r['a']:.0f} | {r['b']:.0f} | "
-              f"{r['c']:.0f} | {r['ratio_vs_hf']:.2f} | {r['ratio_vs_noprobe']:.2f} |")
+          "| (r) roofline tok/s | (d) bridge tok/s | a/c | a/b | a/r |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [measure(size, args.repeats, Path(tmp), args.device, args.dtype, args.bridge)
+                   for size in sizes]
+        for r in results:
+            bridge = f"{r['d']:.0f}" if "d" in r else "-"
+            print(f"| {r['size']} | {r['params'] / 1e6:.1f}M | {r['a']:.0f} | {r['b']:.0f} | "
+                  f"{r['c']:.0f} | {r['r']:.0f} | {bridge} | {r['ratio_vs_hf']:.2f} | "
+                  f"{r['ratio_vs_noprobe']:.2f} | {r['ratio_vs_roofline']:.2f} |", flush=True)
+        growth = context_growth(sizes[-1], Path(tmp), args.device, args.dtype, args.repeats)
+    print(f"decode step, {growth['size']}, batch {N_TRAJECTORIES}, every probe: "
+          f"{growth['short_ms']:.1f} ms at {CONTEXTS[0]} tokens of context, "
+          f"{growth['long_ms']:.1f} ms at {CONTEXTS[1]}: ratio_context={growth['ratio']:.3f}")
     last = results[-1]
-    print(f"ratio_vs_hf={last['ratio_vs_hf']:.3f} ratio_vs_noprobe={last['ratio_vs_noprobe']:.3f}")
+    print(f"ratio_vs_hf={last['ratio_vs_hf']:.3f} ratio_vs_noprobe="
+          f"{last['ratio_vs_noprobe']:.3f} ratio_vs_roofline={last['ratio_vs_roofline']:.3f}")
     return 0
 
 

@@ -17,6 +17,7 @@ _EXPORTS = {
     "fit_law": "rsp_probe.rsp",
     "draw_rsp": "rsp_probe.rsp",
     "pass_at_k": "rsp_probe.analysis.pass_at_k",
+    "check_answer": "rsp_probe.tasks.grading",
     "open_run": "rsp_probe.runs",
     "find_runs": "rsp_probe.runs",
     "describe": "rsp_probe.analysis.summaries",

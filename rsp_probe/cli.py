@@ -9,7 +9,7 @@ import logging
 import sys
 
 from rsp_probe.config import EXPERIMENT_PIECES, ModelConfig
-from rsp_probe.errors import UsageError
+from rsp_probe.errors import GradingError, UsageError
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -100,9 +100,11 @@ def cmd_figures(args) -> int:
 
 
 def cmd_theory(args) -> int:
-    from rsp_probe.analysis.theory_report import replace_generated, theory_report
+    from rsp_probe.analysis.theory_report import replace_generated, split_at_markers, theory_report
     from rsp_probe.runs import find_runs
 
+    if args.report:
+        split_at_markers(args.report)  # a missing report or markers: say so before the work
     text = theory_report(find_runs(args.runs))
     print(text)
     if args.report:
@@ -145,6 +147,36 @@ def cmd_show(args) -> int:
     return 0
 
 
+def cmd_clean(args) -> int:
+    """Leftovers of killed runs: staging folders, displaced runs (put back), stale locks."""
+    from pathlib import Path
+
+    from rsp_probe.runio.publish import clean
+
+    for folder in map(Path, args.folders):
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: no such directory")
+        done = clean(folder)
+        print("\n".join(done) if done else f"{folder}: nothing to clean")
+    return 0
+
+
+def cmd_merge(args) -> int:
+    from rsp_probe.analysis.summaries import describe
+    from rsp_probe.runio.merge import merge_runs
+
+    run = merge_runs(args.runs, args.out, overwrite=args.overwrite)
+    print(describe(run))
+    print(f"\nrun written to {run.path}", file=sys.stderr)
+    return 0
+
+
+def cmd_grade(args) -> int:
+    from rsp_probe.tasks.regrade import grade_command
+
+    return grade_command(args.path, args.out, args.overwrite, args.timeout)
+
+
 def cmd_train_toy(args) -> int:
     from dataclasses import replace
     from pathlib import Path
@@ -171,7 +203,7 @@ def cmd_model_card(args) -> int:
     from rsp_probe.models import load_model
     from rsp_probe.toy.card import measure_quality, quality_table, targets
 
-    model = load_model(args.model, dtype=args.dtype, device=args.device)
+    model = load_model(args.model, dtype=args.dtype, device=args.device, backend=args.backend)
     results = measure_quality(model, n_prompts=args.n_prompts, seed=args.seed, quiet=args.quiet)
     print(f"# quality of {model.info.name} on {args.n_prompts} test problems, seed {args.seed}")
     print(quality_table(results))
@@ -233,6 +265,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--full", action="store_true",
                       help="every report step in the tables (default: a few)")
     show.set_defaults(handler=cmd_show)
+    clean = sub.add_parser("clean", help="remove what killed runs left next to their --out")
+    clean.add_argument("folders", nargs="+", help="folders holding runs (the parent of --out)")
+    clean.set_defaults(handler=cmd_clean)
+    merge = sub.add_parser("merge", help="join the runs of --shard 0/N .. N-1/N into one run")
+    merge.add_argument("runs", nargs="+", help="the shards' run directories")
+    merge.add_argument("--out", required=True, help="run directory to write")
+    merge.add_argument("--overwrite", action="store_true", help="replace a completed run at --out")
+    merge.set_defaults(handler=cmd_merge)
+    grade = sub.add_parser("grade", help="re-grade a finished run into a new run, or grade a "
+                           'JSONL file of {"text": ..., "answer": ...} lines')
+    grade.add_argument("path", help="a run directory or a .jsonl file")
+    grade.add_argument("--out", help="run: the new run directory (default RUN-regraded); "
+                       "file: the graded JSONL (default standard output)")
+    grade.add_argument("--overwrite", action="store_true", help="replace what is at --out")
+    grade.add_argument("--timeout", type=float, default=5.0,
+                       help="seconds one check may take before it is left ungraded (%(default)s)")
+    grade.set_defaults(handler=cmd_grade)
     return parser
 
 
@@ -246,16 +295,36 @@ def report_to_stderr() -> logging.Handler:
     return handler
 
 
+def one_line_warning(message, category, *rest, **kwargs) -> str:
+    """Warnings (a skipped run) as one line each, without the source line under them."""
+    return f"rsp-probe: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    import warnings
+
+    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        # argparse would say "arguments are required: command", hiding the real mistake
+        parser.error(f"unrecognized option {argv[0]} (a command comes first; see --help)")
+    args = parser.parse_args(argv)
+    warnings.formatwarning = one_line_warning
     handler = report_to_stderr()
     try:
         return args.handler(args)
     except UsageError as err:
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except GradingError as err:  # never a wrong answer: the run stops, with no DONE
+        print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk, a read-only folder: the system's own one line
+        print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print(f"rsp-probe {args.command}: interrupted", file=sys.stderr)
+        print(f"rsp-probe {args.command}: interrupted (an experiment's finished batches are "
+              "kept: the same command with --resume continues it)", file=sys.stderr)
         return 130
     finally:
         logging.getLogger("rsp_probe").removeHandler(handler)

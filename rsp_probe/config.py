@@ -8,6 +8,7 @@ re-created from its config alone. No heavy imports here: `rsp-probe --help` read
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from rsp_probe.errors import UsageError
@@ -18,6 +19,7 @@ LAWS = ("gaussian", "per-dim", "tokens", "mean", "pc-in", "pc-out", "positions-o
 PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
+BACKEND_CHOICES = ("auto", "hf", "transformer-lens")  # rsp_probe.backends.BACKENDS, plus auto
 
 
 def _opt(default, help: str, **extra):
@@ -32,6 +34,9 @@ class ModelConfig:
     dtype: str = _opt("auto", "float32 (auto on CPU), bfloat16 or float16 (auto on CUDA)",
                       choices=DTYPES)
     device: str = _opt("auto", "cpu, cuda or auto", choices=DEVICES)
+    backend: str = _opt("auto", "hf: the Hugging Face model with sdpa (fast); transformer-lens: "
+                        "the TransformerBridge; auto: hf when it supports the model and every "
+                        "probe, else transformer-lens", choices=BACKEND_CHOICES)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class DataConfig:
     split: str = _opt("test", "split of the built-in task", choices=("train", "validation", "test"))
     chat_template: str = _opt("auto", "wrap prompts in the tokenizer's chat template",
                               choices=("auto", "on", "off"))
+    shard: str | None = _opt(None, "I/N: only the prompts of shard I (0-based) of N, chosen by "
+                             "prompt id; `rsp-probe merge` joins the shards' runs")
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,12 @@ class OutputConfig:
     out: str | None = _opt(None, "run directory to write (default: runs/<command>-<time>)")
     overwrite: bool = _opt(False, "replace a completed run at --out")
     quiet: bool = _opt(False, "no progress bar")
+    resume: bool = _opt(False, "continue the interrupted run at --out from its last complete "
+                        "batch (same options)")
+    workers: int = _opt(0, "run the prompts as N shards, one Ray worker and model each, then "
+                        "merge them (needs rsp-probe[ray]); 0: in this process")
+    ray_address: str | None = _opt(None, "the Ray cluster for the shards (e.g. auto or "
+                                   "ray://HOST:10001); default: a local one of --workers CPUs")
 
 
 @dataclass(frozen=True)
@@ -99,8 +112,15 @@ class Condition:
 EXPERIMENT_PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputConfig)
 
 
-def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> None:
+def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
+                 output: OutputConfig | None = None) -> None:
     """Validate numbers before any model is loaded or any file is written."""
+    for flag, value in (("--sigma-scale", rsp.sigma_scale), ("--temperature", sampling.temperature),
+                        ("--top-p", sampling.top_p)):
+        if not math.isfinite(value):  # nan compares False to every bound below
+            raise UsageError(f"{flag} must be a finite number, got {value}")
+    if not rsp.rsp_tokens:
+        raise UsageError("--rsp-tokens needs at least one value")
     if any(k < 0 for k in rsp.rsp_tokens):
         raise UsageError(f"--rsp-tokens must be >= 0, got {list(rsp.rsp_tokens)}")
     if rsp.sigma_scale < 0:
@@ -115,8 +135,14 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig) -> 
         raise UsageError(f"--max-new-tokens must be >= 1, got {sampling.max_new_tokens}")
     if sampling.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {sampling.batch_size}")
+    if data.shard is not None:
+        from rsp_probe.experiments.common import parse_shard
+
+        parse_shard(data.shard)
     if data.n_prompts < 1:
         raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
+    if output is not None and output.workers < 0:
+        raise UsageError(f"--workers must be >= 0, got {output.workers}")
 
 
 def to_dict(*pieces) -> dict:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from rsp_probe.errors import ModelNotFoundError, UsageError
+from rsp_probe.preflight import check_checkpoint
 
 if TYPE_CHECKING:
     from rsp_probe.backends.base import Backend
@@ -114,9 +115,16 @@ def weights_sha256(path: Path) -> str | None:
 
 
 def load_tokenizer(path: Path):
+    """Every backend's tokenizer: damaged files are one UsageError line, not a traceback."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError, TypeError) as err:
+        raise UsageError(f"{path}: the tokenizer cannot be loaded ({err})") from None
+    if len(tokenizer) == 0:
+        raise UsageError(f"{path}: the tokenizer is empty (damaged tokenizer files?)")
+    return tokenizer
 
 
 
@@ -146,4 +154,5 @@ def load_model(model: str | None = None, dtype: str = "auto", device: str = "aut
     path, name, revision = resolve_model_path(model)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
+    check_checkpoint(path)  # one line for a BERT, a truncated file, a missing tokenizer
     return loader(path, name, revision, torch_dtype, torch_device, self_test=self_test)

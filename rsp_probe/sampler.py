@@ -47,7 +47,8 @@ class Trajectory:
 @torch.inference_mode()
 def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
              stop_strings: tuple[str, ...] = (), batch_size: int = 32,
-             probes: Sequence[str] = DEFAULT_PROBES, progress=None,
+             probes: Sequence[str] = DEFAULT_PROBES, progress=None, on_batch=None,
+             prepare_batch=None, skip_batches=frozenset(),
              interventions: Sequence[Callable[[BatchContext], StepProbe]] = ()
              ) -> list[Trajectory]:
     """Generate every job; results come back in the order of `jobs`. `interventions` are
@@ -55,15 +56,29 @@ def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
 
     Rows are batched by input length (less padding); a row's result never depends on
     which rows share its batch beyond float rounding of the padded forward pass.
+
+    Streaming hook points (rsp_probe.runio.parts): with `on_batch(b, indices, trajectories)`
+    each finished batch b is handed over and not kept (the return value is then empty), so
+    memory stays O(batch); `prepare_batch(b, indices, jobs)` may fill in a batch's jobs just
+    before it runs (e.g. draw its RSP vectors); batches in `skip_batches` (done before an
+    interruption) are not run. The batches are the same whatever is skipped.
     """
     order = sorted(range(len(jobs)), key=lambda i: len(jobs[i].input_ids))
     results: dict[int, Trajectory] = {}
-    for start in range(0, len(order), batch_size):
+    for number, start in enumerate(range(0, len(order), batch_size)):
+        if number in skip_batches:
+            continue
         chunk = order[start:start + batch_size]
-        batch = _generate_batch(model, [jobs[i] for i in chunk], max_new_tokens,
+        chunk_jobs = [jobs[i] for i in chunk]
+        if prepare_batch is not None:
+            chunk_jobs = prepare_batch(number, chunk, chunk_jobs)
+        batch = _generate_batch(model, chunk_jobs, max_new_tokens,
                                 stop_strings, probes, progress, interventions)
-        results.update(zip(chunk, batch))
-    return [results[i] for i in range(len(jobs))]
+        if on_batch is not None:
+            on_batch(number, chunk, batch)
+        else:
+            results.update(zip(chunk, batch))
+    return [results[i] for i in range(len(jobs))] if on_batch is None else []
 
 
 def _left_pad(model: Backend, jobs: list[Job]):

@@ -55,3 +55,11 @@ def loaded_qwen2(tiny_qwen2):
     from rsp_probe.models import load_model
 
     return load_model(str(tiny_qwen2))
+
+
+@pytest.fixture(scope="session")
+def hf_qwen2(tiny_qwen2):
+    """The same tiny checkpoint in plain transformers, eager attention: the reference."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(tiny_qwen2), attn_implementation="eager").eval()

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from rsp_probe.analysis.prefix_tree import (
     BRANCHING_COLUMNS,
     SUMMARY_COLUMNS,
-    BranchPoint,
     PrefixTree,
     branch_points,
     branching_records,
@@ -235,10 +234,3 @@ def test_summarise_hand_computed():
         np.testing.assert_allclose([row.value, row.ci_low, row.ci_high], [value, lo, hi])
         assert row.n_prompts == n_prompts
         assert row.n_pairs == (4 if key[0] == "rsp" else 1)
-
-
-def test_branch_point_is_frozen():
-    point = BranchPoint(step=1, n_children=2, n_trajectories=2, entropy=0.0,
-                        rsp_attention=0.0, prefix_len=0)
-    with pytest.raises(AttributeError):
-        point.step = 2

@@ -52,7 +52,8 @@ def test_the_card_states_the_measured_quality():
         assert needle in card
 
 
-def test_train_toy_quick_runs(tmp_path, capsys):
+def test_smoke_train_toy_quick(tmp_path, capsys):
+    """Smoke test: train-toy --quick runs end to end and writes a loadable checkpoint."""
     out = tmp_path / "toy"
     assert main(["train-toy", "--out", str(out), "--quick", "--quiet"]) == 0
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()

@@ -85,17 +85,10 @@ def test_every_figure_written_with_a_matching_manifest(rendered):
     assert text == json.dumps(manifest, indent=2, sort_keys=True) + "\n"
 
 
-def test_csv_is_the_plotted_data(rendered, by_command):
-    from rsp_probe.figures import FIGURES, style
-    from rsp_probe.figures.render import inputs_for
-
-    out, _ = rendered
-    for module in FIGURES:
-        frame = style.round_sig(module.data(inputs_for(module, by_command)))
-        assert (out / f"{module.NAME}.csv").read_text() == frame.to_csv(index=False)
-
-
 def test_rendering_twice_gives_identical_bytes(rendered, tmp_path):
+    """Determinism of the files, not of the analysis (tests/test_references_analysis.py
+    checks the plotted numbers): catches timestamps or random ids in PNG/PDF metadata and
+    unordered CSV rows."""
     from rsp_probe.figures.render import render_all
 
     out, _ = rendered

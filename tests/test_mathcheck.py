@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from rsp_probe.tasks.mathcheck import CheckResult, check_answers
+from rsp_probe.tasks.mathcheck import CheckResult, check_answers, grade_texts
 
 # (gold, prediction, equivalent)
 TABLE = [
@@ -42,13 +42,24 @@ def test_hanging_check_is_killed_and_the_rest_still_run():
     pairs = [("3", POWER_TOWER), ("\\frac{1}{2}", "0.5"), ("3", "4"), ("2", "2")]
     t0 = time.monotonic()
     results = check_answers(pairs, timeout_s=1.0, workers=2)
-    assert time.monotonic() - t0 < 20.0
+    # Bounded: unkilled, the tower never returns. Loose, because two pool start-ups (spawn and
+    # the sympy import in each worker) took 45 s on the shared 2-core machine at load 11.
+    assert time.monotonic() - t0 < 120.0
     assert results == [
-        CheckResult(correct=False, timed_out=True),
+        CheckResult(correct=None, timed_out=True,
+                    error="timed out: the check ran longer than 1 s"),  # ungraded, not wrong
         CheckResult(correct=True),
         CheckResult(correct=False),
         CheckResult(correct=True),
     ]
+    assert not results[0].graded and results[2].graded
+
+
+def test_hanging_text_is_killed_when_read_from_a_model_text():
+    texts = [f"so the answer is $\\boxed{{{POWER_TOWER}}}$", "so \\boxed{4}."]
+    results = grade_texts([("3", t) for t in texts], timeout_s=1.0, workers=2)
+    assert results[0].timed_out and results[0].correct is None
+    assert results[1] == CheckResult(correct=False, answer="4")
 
 
 def test_empty_and_bad_timeout():

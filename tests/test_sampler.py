@@ -1,5 +1,6 @@
 """The sampler against Hugging Face: generate() token for token, and every recorded probe
-value against a recomputation from one full forward pass (eager attention)."""
+value against a recomputation from one full forward pass (eager attention), on every
+backend."""
 
 from __future__ import annotations
 
@@ -34,9 +35,10 @@ def _jobs(model, k, temperature=0.0, placement="suffix", samples=1):
     return jobs
 
 
-@pytest.fixture(scope="module")
-def models(tiny_checkpoint):
-    return load_model(str(tiny_checkpoint)), _hf_model(tiny_checkpoint)
+@pytest.fixture(scope="module", params=["transformer-lens", "hf"])
+def models(request, tiny_checkpoint):
+    return (load_model(str(tiny_checkpoint), backend=request.param),
+            _hf_model(tiny_checkpoint))
 
 
 @pytest.mark.parametrize("k", [0, 3])

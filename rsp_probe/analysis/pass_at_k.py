@@ -41,39 +41,47 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k_table(
-    correct_counts: Sequence[int] | np.ndarray, n: int, ks: int | Sequence[int]
+    correct_counts: Sequence[int] | np.ndarray, n: int | Sequence[int] | np.ndarray,
+    ks: int | Sequence[int]
 ) -> np.ndarray:
     """pass@k for each problem: correct_counts[j] of n samples correct on problem j.
 
-    With a single k, returns shape (n_problems,); with a sequence of ks, shape
-    (n_problems, len(ks)), column i holding pass@ks[i]. ValueError as in `pass_at_k`.
+    `n` is one number for every problem, or one per problem (when some samples of a problem
+    could not be graded). With a single k, returns shape (n_problems,); with a sequence of ks,
+    shape (n_problems, len(ks)), column i holding pass@ks[i]. ValueError as in `pass_at_k`.
     """
     counts = np.asarray(correct_counts, dtype=np.int64).reshape(-1)
+    ns = np.broadcast_to(np.asarray(n, dtype=np.int64).reshape(-1), counts.shape)
     k_list = [ks] if np.isscalar(ks) else list(ks)
     table = np.array(
-        [[pass_at_k(n, int(c), int(k)) for k in k_list] for c in counts], dtype=np.float64
+        [[pass_at_k(int(n_j), int(c), int(k)) for k in k_list] for c, n_j in zip(counts, ns)],
+        dtype=np.float64,
     ).reshape(len(counts), len(k_list))  # (n_problems, n_ks)
     return table[:, 0] if np.isscalar(ks) else table
 
 
-def bootstrap_pass_at_k(counts: Sequence[int] | np.ndarray, n: int, k: int,
+def bootstrap_pass_at_k(counts: Sequence[int] | np.ndarray,
+                        n: int | Sequence[int] | np.ndarray, k: int,
                         n_boot: int = N_BOOT, seed: int = 0,
                         ci: float = 0.95) -> tuple[float, float, float]:
     """Mean pass@k over problems with a percentile bootstrap interval: (mean, lo, hi).
 
-    `counts[j]` is the number of correct samples out of n on problem j. Problems are resampled
-    with replacement n_boot times; the same seed gives the same interval.
+    `counts[j]` is the number of correct samples out of n (or n[j]) on problem j. Problems are
+    resampled with replacement n_boot times; the same seed gives the same interval.
     """
     return _mean_interval(pass_at_k_table(counts, n, k), n_boot, seed, ci)
 
 
 def paired_difference(counts_a: Sequence[int] | np.ndarray,
-                      counts_b: Sequence[int] | np.ndarray, n_a: int, n_b: int, k: int,
+                      counts_b: Sequence[int] | np.ndarray,
+                      n_a: int | Sequence[int] | np.ndarray,
+                      n_b: int | Sequence[int] | np.ndarray, k: int,
                       n_boot: int = N_BOOT, seed: int = 0,
                       ci: float = 0.95) -> tuple[float, float, float]:
     """Mean pass@k of condition a minus condition b on the same problems: (diff, lo, hi).
 
-    counts_a[j] and counts_b[j] refer to the same problem j (n_a and n_b samples per problem).
+    counts_a[j] and counts_b[j] refer to the same problem j (n_a and n_b samples per problem,
+    one number or one per problem).
     Each bootstrap replicate draws one set of problems and uses it for both conditions.
     """
     pa = pass_at_k_table(counts_a, n_a, k)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rsp_probe.analysis.grades import graded, ungraded_warning
 from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step, wide_table
 from rsp_probe.probes.names import INFLUENCE_PROBES, LOGIT_PROBES
 from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, PASSK_FILE, Run
@@ -49,10 +50,13 @@ def early_minus_late(run: Run, early=(1, 2, 3), late_steps: int = 10) -> pd.Data
 
 
 def accuracy(run: Run) -> pd.DataFrame:
+    """Mean over prompts of the share correct among graded trajectories (ungraded left out)."""
     frame = run.trajectories
-    if "correct" not in frame or frame["correct"].isna().all():
+    if not graded(frame).any():
         return pd.DataFrame()
-    per_prompt = frame.groupby(["condition", "prompt_id"])["correct"].mean()
+    frame = frame[graded(frame)]
+    per_prompt = frame["correct"].astype(float).groupby(
+        [frame["condition"], frame["prompt_id"]]).mean()
     rows = []
     for condition, values in per_prompt.groupby(level="condition"):
         mean, lo, hi = bootstrap_mean(values.to_numpy(dtype=float))
@@ -71,11 +75,17 @@ def describe_entropy(run: Run, full: bool = False) -> str:
     lines += [f"{r.condition:>10}  {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
               for r in diff.itertuples()]
     acc = accuracy(run)
+    lines += _grading_lines(run)
     if not acc.empty:
         lines += ["", "## accuracy (mean over prompts, 95% CI)"]
         lines += [f"{r.condition:>10}  {r.mean:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
                   for r in acc.itertuples()]
     return "\n".join(lines)
+
+
+def _grading_lines(run: Run) -> list[str]:
+    warning = ungraded_warning(run.trajectories)
+    return ["", warning] if warning else []
 
 
 def _header(run: Run, *extra: str) -> str:
@@ -174,7 +184,7 @@ def describe_branching(run: Run, full: bool = False) -> str:
     for condition, rows in answers:
         lines.append(f"{condition:>12}  {rows['value'].mean():.2f} distinct answers, "
                      f"{rows['count'].mean():.2f} correct of {run.config['samples']}")
-    return "\n".join(lines)
+    return "\n".join(lines + _grading_lines(run))
 
 
 def describe_passk(run: Run, full: bool = False) -> str:
@@ -185,10 +195,12 @@ def describe_passk(run: Run, full: bool = False) -> str:
              "## Pass@k, 95% CI over problems"]
     cells = table.assign(mean=table["pass_at_k"])
     lines.append(wide_table(cells, column="k"))
+    lines += _grading_lines(run)
     lines += ["", "## accuracy and distinct answers per problem"]
     for r in table.drop_duplicates("condition").itertuples():
         lines.append(f"{r.condition:>12}  accuracy {r.accuracy:.3f}, "
-                     f"{r.distinct_answers:.2f} distinct answers")
+                     f"{r.distinct_answers:.2f} distinct answers, "
+                     f"{getattr(r, 'ungraded', 0)} ungraded")
     paired = paired_table(run, sorted(table["k"].unique()),
                           default_pairs(table["condition"].unique()))
     if not paired.empty:

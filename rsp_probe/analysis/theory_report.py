@@ -17,6 +17,7 @@ from rsp_probe.analysis.divergence import (
     greedy_prediction,
     temperature_prediction,
 )
+from rsp_probe.errors import UsageError
 from rsp_probe.probes.names import COLLISION_PROBE
 from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, Run
 from rsp_probe.theory import loglog_slope
@@ -129,9 +130,22 @@ def replace_generated(path, text: str, begin: str = BEGIN, end: str = END) -> No
     """Write `text` between the begin/end markers of a Markdown file, leaving the rest."""
     from pathlib import Path
 
-    document = Path(path).read_text()
+    head, tail = split_at_markers(path, begin, end)
+    Path(path).write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+
+
+def split_at_markers(path, begin: str = BEGIN, end: str = END) -> tuple[str, str]:
+    """The text before `begin` and after `end`; UsageError (one line) when the file cannot
+    be read or lacks the markers, so `theory --report` can check before doing any work."""
+    from pathlib import Path
+
+    try:
+        document = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise UsageError(f"{path}: cannot read the report ({reason})") from None
     if begin not in document or end not in document:
-        raise ValueError(f"{path}: no {begin} ... {end} markers to replace")
+        raise UsageError(f"{path}: no {begin} ... {end} markers to replace")
     head, rest = document.split(begin, 1)
     _, tail = rest.split(end, 1)
-    Path(path).write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+    return head, tail

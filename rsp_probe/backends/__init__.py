@@ -7,14 +7,17 @@ imported only when their backend is loaded, so `rsp-probe --help` never imports 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from importlib import import_module
 
 from rsp_probe.errors import UsageError
 
 BACKENDS: dict[str, str] = {
     "transformer-lens": "rsp_probe.backends.transformer_lens",
+    "hf": "rsp_probe.backends.hf",
 }
+AUTO = "auto"  # the fast backend when it delivers every needed feature, else the bridge
+FAST, FALLBACK = "hf", "transformer-lens"
 
 
 def register_backend(name: str, module: str, overwrite: bool = False) -> None:
@@ -28,7 +31,28 @@ def list_backends() -> list[str]:
     return sorted(BACKENDS)
 
 
-def backend_loader(name: str) -> Callable:
+def backend_loader(name: str, needs: Iterable[str] = ()) -> Callable:
+    """The `load` of backend `name`; for AUTO, see `auto_loader`."""
+    if name == AUTO:
+        return auto_loader(needs)
     if name not in BACKENDS:
-        raise UsageError(f"--backend must be one of {', '.join(list_backends())}; got {name}")
+        raise UsageError(f"--backend must be one of {AUTO}, {', '.join(list_backends())}; "
+                         f"got {name}")
     return import_module(BACKENDS[name]).load
+
+
+def auto_loader(needs: Iterable[str] = ()) -> Callable:
+    """Load with the fast backend when it supports every needed site or feature (see
+    base.FEATURES) and accepts the model (its self-test checks that the model's attention
+    goes through transformers' registry); otherwise with the TransformerLens bridge."""
+    fast = import_module(BACKENDS[FAST])
+    if not set(needs) <= fast.SUPPORTED:
+        return backend_loader(FALLBACK)
+
+    def load(*args, **kwargs):
+        try:
+            return fast.load(*args, **kwargs)
+        except fast.UnsupportedModelError:
+            return backend_loader(FALLBACK)(*args, **kwargs)
+
+    return load

@@ -26,16 +26,19 @@ def rsp_conditions(spec) -> list[Condition]:
     return [Condition(f"k{k}", k, spec.sampling.temperature, spec.sampling.top_p) for k in ks]
 
 
+def dilution_file(run: Run) -> dict:
+    from rsp_probe.analysis.attention import dilution_fits
+
+    return {DILUTION_FILE: dilution_fits(run)}
+
+
 def run_attention(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
-    from rsp_probe.analysis.attention import dilution_fits, layer_summary
+    from rsp_probe.analysis.attention import layer_summary
     from rsp_probe.experiments.sampling import sample_and_write
     from rsp_probe.probes.base import DEFAULT_PROBES
     from rsp_probe.probes.names import BUDGET_PROBE
 
-    def fits(writer):
-        writer.write_json(DILUTION_FILE, dilution_fits(writer.staged_run()))
-
-    run = sample_and_write(spec, model, rsp_conditions(spec), derived=fits,
+    run = sample_and_write(spec, model, rsp_conditions(spec), derived=dilution_file,
                            probes=(*DEFAULT_PROBES, BUDGET_PROBE))
     return run, layer_summary(run)
 
@@ -44,5 +47,6 @@ EXPERIMENT = register_experiment(Experiment(
     name="attention",
     help="attention mass on the RSP positions per layer and head, with dilution fits",
     run=run_attention, describe="rsp_probe.analysis.summaries:describe_attention",
-    defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"),
+    defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"), derive=dilution_file,
+    summarize="rsp_probe.analysis.attention:layer_summary",
     theory="rsp_probe.analysis.theory_report:dilution_section"))

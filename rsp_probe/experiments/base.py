@@ -49,6 +49,11 @@ class Experiment:
     defaults: Mapping[str, Any] = field(default_factory=dict)  # shared-config overrides
     figures: tuple[str, ...] = ()  # figures fed by its runs; the first is drawn into each run
     theory: Callable[[Run], list[str]] | str | None = None  # `rsp-probe theory` section
+    # files computed from a staged run's trajectories ({name: table or JSON}); the experiment
+    # writes them, and `merge` and `grade` recompute them over the runs they write
+    derive: Callable[[Run], dict[str, Any]] | str | None = None
+    # the summary table `run` returns with its run, from the run alone (for merged runs)
+    summarize: Callable[[Run], pd.DataFrame] | str | None = None
 
     def option_defaults(self) -> dict[str, Any]:
         """The experiment's own options with their defaults."""
@@ -76,15 +81,31 @@ class Experiment:
     def describe_run(self, run: Run, full: bool = False) -> str:
         return resolve(self.describe)(run, full=full)
 
+    def derived_files(self, run: Run) -> dict[str, Any]:
+        return resolve(self.derive)(run) if self.derive is not None else {}
+
+    def summary(self, run: Run) -> pd.DataFrame:
+        return resolve(self.summarize)(run) if self.summarize is not None else run.trajectories
+
 
 def execute(experiment: Experiment, spec: Spec, model: Any = None) -> tuple[Run, pd.DataFrame]:
-    """Run, then draw the experiment's own figure into the run directory."""
-    run, table = experiment.run(spec, model)
-    if experiment.figures:
+    """Run the experiment, here or (--workers, --ray-address) as shards on Ray workers. Its
+    own figure is drawn into the staged run before it is published (`draw_run_figure`, from
+    Session.finish and merge), so DONE lists the figure's files."""
+    if spec.output.workers or spec.output.ray_address:
+        from rsp_probe.runio.distributed import run_on_ray
+
+        return run_on_ray(experiment, spec, model)
+    return experiment.run(spec, model)
+
+
+def draw_run_figure(command: str, staged: Run) -> None:
+    """The registered experiment's first figure, drawn from its staged run into it."""
+    experiment = experiments().get(command)
+    if experiment is not None and experiment.figures:
         from rsp_probe.figures.render import render_run_figure
 
-        render_run_figure(run, experiment.figures[0])
-    return run, table
+        render_run_figure(staged, experiment.figures[0])
 
 
 def _as_tuple(value: Any) -> Any:

@@ -25,21 +25,28 @@ class BranchingOptions:
                                        "comma-separated conditions")
 
 
-def run_branching(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+def branching_file(run: Run) -> dict:
     from rsp_probe.analysis.branching import branching_frame
+
+    return {BRANCHING_FILE: branching_frame(run)}
+
+
+def run_branching(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.experiments.sampling import sample_and_write
 
-    def tree(writer):
-        writer.write_table(BRANCHING_FILE, branching_frame(writer.staged_run()))
-
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
-    run = sample_and_write(spec, model, conditions, derived=tree)
-    return run, run.table(BRANCHING_FILE)
+    run = sample_and_write(spec, model, conditions, derived=branching_file)
+    return run, branching_table(run)
+
+
+def branching_table(run: Run) -> pd.DataFrame:
+    return run.table(BRANCHING_FILE)
 
 
 EXPERIMENT = register_experiment(Experiment(
     name="branching", help="prefix trees of N trajectories per prompt: where greedy+rsp, temp "
     "and temp+rsp branch", run=run_branching, options=BranchingOptions,
     describe="rsp_probe.analysis.summaries:describe_branching",
-    defaults={"samples": 8, "temperature": 1.0}, figures=("branching",),
+    defaults={"samples": 8, "temperature": 1.0}, figures=("branching",), derive=branching_file,
+    summarize=branching_table,
     theory="rsp_probe.analysis.theory_report:branching_section"))

@@ -21,7 +21,8 @@ from rsp_probe.config import (
     to_dict,
 )
 from rsp_probe.errors import UsageError
-from rsp_probe.runs import RunWriter, check_output_dir
+from rsp_probe.preflight import preflight
+from rsp_probe.runs import RunWriter, prepare_out
 
 LOG = logging.getLogger("rsp_probe")
 
@@ -58,7 +59,7 @@ def build_spec(command: str, extra: dict | None = None, **options) -> Spec:
     if options:
         raise UsageError(f"unknown option(s) for {command}: {', '.join(sorted(options))}")
     spec = Spec(command, *pieces, extra=tuple(sorted((extra or {}).items())))
-    check_ranges(spec.rsp, spec.sampling, spec.data)
+    check_ranges(spec.rsp, spec.sampling, spec.data, spec.output)
     return spec
 
 
@@ -79,7 +80,36 @@ def load_problems(data: DataConfig):
         problems = generate(DEFAULT_TASK, data.split, data.n_prompts, seed=0)
     if not problems:
         raise UsageError(f"{data.dataset or data.task}: no problems to run")
+    if len(problems) < data.n_prompts:  # never cut silently: config.json records n_prompts
+        raise UsageError(f"--n-prompts {data.n_prompts}: {data.dataset or data.task} has only "
+                         f"{len(problems)} problems")
     return problems[:data.n_prompts]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """--shard I/N as (I, N), 0 <= I < N."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise UsageError(f"--shard {text}: I must be in 0..N-1")
+    return index, count
+
+
+def shard_problems(problems: list, shard: str | None) -> list:
+    """Shard I of N holds prompts I, I+N, I+2N, ...: by prompt, so every condition and sample
+    of a prompt (a paired comparison) stays in one shard, and `merge` knows the order."""
+    parsed = parse_shard(shard)
+    if parsed is None:
+        return problems
+    index, count = parsed
+    chosen = problems[index::count]
+    if not chosen:
+        raise UsageError(f"--shard {shard}: no prompts (only {len(problems)} in the run)")
+    return chosen
 
 
 class Session:
@@ -88,26 +118,38 @@ class Session:
     def __init__(self, spec: Spec, model=None):
         self.spec = spec
         self.out = Path(spec.output.out) if spec.output.out else default_out(spec.command)
-        check_output_dir(self.out, spec.output.overwrite)  # refuse before the slow load
-        self.problems = load_problems(spec.data)
-        self.model = model if model is not None else _load(spec.model)
+        # Lock --out and run every model-free check before the slow load (rsp_probe.preflight);
+        # the lock is held until the run is published or abandoned.
+        self.lock = prepare_out(self.out, spec.output.overwrite)
+        try:
+            self.problems = shard_problems(load_problems(spec.data), spec.data.shard)
+            preflight(spec, self.problems, model)
+            self.model = model if model is not None else _load(spec.model)
+        except BaseException:
+            self.lock.release()
+            raise
         self.writer: RunWriter | None = None
 
     def __enter__(self):
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
-                  self.model.info.to_dict()}
-        self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite)
+                  {**self.model.info.to_dict(), "backend": self.model.name}}
+        self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite,
+                                lock=self.lock, resume=self.spec.output.resume)
         return self
 
     def __exit__(self, kind, error, traceback):
-        if error is not None:
+        if isinstance(error, KeyboardInterrupt):  # the finished batches stay for --resume
+            self.writer.suspend()
+        elif error is not None:
             self.writer.abort({"device": self.model.info.device},
                               reason=f"{kind.__name__}: {error}")
         return False
 
     def finish(self, summary: dict | None = None):
+        from rsp_probe.experiments.base import draw_run_figure
         from rsp_probe.runs import open_run
 
+        draw_run_figure(self.spec.command, self.writer.staged_run())
         meta = {"device": self.model.info.device, "dtype": self.model.info.dtype,
                 **(summary or {})}
         return open_run(self.writer.finish(meta))
@@ -125,7 +167,8 @@ class Session:
 def _load(model: ModelConfig):
     from rsp_probe.models import load_model
 
-    return load_model(model.model, dtype=model.dtype, device=model.device)
+    return load_model(model.model, dtype=model.dtype, device=model.device,
+                      backend=model.backend)
 
 
 def conditions_by_k(spec: Spec) -> list[Condition]:

@@ -54,7 +54,7 @@ def _check(spec: Spec) -> list[float]:
 
 
 def run_dose(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
-    from rsp_probe.analysis.dose import dose_table, score_shift_table
+    from rsp_probe.analysis.dose import score_shift_table
     from rsp_probe.experiments.common import Session
 
     scales = _check(spec)
@@ -63,10 +63,20 @@ def run_dose(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFram
         records, rsp, steps, shifts = _sample(session, scales)
         session.writer.write_trajectories(records, rsp, steps)
         session.writer.write_table(SCORE_SHIFT_FILE, score_shift_table(shifts))
-        session.writer.write_table(DOSE_FILE, dose_table(session.writer.staged_run(),
-                                                         tuple(spec.option("k"))))
+        session.writer.write_derived(dose_file(session.writer.staged_run()))
         run = session.finish()
     return run, run.table(DOSE_FILE)
+
+
+def dose_file(run: Run) -> dict:
+    """dose.parquet from the run's trajectories and steps (also after `grade`)."""
+    from rsp_probe.analysis.dose import dose_table
+
+    return {DOSE_FILE: dose_table(run, tuple(run.config["k"]))}
+
+
+def dose_summary(run: Run) -> pd.DataFrame:
+    return run.table(DOSE_FILE)
 
 
 def _doses(session: Session, scales: list[float]):
@@ -148,4 +158,4 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_dose, options=DoseOptions, describe="rsp_probe.analysis.summaries:describe_dose",
     defaults={"rsp_tokens": (1, 2, 4, 8, 16, 32), "samples": 4, "temperature": 1.0,
               "max_new_tokens": 32},
-    figures=("dose",)))
+    figures=("dose",), derive=dose_file, summarize=dose_summary))

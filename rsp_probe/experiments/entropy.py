@@ -28,4 +28,4 @@ def run_entropy(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataF
 EXPERIMENT = register_experiment(Experiment(
     name="entropy", help="next-token entropy, baseline (k=0) against RSPs of several k",
     run=run_entropy, describe="rsp_probe.analysis.summaries:describe_entropy",
-    figures=("entropy", "ablations")))
+    figures=("entropy", "ablations"), summarize="rsp_probe.analysis.summaries:entropy_summary"))

@@ -75,4 +75,5 @@ EXPERIMENT = register_experiment(Experiment(
     help="teacher-forced KL / TV / entropy shift of RSP draws along the greedy baseline",
     run=run_influence, describe="rsp_probe.analysis.summaries:describe_influence",
     defaults={"rsp_tokens": (4, 16), "samples": 8, "temperature": 0.0},
-    figures=("influence",), theory="rsp_probe.analysis.theory_report:scaling_section"))
+    figures=("influence",), theory="rsp_probe.analysis.theory_report:scaling_section",
+    summarize="rsp_probe.analysis.summaries:influence_summary"))

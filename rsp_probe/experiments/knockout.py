@@ -83,9 +83,18 @@ def run_knockout(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Data
 
 
 def _write_table(writer, ks) -> None:
+    writer.write_derived(knockout_file(writer.staged_run(), ks))
+
+
+def knockout_file(run: Run, ks=None) -> dict:
+    """knockout.parquet from the run's trajectories and steps (also after `grade`)."""
     from rsp_probe.analysis.knockout import knockout_table
 
-    writer.write_table(KNOCKOUT_FILE, knockout_table(writer.staged_run(), ks))
+    return {KNOCKOUT_FILE: knockout_table(run, tuple(ks or run.config["k"]))}
+
+
+def knockout_summary(run: Run) -> pd.DataFrame:
+    return run.table(KNOCKOUT_FILE)
 
 
 def _sample_all(session: Session, interventions: list[Knockout]):
@@ -163,4 +172,4 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_knockout, options=KnockoutOptions,
     describe="rsp_probe.analysis.summaries:describe_knockout",
     defaults={"rsp_tokens": (4,), "samples": 4, "temperature": 1.0, "max_new_tokens": 32},
-    figures=("knockout",)))
+    figures=("knockout",), derive=knockout_file, summarize=knockout_summary))

@@ -28,8 +28,13 @@ class PasskOptions:
     k: tuple[int, ...] = _opt((1, 2, 4, 8), "k values of Pass@k, each <= --n")
 
 
-def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+def passk_file(run: Run) -> dict:
     from rsp_probe.analysis.passk import passk_table
+
+    return {PASSK_FILE: passk_table(run, tuple(run.config["k"]))}
+
+
+def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.experiments.sampling import sample_and_write
 
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
@@ -38,11 +43,12 @@ def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFra
         raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
                          f", got {list(ks)}")
 
-    def table(writer):
-        writer.write_table(PASSK_FILE, passk_table(writer.staged_run(), ks))
+    run = sample_and_write(spec, model, conditions, derived=passk_file, probes=LOGIT_ONLY_PROBES)
+    return run, passk_summary(run)
 
-    run = sample_and_write(spec, model, conditions, derived=table, probes=LOGIT_ONLY_PROBES)
-    return run, run.table(PASSK_FILE)
+
+def passk_summary(run: Run) -> pd.DataFrame:
+    return run.table(PASSK_FILE)
 
 
 # Modest defaults so that `rsp-probe passk` and `rsp_probe.passk()` finish in minutes on a
@@ -51,4 +57,5 @@ EXPERIMENT = register_experiment(Experiment(
     name="passk", help="Pass@k per condition (temp, rsp+temp, greedy+rsp, greedy) with paired "
     "CIs", run=run_passk, options=PasskOptions,
     describe="rsp_probe.analysis.summaries:describe_passk",
-    defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations")))
+    defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations"),
+    derive=passk_file, summarize=passk_summary))

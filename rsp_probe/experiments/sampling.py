@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
+import torch
 
 from rsp_probe.config import Condition
 from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS, prompt_noise
@@ -39,10 +40,13 @@ def encoded_prompts(session: Session):
     return [encode_problem(session.model.tokenizer, p, chat) for p in session.problems]
 
 
-def build_jobs(session: Session, conditions: list[Condition], samples: int, law=None):
-    """One Job per (condition, prompt, sample) plus its record skeleton."""
+def build_jobs(session: Session, conditions: list[Condition], samples: int, law=None,
+               draw: bool = True):
+    """One Job per (condition, prompt, sample) plus its record skeleton. With draw=False
+    the RSP vectors are left empty, to be drawn batch by batch (`draw_batch`)."""
     spec, model = session.spec, session.model
     law = law or rsp_law(session)
+    empty = torch.zeros(0, model.info.d_model)
     jobs, records = [], []
     for prompt, problem in zip(encoded_prompts(session), session.problems):
         for condition in conditions:
@@ -55,8 +59,8 @@ def build_jobs(session: Session, conditions: list[Condition], samples: int, law=
                                                  spec.rsp.fixed_draw)
                 seed = derive_seed(spec.sampling.seed, "sample", problem.id, sample)
                 job_id = f"{condition.name}/{problem.id}/{sample}"
-                vectors = (prompt_noise(len(ids), law.d_model, law.alpha, draw_seed) if slotless
-                           else draw_rsp(law, condition.rsp_tokens, draw_seed))
+                vectors = (job_vectors(law, len(ids), condition.rsp_tokens, draw_seed, slotless)
+                           if draw else empty)
                 jobs.append(Job(job_id, ids, positions, vectors, condition.temperature,
                                 condition.top_p, seed, n_cue=len(prompt.cue),
                                 rsp_added=slotless))
@@ -68,6 +72,13 @@ def build_jobs(session: Session, conditions: list[Condition], samples: int, law=
                     "cue_tokens": len(prompt.cue),
                     "reference_answer": problem.answer})
     return jobs, records
+
+
+def job_vectors(law, n_input: int, k: int, seed: int, slotless: bool):
+    """The RSP draw [k, d], or the neftune control's prompt noise [n_input, d]."""
+    if slotless:
+        return prompt_noise(n_input, law.d_model, law.alpha, seed)
+    return draw_rsp(law, k, seed)
 
 
 def law_interventions(law: str) -> list:
@@ -103,16 +114,60 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
     return finish_records(session, jobs, records, trajectories)
 
 
+def stream_conditions(session: Session, conditions: list[Condition], samples: int,
+                      probes: Sequence[str] = DEFAULT_PROBES) -> None:
+    """Like sample_conditions, but each finished batch goes to the run's staging directory
+    as part files (rsp_probe.runio.parts) and is dropped: memory O(batch). RSP vectors are
+    drawn per batch from their recorded seeds; batches done before an interruption are
+    skipped (--resume)."""
+    from rsp_probe.runio.parts import ORDER_KEY
+    from rsp_probe.runs import kill_point
+
+    spec, writer = session.spec, session.writer
+    law = rsp_law(session)
+    jobs, records = build_jobs(session, conditions, samples, law=law, draw=False)
+    announce(len(session.problems), len(jobs), conditions, spec.sampling.max_new_tokens,
+             spec.output.quiet)
+
+    drawn = {}  # the current batch's jobs with their vectors
+
+    def draw_batch(number, indices, batch_jobs):
+        kill_point(f"batch-{number}-prefill")
+        drawn[number] = [replace(job, rsp=job_vectors(law, len(job.input_ids),
+                                                      len(job.rsp_positions),
+                                                      records[i]["rsp_seed"], job.rsp_added))
+                         for i, job in zip(indices, batch_jobs)]
+        return drawn[number]
+
+    def write_batch(number, indices, trajectories):
+        batch_jobs = drawn.pop(number)
+        batch = finish_records(session, batch_jobs, [{**records[i], ORDER_KEY: i}
+                                                     for i in indices], trajectories)
+        writer.write_part(number, batch.records, batch.rsp, batch.steps)
+
+    bar = session.progress(len(jobs) * spec.sampling.max_new_tokens, spec.command)
+    try:
+        generate(session.model, jobs, spec.sampling.max_new_tokens,
+                 batch_size=spec.sampling.batch_size, probes=probes, progress=bar,
+                 prepare_batch=draw_batch, on_batch=write_batch,
+                 skip_batches=frozenset(writer.resumed_batches),
+                 interventions=law_interventions(spec.rsp.law))
+    finally:
+        if bar is not None:
+            bar.close()
+    writer.merge_parts()
+
+
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,
                      probes: Sequence[str] = DEFAULT_PROBES):
-    """The shape of every sampling experiment: sample the conditions, write the contract
-    files, let `derived(writer)` add files computed from the staged run, then publish it."""
+    """The shape of every sampling experiment: sample the conditions batch by batch into
+    the staging directory, merge the parts into the contract files, write the files
+    `derived(staged run)` computes ({name: table or JSON}), then publish the run."""
     session = Session(spec, model)
     with session:
-        sampled = sample_conditions(session, conditions, spec.sampling.samples, probes)
-        session.writer.write_trajectories(sampled.records, sampled.rsp, sampled.steps)
+        stream_conditions(session, conditions, spec.sampling.samples, probes)
         if derived is not None:
-            derived(session.writer)
+            session.writer.write_derived(derived(session.writer.staged_run()))
         return session.finish()
 
 
@@ -121,10 +176,10 @@ def finish_records(session, jobs, records, trajectories) -> Sampled:
     texts = [tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
     graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
-    for record, trajectory, text, (answer, correct) in zip(records, trajectories, texts, graded):
+    for record, trajectory, text, result in zip(records, trajectories, texts, graded):
         record.update(generated_token_ids=trajectory.generated_token_ids, text=text,
                       stop_reason=trajectory.stop_reason,
-                      n_steps=len(trajectory.generated_token_ids), answer=answer,
-                      correct=correct)
+                      n_steps=len(trajectory.generated_token_ids), answer=result.answer,
+                      correct=result.correct, grade_error=result.error)
     return Sampled(records, {job.id: job.rsp.numpy() for job in jobs},
                    {t.id: t.steps for t in trajectories})

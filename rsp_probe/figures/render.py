@@ -65,11 +65,13 @@ def render_all(run_paths: list[str | Path], out_dir: str | Path) -> dict:
     matplotlib.use("Agg")
     from rsp_probe.figures import FIGURES
 
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: exists and is not a directory")
     runs = find_runs(run_paths)
     if not runs:
         raise UsageError(f"no completed runs under {', '.join(map(str, run_paths))}")
     by_command = runs_by_command(runs)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rendered, skipped, entries = {}, {}, {}
     for module in FIGURES:

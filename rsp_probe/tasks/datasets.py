@@ -44,6 +44,8 @@ def load_dataset_file(
             f"{path}: unsupported file type {path.suffix or '(none)'!r}; "
             f"supported: {', '.join(SUPPORTED_SUFFIXES)}"
         )
+    if path.is_dir():
+        raise UsageError(f"{path}: is a directory, expected a .jsonl or .parquet file")
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     records = _jsonl_records(path) if path.suffix == ".jsonl" else _parquet_records(path)
@@ -161,11 +163,16 @@ def _to_problem(record: dict, fields: tuple[str, str], default_id: str, where: s
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
+    with path.open("rb") as f:  # bytes, so a non-UTF-8 line is reported with its number
+        for lineno, raw in enumerate(f, start=1):
+            where = f"{path.name}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise UsageError(f"{where}: not valid UTF-8 (byte {err.start + 1} of the line)"
+                                 ) from None
             if not line.strip():
                 continue
-            where = f"{path.name}:{lineno}"
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as err:

@@ -64,7 +64,9 @@ def _correct_matrix(session: Session, condition: Condition, samples: int) -> np.
     texts = [session.model.tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
     graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
-    return np.array([bool(c) for _, c in graded], dtype=float).reshape(-1, samples)
+    # NaN for an ungraded text: it shows up as nan in the card instead of counting as wrong
+    return np.array([np.nan if g.correct is None else g.correct for g in graded],
+                    dtype=float).reshape(-1, samples)
 
 
 def _accuracy(correct: np.ndarray) -> dict:

@@ -1,0 +1,98 @@
+"""Checks that need no model, run before the slow load: the checkpoint's files are what a
+causal LM needs, and every prompt (with its RSP) fits the context. Only the tokenizer and
+config.json are read here."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+from rsp_probe.errors import UsageError
+
+CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt",
+                   "spiece.model")
+# Bidirectional encoders: without `architectures`, their model_type is all config.json says.
+ENCODER_TYPES = {"bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2",
+                 "xlm-roberta", "camembert", "mpnet", "modernbert"}
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "n_ctx", "seq_length")
+
+
+def check_checkpoint(path: Path) -> dict:
+    """Refuse, with one line, what transformers would load into a traceback or garbage."""
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise UsageError(f"{path}: config.json cannot be read ({err})") from None
+    architectures = config.get("architectures") or []
+    encoder = (not any(a.endswith(CAUSAL_SUFFIXES) for a in architectures) if architectures
+               else config.get("model_type") in ENCODER_TYPES and not config.get("is_decoder"))
+    if encoder:
+        what = ", ".join(architectures) or f"model_type {config.get('model_type')!r}"
+        raise UsageError(f"{path}: {what} is not a causal (decoder-only) language model; "
+                         "rsp-probe generates text and needs one")
+    if not any((path / name).exists() for name in TOKENIZER_FILES):
+        raise UsageError(f"{path}: no tokenizer files (looked for {', '.join(TOKENIZER_FILES)})")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights and not any(path.glob("*.bin")):
+        raise UsageError(f"{path}: no weight files (*.safetensors or *.bin)")
+    for file in weights:
+        _check_safetensors(file)
+    return config
+
+
+def _check_safetensors(file: Path) -> None:
+    """The header must parse and the data it describes must fill the file exactly."""
+    size = file.stat().st_size
+    try:
+        with open(file, "rb") as handle:
+            (header_size,) = struct.unpack("<Q", handle.read(8))
+            if header_size > size - 8:
+                raise ValueError("header longer than the file")
+            header = json.loads(handle.read(header_size))
+        end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"),
+                  default=0)
+    except (struct.error, ValueError, KeyError, TypeError, IndexError):
+        raise UsageError(f"{file}: empty, truncated or not a safetensors file "
+                         f"({size} bytes)") from None
+    if 8 + header_size + end != size:
+        raise UsageError(f"{file}: truncated or damaged ({size} bytes, its header describes "
+                         f"{8 + header_size + end})")
+
+
+def context_length(config: dict) -> int | None:
+    for key in CONTEXT_KEYS:
+        if isinstance(config.get(key), int):
+            return config[key]
+    return None
+
+
+def check_prompts_fit(problems, tokenizer, n_ctx: int | None, k: int, placement: str,
+                      chat_template: str) -> None:
+    """The longest input of each prompt (its largest k) must leave room to generate."""
+    from rsp_probe.rsp import place_rsp
+    from rsp_probe.tasks.prompts import encode_problem, use_chat_template
+
+    if n_ctx is None:
+        return
+    chat = use_chat_template(tokenizer, chat_template)
+    for problem in problems:
+        ids, _ = place_rsp(encode_problem(tokenizer, problem, chat), k, placement)
+        if len(ids) >= n_ctx:
+            raise UsageError(f"prompt {problem.id}: {len(ids)} input positions (RSP included) "
+                             f"do not fit the model's context of {n_ctx} with room to generate")
+
+
+def preflight(spec, problems, model=None) -> None:
+    """Every model-free check of an experiment, before its model is loaded."""
+    if model is not None:
+        tokenizer, n_ctx = model.tokenizer, model.info.n_ctx
+    else:
+        from rsp_probe.models import load_tokenizer, resolve_model_path
+
+        path, _, _ = resolve_model_path(spec.model.model)
+        n_ctx = context_length(check_checkpoint(path))
+        tokenizer = load_tokenizer(path)
+    check_prompts_fit(problems, tokenizer, n_ctx, max(spec.rsp.rsp_tokens), spec.rsp.placement,
+                      spec.data.chat_template)

@@ -1,0 +1,133 @@
+"""`--workers N` / `--ray-address ADDR`: an experiment run as N shards on Ray, then merged.
+
+Shard I of N (`--shard I/N`, by prompt) is one Ray task that loads its own model and writes
+its own run in `.OUT.shards/` next to `--out`, always with --resume: when a worker dies, Ray
+runs the task again and it continues from the shard's last complete batch. The shards are
+then joined by `rsp-probe merge`'s code into `--out` (the run one process would have written)
+and their folder is removed. `--out` stays locked by this process from start to publish.
+Ray is an optional dependency: `pip install 'rsp-probe[ray]'`.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from rsp_probe.errors import UsageError
+
+SHARD_RETRIES = 3  # a shard's task is run again this often after its worker dies
+LOCAL_OBJECT_STORE_BYTES = 80 * 1024**2  # shards return paths, never data
+LOG = logging.getLogger("rsp_probe")
+
+
+def shards_folder(out: Path) -> Path:
+    return out.parent / f".{out.name}.shards"
+
+
+def run_shard(experiment_name: str, spec) -> str:
+    """One shard, inside a Ray worker: the experiment with a model of its own."""
+    from rsp_probe.experiments.base import get_experiment
+
+    run, _ = get_experiment(experiment_name).run(spec, None)
+    return str(run.path)
+
+
+def shard_specs(spec, out: Path, count: int) -> list:
+    """The N shards' specs: their own folder, --resume (a retried task continues), quiet."""
+    folder = shards_folder(out)
+    return [replace(spec, data=replace(spec.data, shard=f"{index}/{count}"),
+                    output=replace(spec.output, out=str(folder / f"shard-{index}-of-{count}"),
+                                   overwrite=True, resume=True, quiet=True, workers=0,
+                                   ray_address=None))
+            for index in range(count)]
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--workers and --ray-address need Ray: pip install "
+                         "'rsp-probe[ray]'") from None
+    return ray
+
+
+def _connect(ray, output) -> bool:
+    """Join --ray-address, or start a small local cluster; True when we started Ray."""
+    if ray.is_initialized():
+        return False
+    quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if output.ray_address:
+        ray.init(address=output.ray_address, **quiet)
+    else:
+        ray.init(num_cpus=output.workers, include_dashboard=False,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+    return True
+
+
+def _shard_count(ray, spec) -> int:
+    """--workers, else the cluster's CPUs; never more shards than prompts."""
+    count = spec.output.workers or int(ray.cluster_resources().get("CPU", 1))
+    if count > spec.data.n_prompts:
+        LOG.info(f"{spec.data.n_prompts} prompts: {spec.data.n_prompts} shards, not {count}")
+    return max(1, min(count, spec.data.n_prompts))
+
+
+def _prepare_folder(out: Path, output) -> None:
+    """Keep an interrupted run's shards for --resume; refuse or discard them otherwise."""
+    folder = shards_folder(out)
+    if not folder.exists() or output.resume:
+        return
+    if not output.overwrite:
+        raise UsageError(f"--out {out}: an interrupted --workers run left its shards in "
+                         f"{folder.name}; --resume continues it, --overwrite or "
+                         f"`rsp-probe clean {out.parent}` discards them")
+    shutil.rmtree(folder)
+
+
+def _run_tasks(ray, experiment_name: str, specs: list) -> list[Path]:
+    # one GPU per shard where the cluster has GPUs (Ray sets CUDA_VISIBLE_DEVICES), else a CPU
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    task = ray.remote(run_shard).options(num_cpus=1, num_gpus=gpus, max_retries=SHARD_RETRIES,
+                                         retry_exceptions=False)
+    refs = [task.remote(experiment_name, spec) for spec in specs]
+    try:
+        return [Path(path) for path in ray.get(refs)]
+    except ray.exceptions.RayTaskError as err:  # the shard's own error, e.g. a UsageError
+        cause = getattr(err, "cause", None)
+        raise UsageError(str(cause) if cause is not None else str(err).splitlines()[0]) from None
+    except ray.exceptions.RayError as err:
+        raise UsageError(f"a shard's worker died {SHARD_RETRIES + 1} times or Ray failed "
+                         f"({type(err).__name__}); the same command with --resume continues "
+                         "from the shards' last complete batches") from None
+
+
+def run_on_ray(experiment, spec, model=None):
+    """The experiment as shards on Ray workers, merged into spec.output.out."""
+    from rsp_probe.experiments.common import default_out
+    from rsp_probe.runio.merge import merge_runs
+    from rsp_probe.runs import EXECUTION_KEYS, prepare_out
+
+    if model is not None:
+        raise UsageError("--workers loads one model per worker: give a checkpoint path or "
+                         "Hub id, not a loaded model")
+    if spec.data.shard is not None:
+        raise UsageError("--workers runs every shard itself; leave out --shard")
+    ray = _import_ray()
+    out = Path(spec.output.out) if spec.output.out else default_out(spec.command)
+    lock = prepare_out(out, spec.output.overwrite)
+    started = False
+    try:
+        _prepare_folder(out, spec.output)
+        started = _connect(ray, spec.output)
+        paths = _run_tasks(ray, experiment.name, shard_specs(spec, out, _shard_count(ray, spec)))
+        execution = {key: spec.to_dict()[key] for key in EXECUTION_KEYS}
+        run = merge_runs(paths, out, overwrite=spec.output.overwrite, lock=lock,
+                         execution={**execution, "out": str(out)})
+    finally:
+        lock.release()
+        if started:
+            ray.shutdown()
+    shutil.rmtree(shards_folder(out), ignore_errors=True)
+    return run, experiment.summary(run)

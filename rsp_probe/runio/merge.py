@@ -1,0 +1,120 @@
+"""`rsp-probe merge`: the runs of `--shard 0/N` ... `--shard N-1/N` joined into the run a
+single process would have written (same trajectories in the same order, same vectors and
+step values; derived files recomputed over the whole). No model is needed.
+
+Shard I holds prompts I, I+N, I+2N, ... (rsp_probe.experiments.common.shard_problems), and
+within a shard a prompt's trajectories are contiguous, so a trajectory's place in the whole
+run is (the global position of its prompt, its line within the shard).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rsp_probe.errors import UsageError
+from rsp_probe.runio.parts import merge_parquet, merge_safetensors
+from rsp_probe.runs import (
+    EXECUTION_KEYS,
+    RSP_FILE,
+    STEPS_FILE,
+    TRAJECTORIES_FILE,
+    Run,
+    RunWriter,
+    open_run,
+)
+
+
+def _shard_of(run: Run) -> tuple[int, int]:
+    from rsp_probe.experiments.common import parse_shard
+
+    shard = parse_shard(run.config.get("shard"))
+    if shard is None:
+        raise UsageError(f"{run.path}: not a shard (it was run without --shard)")
+    return shard
+
+
+def check_shards(runs: list[Run]) -> list[Run]:
+    """All N shards of one configuration, each once; sorted by shard index."""
+    shards = {}
+    for run in runs:
+        index, count = _shard_of(run)
+        if index in shards:
+            raise UsageError(f"{run.path}: shard {index}/{count} given twice")
+        shards[index] = run
+    count = _shard_of(runs[0])[1]
+    if {_shard_of(r)[1] for r in runs} != {count} or sorted(shards) != list(range(count)):
+        raise UsageError(f"merge needs shards 0..N-1 of one N; got "
+                         f"{', '.join(r.config['shard'] for r in runs)}")
+    ignored = {*EXECUTION_KEYS, "shard", "schema_version"}
+    first = runs[0].config
+    for run in runs[1:]:
+        changed = sorted(k for k in {*first, *run.config} - ignored
+                         if first.get(k) != run.config.get(k))
+        if changed:
+            raise UsageError(f"{run.path}: not a shard of the same run as {runs[0].path} "
+                             f"(differs in {', '.join(changed)})")
+    return [shards[i] for i in range(count)]
+
+
+def _line_index(shards: list[Run]) -> list[tuple[int, int, int, int, int]]:
+    """(global prompt position, line in shard, shard, byte offset, length) per trajectory."""
+    count, index = len(shards), []
+    for shard_index, run in enumerate(shards):
+        positions: dict[str, int] = {}
+        offset = 0
+        with open(run.path / TRAJECTORIES_FILE, "rb") as handle:
+            for line_number, line in enumerate(handle):
+                prompt = json.loads(line)["prompt_id"]
+                local = positions.setdefault(prompt, len(positions))
+                index.append((shard_index + local * count, line_number, shard_index, offset,
+                              len(line)))
+                offset += len(line)
+    return sorted(index)
+
+
+def _write_trajectories(shards: list[Run], target: Path) -> None:
+    handles = [open(run.path / TRAJECTORIES_FILE, "rb") for run in shards]
+    try:
+        with open(target, "wb") as out:
+            for _, _, shard, offset, length in _line_index(shards):
+                handles[shard].seek(offset)
+                out.write(handles[shard].read(length))
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def write_derived_files(writer: RunWriter, command: str) -> None:
+    """The files the run's experiment computes from its trajectories (the registry's
+    `derive`), recomputed over the staged run; none for an unregistered command."""
+    from rsp_probe.experiments.base import experiments
+
+    experiment = experiments().get(command)
+    if experiment is not None:
+        writer.write_derived(experiment.derived_files(writer.staged_run()))
+
+
+def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False,
+               lock=None, execution: dict | None = None) -> Run:
+    """`execution`: how the merged run was made (EXECUTION_KEYS), recorded in its config in
+    place of the first shard's; `lock`: the lock of `out` when the caller holds it."""
+    from rsp_probe.experiments.base import draw_run_figure
+
+    shards = check_shards([open_run(path) for path in paths])
+    config = {key: value for key, value in shards[0].config.items() if key != "schema_version"}
+    config.update(execution or {})
+    config.update(shard=None, out=str(out))
+    writer = RunWriter(Path(out), config, overwrite=overwrite, lock=lock)
+    try:
+        _write_trajectories(shards, writer.staging / TRAJECTORIES_FILE)
+        merge_safetensors([run.path / RSP_FILE for run in shards], writer.staging / RSP_FILE)
+        merge_parquet([run.path / STEPS_FILE for run in shards], writer.staging / STEPS_FILE)
+        write_derived_files(writer, config["command"])
+        draw_run_figure(config["command"], writer.staged_run())
+        meta = {key: shards[0].meta.get(key) for key in ("device", "dtype")}
+        meta["merged_from"] = [str(run.path) for run in shards]
+        return open_run(writer.finish(meta))
+    except BaseException as err:
+        writer.abort({}, reason=f"{type(err).__name__}: {err}")
+        raise

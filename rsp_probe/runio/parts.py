@@ -1,0 +1,157 @@
+"""Streaming run directory: each finished batch becomes part files in `staging/parts/`, and
+publishing merges them into the contract files, so memory stays O(batch) however large the
+run. A part counts only once its `.done` marker exists (written last), so a run killed at any
+point resumes from its last complete batch.
+
+    parts/00007.jsonl         the batch's trajectory records, one per line
+    parts/00007.safetensors   their RSP vectors
+    parts/00007.parquet       their step values (the tidy steps.parquet schema)
+    parts/00007.done          the batch is complete
+
+The merge keeps the old file order: trajectories.jsonl in job order (by each record's
+position, written as `_order` in the part and dropped in the merge), steps.parquet one row
+group per part, rsp.safetensors keys sorted as safetensors sorts them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+from pathlib import Path
+
+PARTS_DIR = "parts"
+ORDER_KEY = "_order"
+
+
+def part_path(staging: Path, number: int, suffix: str) -> Path:
+    return staging / PARTS_DIR / f"{number:05d}.{suffix}"
+
+
+def write_part(staging: Path, number: int, records: list[dict], vectors: dict, steps: dict,
+               kill=lambda point: None) -> None:
+    """Write one batch's part files, then its marker. `records` carry ORDER_KEY."""
+    from rsp_probe.runs import json_line, write_steps, write_vectors  # runs imports us
+
+    (staging / PARTS_DIR).mkdir(exist_ok=True)
+    with open(part_path(staging, number, "jsonl"), "w") as handle:
+        handle.writelines(json_line(record) for record in records)
+    kill(f"batch-{number}-partial")
+    write_vectors(part_path(staging, number, "safetensors"), vectors)
+    write_steps(part_path(staging, number, "parquet"), steps)
+    _fsync_dir_entries(staging / PARTS_DIR, number)
+    part_path(staging, number, "done").write_text(f"{len(records)}\n")
+
+
+def _fsync_dir_entries(folder: Path, number: int) -> None:
+    """The data must be on disk before the marker says so (power loss, not only SIGKILL)."""
+    for suffix in ("jsonl", "safetensors", "parquet"):
+        fd = os.open(folder / f"{number:05d}.{suffix}", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def completed_parts(staging: Path) -> list[int]:
+    folder = staging / PARTS_DIR
+    if not folder.is_dir():
+        return []
+    return sorted(int(p.stem) for p in folder.glob("*.done"))
+
+
+def discard_incomplete_parts(staging: Path) -> None:
+    done = set(completed_parts(staging))
+    for file in (staging / PARTS_DIR).glob("*") if (staging / PARTS_DIR).is_dir() else ():
+        if int(file.stem) not in done:
+            file.unlink()
+
+
+def merge_parts(staging: Path, trajectories: Path, vectors: Path, steps: Path) -> None:
+    """The contract files from the complete parts; the parts folder is removed after."""
+    numbers = completed_parts(staging)
+    _merge_jsonl([part_path(staging, n, "jsonl") for n in numbers], trajectories)
+    merge_safetensors([part_path(staging, n, "safetensors") for n in numbers], vectors)
+    merge_parquet([part_path(staging, n, "parquet") for n in numbers], steps)
+    shutil.rmtree(staging / PARTS_DIR)
+
+
+def _merge_jsonl(parts: list[Path], out: Path) -> None:
+    """Lines back in job order: an index of (order, part, offset, length), then copies."""
+    index = []
+    for number, part in enumerate(parts):
+        offset = 0
+        with open(part, "rb") as handle:
+            for line in handle:
+                index.append((json.loads(line)[ORDER_KEY], number, offset, len(line)))
+                offset += len(line)
+    index.sort()
+    handles = [open(part, "rb") for part in parts]
+    try:
+        with open(out, "w") as target:
+            for _, number, offset, length in index:
+                handles[number].seek(offset)
+                record = json.loads(handles[number].read(length))
+                del record[ORDER_KEY]
+                target.write(json.dumps(record, allow_nan=False) + "\n")
+    finally:
+        for handle in handles:
+            handle.close()
+
+
+def merge_parquet(parts: list[Path], out: Path) -> None:
+    """One row group per part, streamed: never more than one part in memory."""
+    import pyarrow.parquet as pq
+
+    from rsp_probe.runs import write_steps
+
+    if not parts:
+        write_steps(out, {})
+        return
+    schema = pq.read_schema(parts[0])
+    with pq.ParquetWriter(out, schema) as writer:
+        for part in parts:
+            writer.write_table(pq.read_table(part, schema=schema))
+
+
+def _safetensors_header(path: Path) -> tuple[dict, int]:
+    with open(path, "rb") as handle:
+        (size,) = struct.unpack("<Q", handle.read(8))
+        header = json.loads(handle.read(size))
+    header.pop("__metadata__", None)
+    return header, 8 + size
+
+
+def merge_safetensors(parts: list[Path], out: Path) -> None:
+    """Concatenate the tensors of several files without loading them: a new header with
+    shifted offsets, then each part's data block copied in order."""
+    headers = [_safetensors_header(part) for part in parts]
+    merged, shift = {}, 0
+    for header, _ in headers:
+        end = 0
+        for key, entry in header.items():
+            if key in merged:
+                raise ValueError(f"tensor {key!r} appears in two parts")
+            start, stop = entry["data_offsets"]
+            merged[key] = {**entry, "data_offsets": [start + shift, stop + shift]}
+            end = max(end, stop)
+        shift += end
+    text = json.dumps(merged, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)  # the format aligns the data block to 8 bytes
+    with open(out, "wb") as target:
+        target.write(struct.pack("<Q", len(text)) + text)
+        for part, (header, data_start) in zip(parts, headers):
+            length = max((e["data_offsets"][1] for e in header.values()), default=0)
+            with open(part, "rb") as source:
+                source.seek(data_start)
+                _copy(source, target, length)
+
+
+def _copy(source, target, length: int) -> None:
+    while length > 0:
+        block = source.read(min(length, 1 << 20))
+        if not block:
+            raise ValueError("a part ends before its header says")
+        target.write(block)
+        length -= len(block)

@@ -1,0 +1,209 @@
+"""Streaming runs under SIGKILL: a run killed at any point (while a batch is prefilled, with
+a batch half written, between batches, while publishing) and then resumed equals the run
+that was never interrupted, and the earlier completed run at the same path is intact at every
+kill point. Shards merged equal the single-process run.
+
+The killed runs are forked children of the test process (the model is already loaded there)
+that SIGKILL themselves at a named point (RSP_PROBE_KILL_AT), as power loss would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import rsp_probe
+from rsp_probe.cli import main
+from rsp_probe.runs import EXECUTION_KEYS, KILL_POINT_ENV, open_run
+
+# 3 prompts x (k0, k4) x 2 samples = 12 trajectories in 3 batches of 4
+OPTIONS = dict(n_prompts=3, samples=2, rsp_tokens=(0, 4), max_new_tokens=6, batch_size=4,
+               temperature=1.0, quiet=True)
+
+
+def _entropy(model, out: Path, seed: int = 1, **extra):
+    return rsp_probe.entropy(model=model, out=str(out), seed=seed, **OPTIONS, **extra)[0]
+
+
+def _killed_at(point: str, model, out: Path, **extra) -> None:
+    """Run in a forked child that SIGKILLs itself at `point`; assert it died there."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            torch.set_num_threads(1)
+            os.environ[KILL_POINT_ENV] = point
+            _entropy(model, out, **extra)
+        finally:
+            os._exit(3)  # reached only if the kill point was never hit
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, (point, status)
+
+
+def _contract(path: Path) -> dict:
+    """What makes two runs the same run: trajectories, vectors and step values."""
+    run = open_run(path)
+    steps = run.steps.sort_values(["trajectory", "probe", "step", "layer", "head"])
+    return {"trajectories": (path / "trajectories.jsonl").read_bytes(),
+            "rsp": {k: v.tobytes() for k, v in sorted(run.rsp_vectors().items())},
+            "steps": steps.reset_index(drop=True),
+            "config": {k: v for k, v in run.config.items()
+                       if k not in (*EXECUTION_KEYS, "shard")}}
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    left, right = _contract(a), _contract(b)
+    assert left["trajectories"] == right["trajectories"]
+    assert left["rsp"] == right["rsp"]
+    pd.testing.assert_frame_equal(left["steps"], right["steps"])
+    assert left["config"] == right["config"]
+
+
+def _snapshot(path: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(path.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def reference(loaded_qwen2, tmp_path_factory):
+    """The uninterrupted run, and an earlier completed run (another seed) to overwrite."""
+    folder = tmp_path_factory.mktemp("reference")
+    _entropy(loaded_qwen2, folder / "uninterrupted")
+    _entropy(loaded_qwen2, folder / "earlier", seed=2)
+    return folder
+
+
+@pytest.mark.parametrize("point", ["batch-0-prefill", "batch-1-partial", "batch-1-done",
+                                   "publish", "publish-exchange", "publish-exchanged"])
+def test_sigkill_then_resume_equals_the_uninterrupted_run(point, reference, loaded_qwen2,
+                                                          tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference / "earlier", out)
+    earlier = _snapshot(out)
+    _killed_at(point, loaded_qwen2, out, overwrite=True)
+    if point == "publish-exchanged":  # the new run was already swapped in: complete
+        _assert_same_run(out, reference / "uninterrupted")
+    else:
+        assert _snapshot(out) == earlier  # the earlier run, byte for byte
+    _entropy(loaded_qwen2, out, overwrite=True, resume=True)
+    _assert_same_run(out, reference / "uninterrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging, no lock
+
+
+def test_resume_skips_the_batches_already_done(reference, loaded_qwen2, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _killed_at("batch-2-prefill", loaded_qwen2, out)
+    parts = sorted(p.name for p in (tmp_path / ".run.partial" / "parts").glob("*.done"))
+    assert parts == ["00000.done", "00001.done"]
+    ran = []
+    import rsp_probe.sampler as sampler
+
+    real = sampler._generate_batch
+    monkeypatch.setattr(sampler, "_generate_batch",
+                        lambda model, jobs, *a: ran.append(len(jobs)) or real(model, jobs, *a))
+    _entropy(loaded_qwen2, out, resume=True)
+    assert ran == [4]  # only the third batch
+    _assert_same_run(out, reference / "uninterrupted")
+
+
+def test_ctrl_c_keeps_the_finished_batches_for_resume(reference, loaded_qwen2, tmp_path,
+                                                     monkeypatch):
+    out = tmp_path / "run"
+
+    def interrupt(point):
+        if point == "batch-1-done":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("rsp_probe.runs.kill_point", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        _entropy(loaded_qwen2, out)
+    monkeypatch.undo()
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".run.partial"]  # lock released
+    _entropy(loaded_qwen2, out, resume=True)
+    _assert_same_run(out, reference / "uninterrupted")
+
+
+def test_an_interrupted_run_is_not_discarded_without_asking(loaded_qwen2, tmp_path, capsys):
+    out = tmp_path / "run"
+    _killed_at("batch-1-done", loaded_qwen2, out)
+    code = main(["entropy", "--model", loaded_qwen2.info.path, "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.endswith(
+        f"--out {out}: an interrupted run is staged in .run.partial; --resume continues it, "
+        f"--overwrite or `rsp-probe clean {tmp_path}` discards it"), err
+    assert (tmp_path / ".run.partial" / "parts" / "00001.done").exists()
+
+
+def test_resume_with_other_options_is_refused(loaded_qwen2, tmp_path):
+    out = tmp_path / "run"
+    _killed_at("batch-1-done", loaded_qwen2, out)
+    with pytest.raises(rsp_probe.errors.UsageError, match="has a different seed"):
+        _entropy(loaded_qwen2, out, seed=5, resume=True)
+
+
+def test_shards_merged_equal_the_unsharded_run(reference, loaded_qwen2, tmp_path, capsys):
+    shards = []
+    for index in range(2):
+        shards.append(tmp_path / f"shard{index}")
+        _entropy(loaded_qwen2, shards[-1], shard=f"{index}/2")
+    assert {r["prompt_id"] for r in open_run(shards[0]).trajectories.to_dict("records")} \
+        .isdisjoint(r["prompt_id"] for r in open_run(shards[1]).trajectories.to_dict("records"))
+    assert main(["merge", *map(str, reversed(shards)), "--out", str(tmp_path / "merged")]) == 0
+    merged, single = _contract(tmp_path / "merged"), _contract(reference / "uninterrupted")
+    assert merged["trajectories"] == single["trajectories"]  # same tokens, order and text
+    assert merged["rsp"] == single["rsp"]
+    # a shard batches other rows together: step values agree up to float rounding
+    pd.testing.assert_frame_equal(merged["steps"], single["steps"], rtol=1e-4, atol=1e-6)
+    assert merged["config"] == single["config"]
+    assert open_run(tmp_path / "merged").config["shard"] is None
+
+
+@pytest.mark.parametrize("which, message", [
+    (lambda s: [s[0]], "merge needs shards 0..N-1 of one N"),
+    (lambda s: [s[0], s[0]], "given twice"),
+])
+def test_merge_refuses_an_incomplete_set_of_shards(loaded_qwen2, tmp_path, capsys, which,
+                                                   message):
+    shards = [tmp_path / "s0", tmp_path / "s1"]
+    _entropy(loaded_qwen2, shards[0], shard="0/2")
+    code = main(["merge", *map(str, which(shards)), "--out", str(tmp_path / "m")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_number_of_trajectories(tiny_qwen2, tmp_path):
+    """Peak RSS of a 2,000-trajectory run within 1.5x of a 200-trajectory one: the same 2
+    prompts (so the same batch shapes) with 500 against 50 samples per condition, two new
+    tokens each (cheap, and still a part file per batch), each run in a subprocess; a
+    long-context copy of the tiny model so every prompt fits."""
+    import json
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_qwen2, model)
+    config = json.loads((model / "config.json").read_text())
+    config["max_position_embeddings"] = 1024
+    (model / "config.json").write_text(json.dumps(config))
+    script = ("import resource, sys; from rsp_probe.cli import main; code = main(sys.argv[1:]);"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
+              "sys.exit(code)")
+    peaks = {}
+    for samples in (50, 500):  # x 2 prompts x 2 conditions (k0, k4)
+        argv = ["entropy", "--model", str(model), "--n-prompts", "2", "--samples",
+                str(samples), "--rsp-tokens", "4", "--max-new-tokens", "2", "--batch-size",
+                "32", "--quiet", "--out", str(tmp_path / f"run{samples}")]
+        done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True,
+                              text=True, timeout=600, check=False,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert done.returncode == 0, done.stderr
+        peaks[samples * 4] = int(done.stderr.strip().splitlines()[-1])
+        assert len(open_run(tmp_path / f"run{samples}").trajectories) == samples * 4
+    print("peak RSS (KiB) by trajectories:", peaks)
+    assert peaks[2000] <= 1.5 * peaks[200], peaks

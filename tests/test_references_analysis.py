@@ -1,0 +1,290 @@
+"""Analyses and figure data on synthetic runs written by the test, so each reported number is
+known in advance: dilution fits recover the law's delta with the right n, the entropy and
+Pass@N figures plot the means and pass@k values the runs were built to have, and the
+per-prompt bootstrap weighs prompts equally."""
+
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+import pytest
+from synthetic_runs import counts_run, record, write_run
+
+from rsp_probe.analysis.attention import dilution_fits
+from rsp_probe.analysis.passk import default_pairs, passk_table
+from rsp_probe.analysis.stats import bootstrap_mean, format_ci, summarise_by_step, wide_table
+from rsp_probe.runs import PASSK_FILE
+from rsp_probe.theory.dilution import dilution_mass
+
+PAPER = {"law": "gaussian", "sigma_scale": 1.0, "placement": "suffix", "fixed_draw": False}
+
+
+def _attention_run(out, n_prompt: int, k: int, deltas: dict[int, float], steps: int = 30):
+    """Three prompts of n_prompt tokens plus k RSP positions; layer l's heads carry exactly
+    the dilution-law mass with delta = deltas[l] at every step."""
+    t = np.arange(1, steps + 1)
+    mass = np.stack([dilution_mass(t, n_prompt, k, deltas[layer]) for layer in sorted(deltas)],
+                    axis=1)  # [S, L]
+    records, values = [], {}
+    for j in range(3):
+        r = record(f"k{k}", f"p{j}", 0, rsp_tokens=k)
+        r.update(prompt_token_ids=list(range(n_prompt)),
+                 rsp_positions=list(range(n_prompt, n_prompt + k)))
+        records.append(r)
+        values[r["id"]] = {"rsp_attention": np.repeat(mass[:, :, None], 2, axis=2)}  # 2 heads
+    return write_run(out, {"command": "attention", **PAPER}, records, values)
+
+
+def test_dilution_fits_recover_delta_with_n_the_prompt_length(tmp_path):
+    run = _attention_run(tmp_path / "r", n_prompt=20, k=4, deltas={0: 1.5, 1: 3.0})
+    fits = dilution_fits(run)["k4"]
+    assert fits["k"] == 4 and fits["n"] == 20.0  # n excludes the RSP positions
+    for layer, delta in (("0", 1.5), ("1", 3.0)):
+        entry = fits["layers"][layer]
+        dilution = next(f for f in entry["fits"] if f["model"] == "dilution")
+        assert dilution["params"]["delta"] == pytest.approx(delta, abs=1e-4)
+        assert dilution["fixed"] == {"n": 20.0, "k": 4.0}
+        assert dilution["r2"] == pytest.approx(1.0, abs=1e-9)
+        assert entry["best"] == "dilution"
+        assert entry["steps"] == list(range(1, 31))
+
+
+def test_summarise_by_step_averages_prompts_first(tmp_path):
+    # prompt p0 has 3 trajectories at value 1, p1 one trajectory at value 0: the prompt-level
+    # mean is 0.5 (a trajectory-level mean would say 0.75)
+    frame_rows = [{"prompt_id": "p0", "condition": "c", "probe": "entropy", "step": 1,
+                   "value": 1.0}] * 3 + [{"prompt_id": "p1", "condition": "c",
+                                          "probe": "entropy", "step": 1, "value": 0.0}]
+    import pandas as pd
+
+    summary = summarise_by_step(pd.DataFrame(frame_rows), steps=(1,))
+    row = summary.iloc[0]
+    assert row["mean"] == 0.5 and row["n_prompts"] == 2
+    assert (row["ci_low"], row["ci_high"]) == (0.0, 1.0)
+
+
+def test_bootstrap_mean_matches_a_direct_percentile_bootstrap():
+    from scipy import stats
+
+    values = np.random.default_rng(3).exponential(size=50)
+    mean, lo, hi = bootstrap_mean(np.append(values, np.nan), n_boot=10_000, ci=0.8)
+    ref = stats.bootstrap((values,), np.mean, n_resamples=10_000, confidence_level=0.8,
+                          method="percentile", random_state=np.random.default_rng(1))
+    tolerance = 0.15 * values.std() / np.sqrt(values.size)
+    assert mean == pytest.approx(values.mean())  # the nan is dropped
+    assert (lo, hi) == pytest.approx(tuple(ref.confidence_interval), abs=tolerance)
+    assert all(np.isnan(bootstrap_mean([np.nan])))
+
+
+def _entropy_run(out):
+    """k0 and k4 on three prompts, two samples each; entropy = base + step / 10 with base
+    0.1 * prompt index for k0 and 1 + 0.1 * prompt index for k4, sample 1 adding 0.2."""
+    records, values = [], {}
+    for k in (0, 4):
+        for j in range(3):
+            for sample in range(2):
+                r = record(f"k{k}", f"p{j}", sample, rsp_tokens=k)
+                records.append(r)
+                base = (1.0 if k else 0.0) + 0.1 * j + 0.2 * sample
+                values[r["id"]] = {"entropy": base + np.arange(1, 6) / 10}
+    return write_run(out, {"command": "entropy", **PAPER}, records, values)
+
+
+def test_entropy_figure_plots_the_known_means(tmp_path):
+    from rsp_probe.figures import entropy
+
+    df = entropy.data([_entropy_run(tmp_path / "r")])
+    assert sorted(df["condition"].unique()) == ["k0", "k4"]
+    for row in df.itertuples():
+        expected = (1.0 if row.k == 4 else 0.0) + 0.1 + 0.1 + row.x / 10  # mean j 0.1, sample 0.1
+        assert row.y == pytest.approx(expected, abs=1e-6)
+        assert row.ci_low <= row.y <= row.ci_high and row.n_prompts == 3
+        assert row.label == f"k={row.k} (n=3 prompts)"
+    assert sorted(df["x"].unique()) == [1, 2, 3, 4, 5]
+
+
+def test_passk_figure_plots_the_known_pass_at_k(tmp_path):
+    from rsp_probe.figures import passk
+
+    counts = {"temp": [0, 1, 4, 2], "rsp+temp": [1, 1, 3, 2]}
+    staged = counts_run(tmp_path / "counts", counts, {"temp": 4, "rsp+temp": 4})
+    run = counts_run(tmp_path / "r", counts, {"temp": 4, "rsp+temp": 4},
+                     config={"conditions": ["rsp+temp", "temp"]},
+                     tables={PASSK_FILE: passk_table(staged, ks=(1, 2, 4))})
+    df = passk.data([run])
+    assert df["condition"].tolist()[:3] == ["rsp+temp"] * 3  # the command's order
+    for row in df.itertuples():
+        expected = np.mean([1 - comb(4 - c, row.x) / comb(4, row.x)
+                            for c in counts[row.condition]])
+        assert row.y == pytest.approx(expected)
+        assert row.n_prompts == 4 and row.n == 4
+        assert row.ci_low <= row.y <= row.ci_high
+
+
+def test_default_pairs_match_each_rsp_condition_to_its_counterpart():
+    conditions = ["temp", "rsp+temp", "greedy", "greedy+rsp", "rsp+top_p", "k4"]
+    assert default_pairs(conditions) == [("rsp+temp", "temp"), ("greedy+rsp", "greedy")]
+    assert default_pairs(["temp+rsp", "temp"]) == [("temp+rsp", "temp")]
+    assert default_pairs(["rsp"]) == []
+
+
+def test_summary_tables_print_the_numbers_they_are_given():
+    import pandas as pd
+
+    assert format_ci(0.12345, 0.1, 0.2) == "0.123 [0.100, 0.200]"
+    assert format_ci(1.5, 1.25, 1.75, digits=1) == "1.5 [1.2, 1.8]"
+    assert format_ci(np.nan, np.nan, np.nan) == "-"
+    summary = pd.DataFrame({"condition": ["k0", "k0", "k4"], "step": [1, 2, 1],
+                            "mean": [0.5, 0.25, 1.0], "ci_low": [0.4, 0.2, 0.9],
+                            "ci_high": [0.6, 0.3, 1.1]})
+    lines = wide_table(summary, digits=2).splitlines()
+    assert lines[0].split() == ["step", "1", "step", "2"]
+    assert lines[1].split() == ["condition"]
+    assert lines[2].split() == ["k0", "0.50", "[0.40,", "0.60]", "0.25", "[0.20,", "0.30]"]
+    assert lines[3].split() == ["k4", "1.00", "[0.90,", "1.10]", "-"]
+    assert wide_table(summary.iloc[:0]) == "(no data)"
+    by_probe = wide_table(summary.rename(columns={"condition": "probe"}), row="probe",
+                          column="step")
+    assert by_probe.splitlines()[0].split() == ["step", "1", "step", "2"]
+
+
+def test_reported_intervals_are_reproducible_with_the_default_seed():
+    from rsp_probe.analysis.pass_at_k import bootstrap_pass_at_k, paired_difference
+
+    counts = [0, 3, 1, 4, 2, 2, 0, 4]
+    others = [1, 3, 0, 4, 4, 2, 1, 3]
+    assert bootstrap_pass_at_k(counts, 4, 2) == bootstrap_pass_at_k(counts, 4, 2)
+    assert paired_difference(counts, others, 4, 4, 1) == paired_difference(counts, others,
+                                                                            4, 4, 1)
+    values = np.random.default_rng(0).random(12)
+    assert bootstrap_mean(values) == bootstrap_mean(values)
+    import pandas as pd
+
+    frame = pd.DataFrame({"prompt_id": [f"p{i}" for i in range(12)], "condition": "c",
+                          "probe": "entropy", "step": 1, "value": values})
+    pd.testing.assert_frame_equal(summarise_by_step(frame), summarise_by_step(frame))
+
+
+def test_bootstrap_mean_of_one_value_is_that_value():
+    assert bootstrap_mean([2.0]) == (2.0, 2.0, 2.0)
+    assert all(np.isnan(bootstrap_mean([])))
+
+
+def test_passk_tables_keep_the_run_order_and_skip_only_impossible_k(tmp_path):
+    # temp has 4 samples, rsp+temp only 2: k=4 exists for temp alone; ks are not sorted
+    counts = {"temp": [1, 2, 4], "rsp+temp": [1, 0, 2]}
+    run = counts_run(tmp_path / "r", counts, {"temp": 4, "rsp+temp": 2})
+    table = passk_table(run, ks=(1, 4, 2))
+    assert list(zip(table["condition"], table["k"])) == [  # conditions by name
+        ("rsp+temp", 1), ("rsp+temp", 2), ("temp", 1), ("temp", 4), ("temp", 2)]
+    assert table.iloc[1]["pass_at_k"] == pytest.approx(np.mean([1, 0, 1]))
+    from rsp_probe.analysis.passk import paired_table
+
+    pairs = [("missing", "temp"), ("rsp+temp", "missing"), ("rsp+temp", "temp")]
+    paired = paired_table(run, ks=(4, 1, 2), pairs=pairs)
+    assert list(zip(paired["a"], paired["k"])) == [("rsp+temp", 1), ("rsp+temp", 2)]
+    assert paired.iloc[0]["difference"] == pytest.approx(np.mean([0.5 - 0.25, 0 - 0.5, 1 - 1]))
+
+
+# -- the dilution-law fits at their edges -------------------------------------------------------
+
+def test_fits_need_only_one_point_more_than_their_parameters():
+    from rsp_probe.theory.fit import fit_dilution, fit_exponential, fit_power_law, fit_sink
+
+    t = np.arange(1.0, 6.0)
+    m = dilution_mass(t, 10, 4, 0.5)
+    assert fit_dilution(t[:2], m[:2], 10, 4).n_points == 2
+    assert fit_sink(t[:3], m[:3], 10).n_points == 3
+    assert fit_power_law(t[:3], m[:3], 10).n_points == 3
+    assert fit_exponential(t[:4], m[:4]).n_points == 4
+
+
+def test_dilution_fit_recovers_a_negative_delta():
+    from rsp_probe.theory.fit import fit_dilution
+
+    t = np.arange(1.0, 41.0)
+    fit = fit_dilution(t, dilution_mass(t, 30, 2, -2.0), 30, 2)
+    assert fit.params["delta"] == pytest.approx(-2.0, abs=1e-5)
+
+
+def test_sink_fit_survives_saturated_masses():
+    from rsp_probe.theory.fit import fit_sink
+
+    t = np.arange(1.0, 7.0)
+    fit = fit_sink(t, np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.5]), 5)  # one inner point: no line
+    assert np.isfinite(fit.aic) and fit.params["A"] > 0 and fit.params["S"] > 0
+
+
+def test_exponential_fit_keeps_every_parameter_non_negative():
+    from rsp_probe.theory.fit import fit_exponential
+
+    # fast decay to exactly zero: an unconstrained fit would put the floor b below zero
+    t = np.arange(1.0, 31.0)
+    m = np.clip(0.4 * np.exp(-0.15 * (t - 1)) - 0.03, 0.0, None)
+    fit = fit_exponential(t, m)
+    assert all(value >= 0 for value in fit.params.values())
+    assert fit.params["b"] == pytest.approx(0.0, abs=1e-9)
+
+
+def _noisy(curve, t, seed=0):
+    return np.clip(curve + np.random.default_rng(seed).normal(0, 0.004, t.size), 1e-4, 1.0)
+
+
+@pytest.mark.parametrize("model", ["dilution", "sink", "power_law", "exponential"])
+def test_fit_params_errors_r2_and_aic_match_scipy_curve_fit(model):
+    """Against scipy.optimize.curve_fit on natural parameters: its pcov is s^2 (J^T J)^-1
+    with s^2 = RSS / (N - p), which the delta method reproduces from log-space fits."""
+    from scipy.optimize import curve_fit
+
+    from rsp_probe.theory import dilution as law
+    from rsp_probe.theory import fit as fits
+
+    t, n, k = np.arange(1.0, 41.0), 20.0, 4.0
+    setups = {  # model: (our fit, reference curve, truth, lower bounds)
+        "dilution": (lambda m: fits.fit_dilution(t, m, n, k),
+                     lambda t, delta: law.dilution_mass(t, n, k, delta), [1.0], -np.inf),
+        "sink": (lambda m: fits.fit_sink(t, m, n),
+                 lambda t, A, S: law.sink_mass(t, n, A, S), [8.0, 5.0], 0.0),
+        "power_law": (lambda m: fits.fit_power_law(t, m, n),
+                      lambda t, a, alpha: law.power_law(t, n, a, alpha), [3.0, 1.2], -np.inf),
+        "exponential": (lambda m: fits.fit_exponential(t, m),
+                        lambda t, a, lam, b: law.exponential(t, a, lam, b), [0.3, 0.2, 0.02],
+                        0.0),
+    }
+    ours, curve, truth, lower = setups[model]
+    m = _noisy(curve(t, *truth), t)
+    fit = ours(m)
+    params, cov = curve_fit(curve, t, m, p0=truth, bounds=(lower, np.inf), method="trf")
+    names = list(fit.params)
+    np.testing.assert_allclose([fit.params[p] for p in names], params, rtol=1e-4)
+    np.testing.assert_allclose([fit.stderr[p] for p in names], np.sqrt(np.diag(cov)), rtol=1e-2)
+    rss = float(((curve(t, *params) - m) ** 2).sum())
+    assert fit.r2 == pytest.approx(1 - rss / ((m - m.mean()) ** 2).sum(), rel=1e-6)
+    assert fit.aic == pytest.approx(t.size * np.log(rss / t.size) + 2 * len(names), rel=1e-6)
+    assert fit.n_points == t.size and 0.5 < fit.r2 < 1.0
+
+
+def test_curves_and_fits_refuse_nan_inputs():
+    from rsp_probe.theory import dilution as law
+    from rsp_probe.theory.fit import fit_dilution
+
+    nan = float("nan")
+    calls = [lambda: law.dilution_mass([1.0, nan], 10, 4, 0.0),
+             lambda: law.dilution_mass(1.0, nan, 4, 0.0),
+             lambda: law.dilution_mass(1.0, 10, nan, 0.0),
+             lambda: law.sink_mass(1.0, 10, 2.0, nan),
+             lambda: law.exponential([nan], 0.5, 0.1),
+             lambda: law.exponential([0.5], 0.5, 0.1),
+             lambda: law.exponential([1.0], 0.5, -0.1),
+             lambda: law.exponential([1.0], 0.5, 0.1, -0.1),
+             lambda: fit_dilution([1.0, 2.0, 3.0], [0.5, nan, 0.2], 10, 4),
+             lambda: fit_dilution([1.0, 2.0, 3.0], [0.5, 0.3, -0.2], 10, 4)]
+    for call in calls:
+        with pytest.raises(ValueError):
+            call()
+    assert law.exponential(1.0, 0.5, 0.1) == pytest.approx(0.5)  # the floor b defaults to 0
+    t = np.arange(1.0, 4.0)
+    assert law.exponential(t, 0.5, 0.1, 0.2) == pytest.approx(0.2 + 0.5 * np.exp(-0.1 * (t - 1)))
+    fit = fit_dilution(t, [1.0, 1.0, 0.5], 10, 4)  # a mass of exactly 1 is allowed
+    assert fit.n_points == 3
