@@ -23,7 +23,8 @@ _EXPORTS = {
     "describe": "rsp_probe.analysis.summaries",
 }
 
-_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk")  # = BUILTIN
+_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knockout",
+                "dose")  # = BUILTIN
 __all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 

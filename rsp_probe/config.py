@@ -15,7 +15,7 @@ from rsp_probe.errors import UsageError
 
 SCHEMA_VERSION = 1
 
-LAWS = ("gaussian", "per-dim", "tokens")
+LAWS = ("gaussian", "per-dim", "tokens", "mean", "pc-in", "pc-out", "positions-only", "neftune")
 PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -58,7 +58,8 @@ class DataConfig:
 class RSPConfig:
     rsp_tokens: tuple[int, ...] = _opt((4,), "k, the number of RSP vectors; a list compares "
                                        "several")
-    law: str = _opt("gaussian", "gaussian (scalar mu, sigma^2), per-dim, or tokens (control)",
+    law: str = _opt("gaussian", "gaussian (scalar mu, sigma^2), per-dim, or a control: tokens, "
+                    "mean, pc-in, pc-out, positions-only, neftune (rsp_probe/controls.py)",
                     choices=LAWS)
     sigma_scale: float = _opt(1.0, "multiplier on the fitted sigma (ablation)")
     placement: str = _opt("suffix", "suffix: after the question, before the answer cue; "

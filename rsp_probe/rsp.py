@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from rsp_probe.controls import (
+    CONTROL_LAWS,
+    NEFTUNE_ALPHA,
+    norm_matched_direction,
+    principal_basis,
+)
 from rsp_probe.errors import UsageError
 from rsp_probe.tasks.prompts import EncodedPrompt
 
@@ -32,13 +38,19 @@ class RSPLaw:
     d_model: int
     token_pool: torch.Tensor | None = None  # real token ids the "tokens" control draws from
     table: torch.Tensor | None = None  # the embedding table, for the "tokens" control
+    basis: torch.Tensor | None = None  # [d_model, P] top principal components (pc controls)
+    alpha: float = 0.0  # NEFTune's alpha (neftune control)
 
     def describe(self) -> dict:
         """JSON-ready summary for config.json and notebooks."""
         summary = {"law": self.kind, "d_model": self.d_model}
         if self.kind == "tokens":
             summary["token_pool_size"] = int(self.token_pool.numel())
-        else:
+        elif self.kind == "neftune":
+            summary["alpha"] = self.alpha
+        elif self.basis is not None:
+            summary["principal_components"] = int(self.basis.shape[1])
+        if self.kind != "tokens":
             summary["mu"] = float(self.mean.mean())
             summary["sigma"] = float(self.std)
         return summary
@@ -66,9 +78,21 @@ def fit_law(table: torch.Tensor, kind: str = "gaussian", sigma_scale: float = 1.
         mean = column_mean.mean()
         std = (column_sq.mean() - mean**2).clamp(min=0).sqrt()
         return RSPLaw(kind, mean, std, d_model, token_pool=pool, table=table)
+    elif kind in CONTROL_LAWS:
+        return _control_law(table, kind, column_mean, column_sq, sigma_scale)
     else:
-        raise UsageError(f"unknown --law {kind!r}; expected gaussian, per-dim or tokens")
+        raise UsageError(f"unknown --law {kind!r}; expected gaussian, per-dim, tokens or one "
+                         f"of the controls {', '.join(CONTROL_LAWS)}")
     return RSPLaw(kind, mean, std * sigma_scale, d_model)
+
+
+def _control_law(table, kind: str, column_mean, column_sq, sigma_scale: float) -> RSPLaw:
+    """The Gaussian law's moments plus what the control needs (rsp_probe.controls)."""
+    mean = column_mean.mean()
+    std = (column_sq.mean() - mean**2).clamp(min=0).sqrt() * sigma_scale
+    basis = principal_basis(table) if kind in ("pc-in", "pc-out") else None
+    return RSPLaw(kind, mean, std, table.shape[1], basis=basis,
+                  alpha=NEFTUNE_ALPHA * sigma_scale)
 
 
 def _column_moments(table: torch.Tensor, rows_per_chunk: int = 8192):
@@ -90,8 +114,15 @@ def draw_rsp(law: RSPLaw, k: int, seed: int) -> torch.Tensor:
     if law.kind == "tokens":
         picks = torch.randint(0, law.token_pool.numel(), (k,), generator=generator)
         return law.table[law.token_pool[picks].to(law.table.device)].float().cpu()
+    if law.kind == "mean":
+        return law.mean.expand(k, law.d_model).float().clone()
+    if law.kind == "neftune":
+        raise ValueError("the neftune control has no slots; use controls.prompt_noise")
     noise = torch.randn(k, law.d_model, generator=generator, dtype=torch.float64)
-    return (law.mean + law.std * noise).float()
+    gaussian = (law.mean + law.std * noise).float()
+    if law.kind in ("pc-in", "pc-out"):
+        return norm_matched_direction(law.basis, law.kind == "pc-in", gaussian, generator)
+    return gaussian
 
 
 def trajectory_draw_seed(run_seed: int, prompt_id: str, sample: int, fixed: bool) -> int:

@@ -54,6 +54,9 @@ KILL_ONCE_ENV = "RSP_PROBE_KILL_ONCE"  # tests: ... only if this marker file can
 DILUTION_FILE = "dilution_fit.json"
 BRANCHING_FILE = "branching.parquet"
 PASSK_FILE = "passk.parquet"
+KNOCKOUT_FILE = "knockout.parquet"
+DOSE_FILE = "dose.parquet"
+SCORE_SHIFT_FILE = "score_shift.parquet"
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

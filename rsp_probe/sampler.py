@@ -8,14 +8,15 @@ value per (trajectory, step[, layer, head]) through the backend's sites.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
 from rsp_probe.backends.base import Backend
-from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, build_probes
+from rsp_probe.key_groups import input_key_groups
+from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, StepProbe, build_probes
 from rsp_probe.rsp import build_inputs_embeds
 
 
@@ -30,6 +31,9 @@ class Job:
     temperature: float
     top_p: float
     seed: int  # of this trajectory's sampling generator
+    n_cue: int = 0  # template tokens after the question (the cue key group)
+    rsp_in_positions: bool = True  # False: RSP slots do not advance the position ids
+    rsp_added: bool = False  # rsp [T, d] is added to every input embedding (no slots)
 
 
 @dataclass
@@ -44,8 +48,11 @@ class Trajectory:
 def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
              stop_strings: tuple[str, ...] = (), batch_size: int = 32,
              probes: Sequence[str] = DEFAULT_PROBES, progress=None, on_batch=None,
-             prepare_batch=None, skip_batches=frozenset()) -> list[Trajectory]:
-    """Generate every job; results come back in the order of `jobs`.
+             prepare_batch=None, skip_batches=frozenset(),
+             interventions: Sequence[Callable[[BatchContext], StepProbe]] = ()
+             ) -> list[Trajectory]:
+    """Generate every job; results come back in the order of `jobs`. `interventions` are
+    per-batch factories of probes whose taps replace site values (rsp_probe.interventions).
 
     Rows are batched by input length (less padding); a row's result never depends on
     which rows share its batch beyond float rounding of the padded forward pass.
@@ -66,7 +73,7 @@ def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
         if prepare_batch is not None:
             chunk_jobs = prepare_batch(number, chunk, chunk_jobs)
         batch = _generate_batch(model, chunk_jobs, max_new_tokens,
-                                stop_strings, probes, progress)
+                                stop_strings, probes, progress, interventions)
         if on_batch is not None:
             on_batch(number, chunk, batch)
         else:
@@ -80,25 +87,35 @@ def _left_pad(model: Backend, jobs: list[Job]):
     embeds = torch.zeros(len(jobs), width, table.shape[1], dtype=table.dtype, device=model.device)
     mask = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
     rsp_keys = torch.zeros(len(jobs), width, device=model.device)
+    groups = torch.full((len(jobs), width), -1, dtype=torch.long, device=model.device)
+    counted = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
     for row, job in enumerate(jobs):
         pad = width - len(job.input_ids)
         embeds[row, pad:] = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
+        if job.rsp_added:  # prompt noise (the neftune control), not slots
+            embeds[row, pad:] += job.rsp.to(table.device, table.dtype)
         mask[row, pad:] = 1
         rsp_keys[row, [pad + p for p in job.rsp_positions]] = 1.0
-    positions = (mask.cumsum(dim=-1) - 1).clamp(min=0)
-    return embeds, mask, positions, rsp_keys
+        groups[row, pad:] = torch.tensor(
+            input_key_groups(len(job.input_ids), job.rsp_positions, job.n_cue))
+        counted[row] = mask[row]
+        if not job.rsp_in_positions:
+            counted[row, [pad + p for p in job.rsp_positions]] = 0
+    positions = (counted.cumsum(dim=-1) - 1).clamp(min=0)
+    return embeds, mask, positions, rsp_keys, groups
 
 
 def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
-                    stop_strings: tuple[str, ...], probe_names: Sequence[str], progress):
+                    stop_strings: tuple[str, ...], probe_names: Sequence[str], progress,
+                    interventions=()):
     info = model.info
-    embeds, mask, positions, rsp_keys = _left_pad(model, jobs)
+    embeds, mask, positions, rsp_keys, groups = _left_pad(model, jobs)
     budgets = [min(max_new_tokens, info.n_ctx - len(job.input_ids)) for job in jobs]
     steps_left = max(budgets)  # each row stops at its own budget, not the longest row's
     chooser = _TokenChooser(jobs, model.device)
     context = BatchContext(len(jobs), steps_left, info.n_layers, info.n_heads, model.device,
-                           rsp_keys, chooser.temperature)
-    probes = build_probes(probe_names, context)
+                           rsp_keys, chooser.temperature, groups)
+    probes = build_probes(probe_names, context) + [make(context) for make in interventions]
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
     with model.tapped([tap for probe in probes for tap in probe.taps()]):
         cache, tokens = None, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -95,7 +96,32 @@ def test_attention_writes_dilution_fits_and_show_reprints(loaded_qwen2, tmp_path
     assert set(fits["k2"]["layers"]) == {"-1", "0", "1"}
     assert set(summary["layer"]) == {-1, 0, 1}
     assert main(["show", str(run.path)]) == 0
-    assert capsys.readouterr().out.strip() == describe(open_run(run.path)).strip()
+    shown = capsys.readouterr().out
+    assert shown.strip() == describe(open_run(run.path)).strip()
+    assert "dilution share" in shown
+    _check_budget(run)
+
+
+def _check_budget(run):
+    """The five groups sum to 1 per (trajectory, step, layer, head); budget_rsp is the
+    rsp_attention probe; each cell's split matches theory.logit_decomposition."""
+    from rsp_probe.analysis.budget import budget_frame
+    from rsp_probe.theory.budget import logit_decomposition
+
+    frame = budget_frame(run)
+    np.testing.assert_allclose(frame[["rsp", "bos", "prompt", "cue", "generated"]].sum(axis=1),
+                               1.0, atol=1e-5)
+    assert (frame["cue"] > 0).any() and (frame["generated"] > 0).any()
+    mass = run.steps[run.steps["probe"] == "rsp_attention"].set_index(
+        ["trajectory", "step", "layer", "head"])["value"]
+    keys = pd.MultiIndex.from_frame(frame[["trajectory", "step", "layer", "head"]])
+    np.testing.assert_allclose(frame["rsp"].to_numpy(), mass.loc[keys].to_numpy(), atol=1e-7)
+    cell = frame[(frame["layer"] == 1) & (frame["head"] == 0)]
+    cell = cell[cell["trajectory"] == cell["trajectory"].iloc[0]]
+    parts = logit_decomposition(cell["rsp"].to_numpy(float), int(cell["k"].iloc[0]),
+                                int(cell["n"].iloc[0]), cell["step"].to_numpy())
+    for name in ("delta", "total", "dilution", "suppression"):
+        np.testing.assert_allclose(cell[name], parts[name], rtol=1e-9)
 
 
 def test_passk_table_matches_the_trajectories(loaded_qwen2, tmp_path):

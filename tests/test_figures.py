@@ -19,7 +19,8 @@ from rsp_probe.errors import UsageError
 from rsp_probe.runs import find_runs
 
 RUNS = Path(__file__).parent / "data" / "runs"
-NAMES = ("entropy", "attention", "influence", "branching", "passk", "ablations")
+NAMES = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
+         "ablations")
 
 
 def sha256(path: Path) -> str:

@@ -58,6 +58,10 @@ def test_fixed_seed_run_matches_golden(name, backend, tmp_path):
     for key, vectors in old_rsp.items():
         np.testing.assert_array_equal(new_rsp[key], vectors)
     old_steps, new_steps = _steps(golden), _steps(out)
+    # probes added since the golden runs were written are not compared here
+    new_steps = new_steps[new_steps["probe"].isin(old_steps["probe"].unique())]
+    new_steps = new_steps.reset_index(drop=True).astype({"probe": str})
+    old_steps = old_steps.astype({"probe": str})
     pd.testing.assert_frame_equal(new_steps.drop(columns="value"),
                                   old_steps.drop(columns="value"))
     np.testing.assert_allclose(new_steps["value"], old_steps["value"],

@@ -76,3 +76,89 @@ def test_dilution_law_holds_exactly_through_the_sampler(tmp_path, tokenizer_dir,
         predicted = dilution_mass(steps, n, k, delta)
         np.testing.assert_allclose(measured, np.broadcast_to(predicted[:, None, None],
                                                              measured.shape), atol=1e-6)
+
+
+# -- the attention budget -----------------------------------------------------------------
+N_CUE = 3
+
+
+def _budget_checkpoint(out, tokenizer_dir, delta: float):
+    """The constructed model with token-dependent key logits: column SPECIAL_DIM of the
+    embedding table gets random values, so each token's key logit is
+    w * x_hat[s] / sqrt(d_head) with x_hat = RMSNorm(x); the advantage delta_t then moves
+    with the generated tokens (suppression), not only the denominator (dilution)."""
+    from transformers import AutoModelForCausalLM
+
+    path = _constructed_checkpoint(out, tokenizer_dir, delta)
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    with torch.no_grad():
+        table = model.model.embed_tokens.weight
+        generator = torch.Generator().manual_seed(1)
+        table[:, SPECIAL_DIM] = 0.4 * torch.randn(table.shape[0], generator=generator)
+    model.save_pretrained(str(path))
+    return path, table.detach().double().numpy()
+
+
+def _key_logits(table: np.ndarray, ids: list[int], delta: float) -> np.ndarray:
+    """Every key's logit in float64: RSP slots (-1) carry delta, token j its own."""
+    w = delta * math.sqrt(D_HEAD / D_MODEL)
+    rows = table[[max(i, 0) for i in ids]]
+    x_hat = rows[:, SPECIAL_DIM] / np.sqrt((rows**2).mean(axis=1) + 1e-30)
+    logits = w * x_hat / math.sqrt(D_HEAD)
+    return np.where(np.asarray(ids) < 0, delta, logits)
+
+
+def _closed_form_budget(table, input_ids, generated, delta, rsp_positions):
+    """Per step [S, 5]: the five group masses from the key logits, and delta_t exactly
+    as LME_R - LME_O."""
+    from rsp_probe.key_groups import input_key_groups
+
+    codes = input_key_groups(len(input_ids), rsp_positions, N_CUE)
+    masses, deltas = [], []
+    for t in range(1, len(generated) + 1):
+        logits = _key_logits(table, input_ids + generated[:t - 1], delta)
+        group = np.array(codes + [4] * (t - 1))
+        weights = np.exp(logits) / np.exp(logits).sum()
+        masses.append([weights[group == g].sum() for g in range(5)])
+        lme = [np.log(np.exp(logits[mask]).mean()) for mask in (group == 0, group != 0)]
+        deltas.append(lme[0] - lme[1])
+    return np.array(masses), np.array(deltas)
+
+
+@pytest.mark.parametrize("delta", [-1.0, 2.0])
+def test_attention_budget_holds_exactly_through_the_sampler(tmp_path, tokenizer_dir, delta):
+    from rsp_probe.probes.names import ATTENTION_PROBE, BUDGET_PROBES
+    from rsp_probe.theory.budget import logit_decomposition
+
+    path, table = _budget_checkpoint(tmp_path / "m", tokenizer_dir, delta)
+    model = load_model(str(path))
+    rsp_vector = torch.zeros(D_MODEL)
+    rsp_vector[SPECIAL_DIM] = 1.0
+    jobs = []
+    for n, k in ((6, 1), (12, 4), (20, 2)):  # suffix RSP: BOS, question, RSP, cue
+        question = list(range(7, 7 + n - 1 - N_CUE))
+        ids = [model.tokenizer.bos_token_id] + question + [-1] * k + list(range(40, 40 + N_CUE))
+        positions = list(range(len(question) + 1, len(question) + 1 + k))
+        jobs.append(Job(f"{n}-{k}", ids, positions, rsp_vector.repeat(k, 1), 1.0, 1.0,
+                        seed=n + k, n_cue=N_CUE))
+    probes = ("rsp_attention", "attention_budget")
+    trajectories = generate(model, jobs, max_new_tokens=20, batch_size=3, probes=probes)
+    for job, trajectory in zip(jobs, trajectories):
+        generated = trajectory.generated_token_ids
+        assert len(generated) >= 5
+        expected, delta_t = _closed_form_budget(table, job.input_ids, generated, delta,
+                                                job.rsp_positions)
+        budget = np.stack([trajectory.steps[name] for name in BUDGET_PROBES], axis=-1)
+        np.testing.assert_allclose(budget, np.broadcast_to(expected[:, None, None],
+                                                           budget.shape), atol=1e-6)
+        np.testing.assert_allclose(budget.sum(axis=-1), 1.0, atol=1e-6)  # a partition
+        np.testing.assert_array_equal(budget[..., 0], trajectory.steps[ATTENTION_PROBE])
+        k = len(job.rsp_positions)
+        n = len(job.input_ids) - k
+        steps = np.arange(1, len(generated) + 1)
+        parts = logit_decomposition(budget[:, 0, 0, 0].astype(float), k, n, steps)
+        np.testing.assert_allclose(parts["delta"], delta_t, atol=1e-6)
+        expected_share = -np.log((n + steps[1:] - 1) / n) / (delta_t[1:] - delta_t[0]
+                                                             - np.log((n + steps[1:] - 1) / n))
+        measured_share = parts["dilution"][1:] / parts["total"][1:]
+        np.testing.assert_allclose(measured_share, expected_share, atol=1e-6)

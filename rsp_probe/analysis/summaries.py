@@ -109,8 +109,23 @@ def describe_attention(run: Run, full: bool = False) -> str:
         lines += ["", f"## {condition}: mass on the RSP, averaged over heads, by layer "
                   "(layer -1 = all layers), 95% CI over prompts",
                   wide_table(shown(rows, full), row="layer")]
-    lines += _fit_lines(run)
+    lines += _fit_lines(run) + _budget_lines(run)
     return "\n".join(lines)
+
+
+def _budget_lines(run: Run) -> list[str]:
+    from rsp_probe.analysis.budget import dilution_shares, has_budget
+
+    if not has_budget(run):
+        return []
+    lines = ["", "## the fall of logit(m) since step 1: dilution (more keys) vs suppression "
+             "(a falling advantage delta_t); mean over heads and trajectories, layer -1 = all"]
+    for r in dilution_shares(run).itertuples():
+        lines.append(f"{r.condition:>6} layer {r.layer:>2} step {r.step:>3}: change "
+                     f"{r.change:+.3f} = dilution {r.dilution:+.3f} + suppression "
+                     f"{r.suppression:+.3f}; dilution share {r.dilution_share:.2f}; of the "
+                     f"pooled mass's change {r.pooled_change:+.3f}: {r.pooled_dilution_share:.2f}")
+    return lines
 
 
 def _fit_lines(run: Run) -> list[str]:
@@ -210,3 +225,65 @@ def describe(run: Run, full: bool = False) -> str:
     return experiment.describe_run(run, full=full)
 
 
+def _compared_header(run: Run, what: str) -> list[str]:
+    return [_header(run) + f"  T={run.config['temperature']}  n={run.config['samples']}", "",
+            what]
+
+
+def _compared_cells(row: dict, table: pd.DataFrame, width: int) -> list[str]:
+    """Condition, accuracy with its CI, pass@k and the teacher-forced KL at steps 1..3."""
+    passk = [c for c in table.columns if c.startswith("pass@") and c[5:].isdigit()]
+    return [f"{row['condition']:>{width}}", f"acc {row['accuracy']:.3f} "
+            f"[{row['accuracy_lo']:.3f}, {row['accuracy_hi']:.3f}]",
+            *(f"{c} {row[c]:.3f}" for c in passk),
+            f"KL t1-3 {row['kl_step1']:.3g}/{row['kl_step2']:.3g}/{row['kl_step3']:.3g}"]
+
+
+def describe_knockout(run: Run, full: bool = False) -> str:
+    from rsp_probe.runs import KNOCKOUT_FILE
+
+    table = run.table(KNOCKOUT_FILE)
+    lines = _compared_header(
+        run, "## each knockout against the full-RSP run and the baseline (same prompts, draws, "
+        "seeds); accuracy with 95% CI over prompts; KL(p_full || p_knocked) teacher-forced "
+        "along the full run; first divergence = mean step among diverged trajectories")
+    paths = table["kind"] == "path"
+    for r in table[~paths].to_dict("records"):
+        lines.append("  ".join([
+            *_compared_cells(r, table, 12), f"KL mean {r['kl_mean']:.3g}",
+            f"distinct/prompt {r['distinct_per_prompt']:.2f}",
+            f"same as full {r['same_as_full']:.2f} (1st div {r['first_divergence_full']:.1f})",
+            f"same as base {r['same_as_baseline']:.2f}"]))
+    if paths.any():
+        lines += ["", "## one path of the RSP kept, teacher-forced along the full run: "
+                  "KL(p_full || p_path); direct-only = only the newest query reads the RSP, "
+                  "indirect-only = only earlier positions do"]
+        for r in table[paths].to_dict("records"):
+            lines.append(f"{r['condition']:>14}  KL t1-3 {r['kl_step1']:.3g}/"
+                         f"{r['kl_step2']:.3g}/{r['kl_step3']:.3g}  KL mean {r['kl_mean']:.3g}")
+    return "\n".join(lines)
+
+
+def describe_dose(run: Run, full: bool = False) -> str:
+    from rsp_probe.analysis.stats import bootstrap_mean
+    from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE
+
+    table = run.table(DOSE_FILE)
+    lines = _compared_header(
+        run, "## per dose against the baseline k0 (same prompts and seeds): accuracy with 95% "
+        "CI over prompts; KL(p_dose || p_base) teacher-forced along the baseline; first "
+        "divergence from the baseline twin (quartiles)")
+    for r in table.to_dict("records"):
+        lines.append("  ".join([
+            *_compared_cells(r, table, 14), f"same as base {r['same_as_k0']:.2f}",
+            "1st div p25/50/75 " + "/".join(f"{r[f'first_divergence_k0_p{q}']:.0f}"
+                                            for q in (25, 50, 75))]))
+    shifts = run.table(SCORE_SHIFT_FILE)
+    slopes = shifts.drop_duplicates(["condition", "prompt_id", "step"])
+    lines += ["", "## score-shift dose: slope of log KL(p_beta || p_blocked) on log m within "
+              "each (prompt, step) cell (theory: 2), mean and 95% CI over cells"]
+    for condition, cells in slopes.groupby("condition", sort=False):
+        mean, lo, hi = bootstrap_mean(cells["cell_slope"].to_numpy())
+        lines.append(f"{condition:>14}  slope {mean:.2f} [{lo:.2f}, {hi:.2f}]  "
+                     f"({cells['cell_slope'].notna().sum()} cells)")
+    return "\n".join(lines)

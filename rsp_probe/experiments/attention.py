@@ -1,5 +1,6 @@
-"""`rsp-probe attention`: RSP attention mass per layer and head per step, with the
-dilution-law fits written to dilution_fit.json."""
+"""`rsp-probe attention`: RSP attention mass per layer and head per step, the attention
+budget over every key group (rsp_probe.probes.budget), and the dilution-law fits written to
+dilution_fit.json."""
 
 from __future__ import annotations
 
@@ -34,8 +35,11 @@ def dilution_file(run: Run) -> dict:
 def run_attention(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.attention import layer_summary
     from rsp_probe.experiments.sampling import sample_and_write
+    from rsp_probe.probes.base import DEFAULT_PROBES
+    from rsp_probe.probes.names import BUDGET_PROBE
 
-    run = sample_and_write(spec, model, rsp_conditions(spec), derived=dilution_file)
+    run = sample_and_write(spec, model, rsp_conditions(spec), derived=dilution_file,
+                           probes=(*DEFAULT_PROBES, BUDGET_PROBE))
     return run, layer_summary(run)
 
 

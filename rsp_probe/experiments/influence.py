@@ -7,6 +7,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING
 
 from rsp_probe.config import Condition
+from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import Session
 
@@ -27,8 +28,12 @@ def rsp_conditions(spec) -> list[Condition]:
 
 def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.summaries import influence_summary
+    from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
     from rsp_probe.experiments.sampling import sample_conditions
 
+    if spec.rsp.law in BLOCKED_LAWS + SLOTLESS_LAWS:
+        raise UsageError(f"influence does not support --law {spec.rsp.law} yet (its teacher-"
+                         "forced pass has no knockout or prompt noise)")
     session = Session(spec, model)
     with session:
         base = sample_conditions(session, [BASE], samples=1)

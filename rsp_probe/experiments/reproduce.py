@@ -20,6 +20,10 @@ PLAN: tuple[tuple[str, str, dict], ...] = (
     ("branching", "branching", dict(MAIN, rsp_tokens=(4,), samples=8, temperature=1.0)),
     ("passk", "passk", dict(MAIN, n_prompts=60, rsp_tokens=(4,), samples=16, temperature=1.0,
                             k=(1, 2, 4, 8, 16))),
+    ("knockout", "knockout", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(4,),
+                                  samples=4, temperature=1.0, k=(1, 2, 4))),
+    ("dose", "dose", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(1, 2, 4, 8, 16, 32),
+                          sigma_scales=("0.5", "2"), samples=4, temperature=1.0, k=(1, 2, 4))),
     # Ablations: one factor away from the main entropy run each.
     ("ablation-sigma0.5", "entropy", dict(MAIN, rsp_tokens=(0, 4), sigma_scale=0.5)),
     ("ablation-sigma2", "entropy", dict(MAIN, rsp_tokens=(0, 4), sigma_scale=2.0)),

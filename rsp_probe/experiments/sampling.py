@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from rsp_probe.config import Condition
+from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS, prompt_noise
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.common import Session, announce
 from rsp_probe.probes.base import DEFAULT_PROBES
@@ -50,23 +51,45 @@ def build_jobs(session: Session, conditions: list[Condition], samples: int, law=
     jobs, records = [], []
     for prompt, problem in zip(encoded_prompts(session), session.problems):
         for condition in conditions:
-            ids, positions = place_rsp(prompt, condition.rsp_tokens, spec.rsp.placement)
+            slotless = law.kind in SLOTLESS_LAWS and condition.rsp_tokens > 0
+            ids, positions = place_rsp(prompt, 0 if slotless else condition.rsp_tokens,
+                                       spec.rsp.placement)
             _check_context(problem.id, len(ids), model.info.n_ctx)
             for sample in range(condition.n_samples(samples)):
                 draw_seed = trajectory_draw_seed(spec.sampling.seed, problem.id, sample,
                                                  spec.rsp.fixed_draw)
                 seed = derive_seed(spec.sampling.seed, "sample", problem.id, sample)
                 job_id = f"{condition.name}/{problem.id}/{sample}"
-                vectors = draw_rsp(law, condition.rsp_tokens, draw_seed) if draw else empty
+                vectors = (job_vectors(law, len(ids), condition.rsp_tokens, draw_seed, slotless)
+                           if draw else empty)
                 jobs.append(Job(job_id, ids, positions, vectors, condition.temperature,
-                                condition.top_p, seed))
+                                condition.top_p, seed, n_cue=len(prompt.cue),
+                                rsp_added=slotless))
                 records.append({
                     "id": job_id, "prompt_id": problem.id, "condition": condition.name,
                     "sample": sample, "seed": seed, "rsp_seed": draw_seed,
                     "rsp_tokens": condition.rsp_tokens, "temperature": condition.temperature,
                     "prompt_token_ids": prompt.token_ids, "rsp_positions": positions,
+                    "cue_tokens": len(prompt.cue),
                     "reference_answer": problem.answer})
     return jobs, records
+
+
+def job_vectors(law, n_input: int, k: int, seed: int, slotless: bool):
+    """The RSP draw [k, d], or the neftune control's prompt noise [n_input, d]."""
+    if slotless:
+        return prompt_noise(n_input, law.d_model, law.alpha, seed)
+    return draw_rsp(law, k, seed)
+
+
+def law_interventions(law: str) -> list:
+    """positions-only: the RSP keys are knocked out for every query from step 1."""
+    if law not in BLOCKED_LAWS:
+        return []
+    from rsp_probe.interventions.knockout import knockout_factory
+    from rsp_probe.interventions.spec import Knockout
+
+    return [knockout_factory(Knockout(1))]
 
 
 def _check_context(prompt_id: str, n_input: int, n_ctx: int) -> None:
@@ -84,8 +107,8 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
     bar = session.progress(len(jobs) * spec.sampling.max_new_tokens, spec.command)
     try:
         trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
-                                batch_size=spec.sampling.batch_size,
-                                probes=probes, progress=bar)
+                                batch_size=spec.sampling.batch_size, probes=probes,
+                                progress=bar, interventions=law_interventions(spec.rsp.law))
     finally:
         if bar is not None:
             bar.close()
@@ -111,8 +134,9 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
 
     def draw_batch(number, indices, batch_jobs):
         kill_point(f"batch-{number}-prefill")
-        drawn[number] = [replace(job, rsp=draw_rsp(law, len(job.rsp_positions),
-                                                   records[i]["rsp_seed"]))
+        drawn[number] = [replace(job, rsp=job_vectors(law, len(job.input_ids),
+                                                      len(job.rsp_positions),
+                                                      records[i]["rsp_seed"], job.rsp_added))
                          for i, job in zip(indices, batch_jobs)]
         return drawn[number]
 
@@ -127,7 +151,8 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
         generate(session.model, jobs, spec.sampling.max_new_tokens,
                  batch_size=spec.sampling.batch_size, probes=probes, progress=bar,
                  prepare_batch=draw_batch, on_batch=write_batch,
-                 skip_batches=frozenset(writer.resumed_batches))
+                 skip_batches=frozenset(writer.resumed_batches),
+                 interventions=law_interventions(spec.rsp.law))
     finally:
         if bar is not None:
             bar.close()

@@ -9,6 +9,11 @@ dilution_fit.json (recomputed with analysis.attention.dilution_fits when a run l
 file), and the envelope rsp_probe.theory.envelope of the average. The inset shows the
 average and its fitted law on log-log axes.
 
+Runs that recorded the attention budget get one more panel per condition: the change of
+logit(m_t) since step 1 averaged over layers, heads and trajectories, split exactly into its
+dilution part (the denominator's growth) and its suppression part (the change of the RSP
+advantage delta_t), rsp_probe.analysis.budget.budget_frame.
+
 The envelope bounds a head whose attention logits all lie in [-B, B]; runs do not store
 logits, so B is not measured. Judgement call: B is the smallest half-integer (at least 1/2)
 with 2B >= |delta| of the fitted average, i.e. B = max(ceil(|delta|) / 2, 1/2): the
@@ -24,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, head_averaged
+from rsp_probe.analysis.budget import budget_frame, has_budget
 from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.errors import UsageError
@@ -35,6 +41,7 @@ NAME = "attention"
 NEEDS = ("attention",)
 COLUMNS = ["run", "condition", "k", "panel", "layer", "series", "label", "x", "y", "ci_low",
            "ci_high", "n_prompts", "n", "delta", "B"]
+BUDGET_PANEL = " budget"  # suffix of the dilution/suppression panels' names
 MAX_LEGEND_LAYERS = 8  # more layers: a colour bar, and CI bands for the mean only
 
 
@@ -82,11 +89,30 @@ def _run_rows(run: Run) -> pd.DataFrame:
         for layer in sorted(int(key) for key in entry["layers"]):
             frames += [rows.assign(condition=condition) for rows in
                        _theory_rows(t, entry, layer)]
-    out = pd.concat(frames, ignore_index=True)
+    out = pd.concat([*frames, *_budget_rows(run)], ignore_index=True)
     return out.assign(run=run.id, k=out["condition"].map(condition_k(run)).astype(int))
 
 
+BUDGET_SERIES = {"total": "change of logit m since step 1", "dilution": "dilution part",
+                 "suppression": "suppression part"}
+
+
+def _budget_rows(run: Run) -> list[pd.DataFrame]:
+    """Mean over layers, heads and trajectories of each part, per condition and step."""
+    if not has_budget(run):
+        return []
+    frame = budget_frame(run)
+    frame = frame[np.isfinite(frame["total"])]
+    means = frame.groupby(["condition", "step"])[list(BUDGET_SERIES)].mean().reset_index()
+    counts = frame.groupby(["condition", "step"])["trajectory"].nunique().to_numpy()
+    return [pd.DataFrame({"condition": means["condition"], "layer": ALL_LAYERS,
+                          "series": series, "x": means["step"], "y": means[series],
+                          "n": counts}) for series in BUDGET_SERIES]
+
+
 def _label(row) -> str:
+    if row.series in BUDGET_SERIES:
+        return BUDGET_SERIES[row.series]
     if row.series == "observed":
         name = "all layers (mean)" if row.layer == ALL_LAYERS else f"layer {row.layer}"
         return f"{name}, n={row.n_prompts:.0f} prompts"
@@ -99,11 +125,13 @@ def _label(row) -> str:
 def data(runs: list[Run]) -> pd.DataFrame:
     out = pd.concat([_run_rows(run) for run in runs], ignore_index=True)
     prefix = style.run_prefix(out)
-    out["panel"] = [f"{prefix[r]}k={k}" for r, k in zip(out["run"], out["k"])]
+    out["panel"] = [f"{prefix[r]}k={k}" + (BUDGET_PANEL if series in BUDGET_SERIES else "")
+                    for r, k, series in zip(out["run"], out["k"], out["series"])]
     n = out.groupby(["run", "condition", "layer"])["n_prompts"].transform("max")
     out["n_prompts"] = n.astype("Int64")
     out["label"] = [_label(row) for row in out.itertuples()]
-    series_rank = {"observed": 0, "dilution_fit": 1, "envelope_low": 2, "envelope_high": 3}
+    series_rank = {"observed": 0, "dilution_fit": 1, "envelope_low": 2, "envelope_high": 3,
+                   **{series: 4 + i for i, series in enumerate(BUDGET_SERIES)}}
     out = out.assign(_s=out["series"].map(series_rank)).sort_values(
         ["run", "k", "_s", "layer", "x"], kind="stable").drop(columns="_s")
     return out[COLUMNS].reset_index(drop=True)
@@ -119,6 +147,10 @@ def make(df: pd.DataFrame):
     layers = sorted(set(df["layer"]) - {ALL_LAYERS})
     colors = dict(zip(layers, style.palette(len(layers))))
     for ax, panel in zip(axes.flat, panels):
+        if panel.endswith(BUDGET_PANEL):
+            _budget_panel(ax, df[df["panel"] == panel])
+            ax.set_title(f"where the fall of logit m comes from, {panel[:-len(BUDGET_PANEL)]}")
+            continue
         _panel(ax, df[df["panel"] == panel], colors, legend=len(layers) <= MAX_LEGEND_LAYERS)
         ax.set_title(f"RSP attention mass, {panel}")
     for ax in list(axes.flat)[len(panels):]:
@@ -153,6 +185,20 @@ def _panel(ax, rows: pd.DataFrame, colors: dict, legend: bool) -> None:
     ax.set_ylim(0, 1.7 * top)  # headroom for the inset above the curves
     style.legend_below(ax, ncol=2, fontsize=6)
     _inset(ax, rows[rows["layer"] == ALL_LAYERS])
+
+
+def _budget_panel(ax, rows: pd.DataFrame) -> None:
+    styles = {"total": ("black", "-"), "dilution": (style.ENVELOPE_COLOR, "--"),
+              "suppression": ("tab:red", ":")}
+    for series, (color, line) in styles.items():
+        curve = rows[rows["series"] == series]
+        (drawn,) = ax.plot(curve["x"], curve["y"], color=color, linestyle=line,
+                           label=curve["label"].iloc[0] if len(curve) else None)
+        drawn.set_gid(f"budget:{series}")
+    ax.axhline(0, color="grey", linewidth=0.5)
+    ax.set_xlabel("decoding step t")
+    ax.set_ylabel("logit m_t - logit m_1 (nats), mean over layers and heads")
+    style.legend_below(ax, ncol=2, fontsize=6)
 
 
 def _inset(ax, rows: pd.DataFrame) -> None:

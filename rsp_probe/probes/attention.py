@@ -5,38 +5,25 @@ from __future__ import annotations
 import torch
 
 from rsp_probe.backends.base import ATTN_KEY_MASS, Tap
-from rsp_probe.probes.base import BatchContext, BufferedProbe
+from rsp_probe.probes.base import BatchContext, PerLayerProbe
 from rsp_probe.probes.names import ATTENTION_PROBE
 
 
-class RSPAttentionProbe(BufferedProbe):
+class RSPAttentionProbe(PerLayerProbe):
     """Values [B, max_steps, n_layers, n_heads] on the model's device; a forward pass must
     deliver every layer exactly once, which `check_step` enforces. Rows without RSP keys
     report nothing."""
 
     def __init__(self, context: BatchContext):
-        super().__init__(context, (ATTENTION_PROBE,), (context.n_layers, context.n_heads))
+        super().__init__(context, (ATTENTION_PROBE,))
         self.rsp_key_mask = context.rsp_key_mask.float()
-        self.layers = tuple(range(context.n_layers))
-        self.step = 0
-        self._calls = [0] * context.n_layers
 
     def taps(self) -> list[Tap]:
         return [Tap(ATTN_KEY_MASS, self.layers, self._deliver, key_mask=self.rsp_key_mask)]
 
     def _deliver(self, layer: int, mass: torch.Tensor) -> None:  # mass [B, H, Q]
         self.values[ATTENTION_PROBE][:, self.step - 1, layer] = mass[:, :, -1]
-        self._calls[layer] += 1
-
-    def begin_step(self, step: int) -> None:
-        self.step = step
-        self._calls = [0] * len(self.layers)
-
-    def check_step(self) -> None:
-        if any(calls != 1 for calls in self._calls):
-            raise RuntimeError(
-                f"{ATTENTION_PROBE} at step {self.step}: expected one delivery per layer, got "
-                f"{self._calls}; the model's attention path is not the one the probe expects")
+        self.delivered(layer)
 
     def rows(self) -> list[int]:
         return self.rsp_key_mask.any(dim=1).nonzero().flatten().tolist()

@@ -42,6 +42,7 @@ class BatchContext:
     device: torch.device
     rsp_key_mask: torch.Tensor  # [B, T_prompt], 1.0 on the RSP key positions (left-padded)
     temperature: torch.Tensor  # [B, 1] sampling temperature of each row
+    key_groups: torch.Tensor | None = None  # [B, T_prompt] rsp_probe.key_groups codes, -1 pad
 
 
 @runtime_checkable
@@ -65,6 +66,7 @@ _REGISTRY: dict[str, ProbeFactory | str] = {
     "logits": "rsp_probe.probes.logits:LogitProbe",
     "collision": "rsp_probe.probes.logits:CollisionProbe",
     "rsp_attention": "rsp_probe.probes.attention:rsp_attention_probe",
+    "attention_budget": "rsp_probe.probes.budget:AttentionBudgetProbe",
 }
 # what sampling experiments record unless told otherwise, in steps.parquet order
 DEFAULT_PROBES = ("logits", "collision", "rsp_attention")
@@ -133,3 +135,28 @@ class BufferedProbe:
         kept = self.rows()
         return [{name: values[row, :n] for name, values in cpu.items()}
                 if kept is None or row in kept else {} for row, n in enumerate(n_steps)]
+
+
+class PerLayerProbe(BufferedProbe):
+    """A buffered probe fed by taps at every layer: `delivered(layer)` counts the calls, and
+    `check_step` refuses a forward pass that did not deliver each layer exactly once."""
+
+    def __init__(self, context: BatchContext, names: Sequence[str]):
+        super().__init__(context, names, (context.n_layers, context.n_heads))
+        self.layers = tuple(range(context.n_layers))
+        self.step = 0
+        self._calls = [0] * context.n_layers
+
+    def delivered(self, layer: int) -> None:
+        self._calls[layer] += 1
+
+    def begin_step(self, step: int) -> None:
+        self.step = step
+        self._calls = [0] * len(self.layers)
+
+    def check_step(self) -> None:
+        if any(calls != 1 for calls in self._calls):
+            name = type(self).__name__
+            raise RuntimeError(
+                f"{name} at step {self.step}: expected one delivery per layer, got "
+                f"{self._calls}; the model's attention path is not the one the probe expects")

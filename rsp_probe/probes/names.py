@@ -6,3 +6,6 @@ LOGIT_PROBES = ("entropy", "top1_prob", "margin")
 COLLISION_PROBE = "collision"
 ATTENTION_PROBE = "rsp_attention"
 INFLUENCE_PROBES = ("kl", "tv", "entropy_delta", "top1_agree")
+# the attention budget: the newest query's mass on each key group (rsp_probe.key_groups)
+BUDGET_PROBE = "attention_budget"
+BUDGET_PROBES = tuple(f"budget_{group}" for group in ("rsp", "bos", "prompt", "cue", "generated"))

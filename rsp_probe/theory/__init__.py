@@ -12,6 +12,13 @@ from rsp_probe.theory.branching import (
     divergence_counts,
     first_divergence_pmf,
 )
+from rsp_probe.theory.budget import (
+    dilution_part,
+    dilution_share,
+    group_advantage,
+    logit_decomposition,
+    rsp_advantage,
+)
 from rsp_probe.theory.dilution import dilution_mass, envelope, exponential, power_law, sink_mass
 from rsp_probe.theory.fit import (
     CurveFit,
@@ -33,6 +40,8 @@ __all__ = [
     "collision_hazard_from_logits",
     "compare_models",
     "dilution_mass",
+    "dilution_part",
+    "dilution_share",
     "distribution_distance",
     "divergence_counts",
     "envelope",
@@ -44,7 +53,10 @@ __all__ = [
     "fit_power_law",
     "fit_sink",
     "greedy_hazard",
+    "group_advantage",
+    "logit_decomposition",
     "loglog_slope",
     "power_law",
+    "rsp_advantage",
     "sink_mass",
 ]

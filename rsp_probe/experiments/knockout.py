@@ -1,0 +1,175 @@
+"""`rsp-probe knockout`: which steps and layers of RSP attention carry its effect.
+
+On the same prompts, RSP draws and sampling seeds: the full-RSP run, the baseline (no RSP),
+and the full run with the RSP keys knocked out (rsp_probe.interventions): from step s on
+for each --cut-after s (1 = the prefill pass, never = nothing), and at one layer at a time
+from step 1 for each --block-layers layer. Each knockout is also teacher-forced along its
+full-RSP twin's tokens (KL(p_full || p_knocked) per step, probe `knockout_kl`), and so are
+the two paths (probes `kl_direct_only`, `kl_indirect_only` on the full trajectories): only the
+newest query reads the RSP, or only the earlier positions do. Direct and indirect paths are
+measured teacher-forced only (sampling them needs two KV caches). The measures
+(analysis/knockout.py) go to knockout.parquet.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rsp_probe.config import Condition, _opt
+from rsp_probe.errors import UsageError
+from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps
+from rsp_probe.runs import KNOCKOUT_FILE
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Session, Spec
+    from rsp_probe.runs import Run
+
+
+@dataclass(frozen=True)
+class KnockoutOptions:
+    cut_after: tuple[str, ...] = _opt(("1", "2", "4", "8", "16", "never"),
+                                      "block every query from the RSP keys from step s on "
+                                      "(1 = prefill; never)")
+    block_layers: tuple[int, ...] = _opt((), "layers to knock out one at a time from step 1 "
+                                         "(default: every layer)")
+    k: tuple[int, ...] = _opt((1, 2, 4), "k values of Pass@k, each <= --samples")
+
+
+def knockouts(spec: Spec, n_layers: int) -> list[Knockout]:
+    """The run's interventions, checked; raises UsageError on bad input."""
+    cuts = parse_cut_steps(spec.option("cut_after"))
+    layers = check_layers(spec.option("block_layers"), n_layers) or tuple(range(n_layers))
+    return [Knockout(step) for step in cuts] + [Knockout(1, (layer,)) for layer in layers]
+
+
+def _check(spec: Spec, model: Backend | None) -> list[Knockout]:
+    """Every input check, before any model is loaded (the layer count from config.json)."""
+    ks = tuple(spec.option("k"))
+    if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
+        raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
+                         f", got {list(ks)}")
+    if max(spec.rsp.rsp_tokens) < 1:
+        raise UsageError("knockout needs --rsp-tokens above 0")
+    return knockouts(spec, model.info.n_layers if model is not None
+                     else _config_layers(spec.model.model))
+
+
+def _config_layers(model: str | None) -> int:
+    from rsp_probe.models import resolve_model_path
+
+    path, _, _ = resolve_model_path(model)
+    config = json.loads((path / "config.json").read_text())
+    return int(config.get("num_hidden_layers", config.get("n_layer", 0)))
+
+
+def run_knockout(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+    from rsp_probe.experiments.common import Session
+
+    interventions = _check(spec, model)
+    session = Session(spec, model)
+    with session:
+        records, rsp, steps = _sample_all(session, interventions)
+        session.writer.write_trajectories(records, rsp, steps)
+        _write_table(session.writer, tuple(spec.option("k")))
+        run = session.finish()
+    return run, run.table(KNOCKOUT_FILE)
+
+
+def _write_table(writer, ks) -> None:
+    writer.write_derived(knockout_file(writer.staged_run(), ks))
+
+
+def knockout_file(run: Run, ks=None) -> dict:
+    """knockout.parquet from the run's trajectories and steps (also after `grade`)."""
+    from rsp_probe.analysis.knockout import knockout_table
+
+    return {KNOCKOUT_FILE: knockout_table(run, tuple(ks or run.config["k"]))}
+
+
+def knockout_summary(run: Run) -> pd.DataFrame:
+    return run.table(KNOCKOUT_FILE)
+
+
+def _sample_all(session: Session, interventions: list[Knockout]):
+    from rsp_probe.experiments.sampling import build_jobs
+
+    spec = session.spec
+    k = max(spec.rsp.rsp_tokens)
+    temperature, top_p = spec.sampling.temperature, spec.sampling.top_p
+    full_jobs, full_records = build_jobs(session, [Condition("full", k, temperature, top_p)],
+                                         spec.sampling.samples)
+    base_jobs, base_records = build_jobs(session, [Condition("baseline", 0, temperature,
+                                                             top_p)], spec.sampling.samples)
+    full = _generate(session, full_jobs, full_records, None)
+    _path_kls(session, full_jobs, full.records, full.steps)
+    records, rsp, steps = full.records, dict(full.rsp), dict(full.steps)
+    for sampled in [_generate(session, base_jobs, base_records, None)] + [
+            _knocked(session, full_jobs, full_records, full.records, knockout)
+            for knockout in interventions]:
+        records += sampled.records
+        rsp.update(sampled.rsp)
+        steps.update(sampled.steps)
+    return records, rsp, steps
+
+
+def _generate(session: Session, jobs, records, knockout: Knockout | None):
+    from rsp_probe.experiments.sampling import finish_records, law_interventions
+    from rsp_probe.interventions.knockout import knockout_factory
+    from rsp_probe.probes.base import LOGIT_ONLY_PROBES
+    from rsp_probe.sampler import generate
+
+    spec = session.spec
+    trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
+                            batch_size=spec.sampling.batch_size, probes=LOGIT_ONLY_PROBES,
+                            interventions=law_interventions(spec.rsp.law) + (
+                                [knockout_factory(knockout)] if knockout else []))
+    return finish_records(session, jobs, records, trajectories)
+
+
+def _path_kls(session: Session, jobs, records, steps) -> None:
+    """Teacher-forced KL of the direct-only and indirect-only paths along each full
+    trajectory (rsp_probe.interventions.teacher_forced.path_kl), as probes on it."""
+    from rsp_probe.interventions.teacher_forced import PATHS, path_kl
+
+    for job, record in zip(jobs, records):
+        if record["generated_token_ids"]:
+            for path in PATHS:
+                steps[job.id][f"kl_{path}_only"] = path_kl(
+                    session.model, job, record["generated_token_ids"], path)
+
+
+def _knocked(session: Session, full_jobs, full_records, full_done, knockout: Knockout):
+    """The full run's jobs under `knockout`, renamed, plus the teacher-forced KL along each
+    full trajectory's own tokens."""
+    from rsp_probe.interventions.teacher_forced import knockout_kl
+
+    name = knockout.name
+    jobs = [dataclasses.replace(job, id=job.id.replace("full/", f"{name}/", 1))
+            for job in full_jobs]
+    records = [{**record, "id": job.id, "condition": name,
+                "intervention": knockout.describe()}
+               for job, record in zip(jobs, full_records)]
+    sampled = _generate(session, jobs, records, knockout)
+    for job, done in zip(jobs, full_done):
+        tokens = done["generated_token_ids"]
+        if tokens:
+            sampled.steps[job.id]["knockout_kl"] = knockout_kl(session.model, [job], tokens,
+                                                               knockout)[0]
+    return sampled
+
+
+EXPERIMENT = register_experiment(Experiment(
+    name="knockout",
+    help="RSP keys knocked out after step s and by layer, against the full-RSP run and the "
+    "baseline: KL, first divergence, branching, accuracy, pass@k",
+    run=run_knockout, options=KnockoutOptions,
+    describe="rsp_probe.analysis.summaries:describe_knockout",
+    defaults={"rsp_tokens": (4,), "samples": 4, "temperature": 1.0, "max_new_tokens": 32},
+    figures=("knockout",), derive=knockout_file, summarize=knockout_summary))

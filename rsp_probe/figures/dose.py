@@ -1,0 +1,90 @@
+"""Dose-response from `rsp-probe dose` runs (dose.parquet, score_shift.parquet).
+
+Top row, against k at sigma scale 1 (log2 axis): teacher-forced KL at step 1 against the
+baseline, accuracy with its 95% bootstrap CI over prompts, and the share of trajectories
+identical to their baseline twin; the dotted line is the baseline k = 0. Bottom row: the same
+against the sigma scale at --dose-k, and the score-shift dose: KL(p_beta || p_blocked)
+against the RSP mass m on log-log axes, one line per (prompt, step) cell, with the theory's
+slope 2 drawn through the cells' median point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from rsp_probe.errors import UsageError
+from rsp_probe.figures import style
+from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE, Run
+
+NAME = "dose"
+NEEDS = ("dose",)
+MEASURES = {"kl_step1": "teacher-forced KL at step 1, nats", "accuracy": "accuracy",
+            "same_as_k0": "share identical to baseline"}
+COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high"]
+
+
+def data(runs: list[Run]) -> pd.DataFrame:
+    frames = []
+    for run in runs:
+        if not (run.path / DOSE_FILE).exists():
+            raise UsageError(f"{run.path}: no {DOSE_FILE}")
+        table = run.table(DOSE_FILE)
+        by_k = table[(table["sigma_scale"] == 1.0)]
+        by_sigma = table[table["k"] == int(run.config["dose_k"])]
+        for axis, rows, x in (("k", by_k, by_k["k"]), ("sigma", by_sigma,
+                                                       by_sigma["sigma_scale"])):
+            for measure in MEASURES:
+                frames.append(pd.DataFrame({
+                    "run": run.id, "panel": f"{measure} vs {axis}", "series": measure,
+                    "x": x, "y": rows[measure],
+                    "ci_low": rows.get(f"{measure}_lo", rows[measure]),
+                    "ci_high": rows.get(f"{measure}_hi", rows[measure])}))
+        shifts = run.table(SCORE_SHIFT_FILE)
+        frames.append(pd.DataFrame({
+            "run": run.id, "panel": "score shift",
+            "series": shifts["condition"] + "/" + shifts["prompt_id"].astype(str),
+            "x": shifts["m"], "y": shifts["kl"], "ci_low": np.nan, "ci_high": np.nan}))
+    return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+
+def make(df: pd.DataFrame):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 4, figsize=(13.6, 6.2), squeeze=False, layout="tight")
+    for row, axis in enumerate(("k", "sigma")):
+        for column, measure in enumerate(MEASURES):
+            ax = axes[row, column]
+            rows = df[df["panel"] == f"{measure} vs {axis}"]
+            baseline = rows[rows["x"] == 0] if axis == "k" else rows.iloc[:0]
+            curve = rows[rows["x"] > 0]
+            style.with_band(ax, curve, "tab:blue", None, gid=f"{measure}:{axis}", marker="o")
+            if len(baseline):
+                ax.axhline(float(baseline["y"].iloc[0]), color="grey", linestyle=":",
+                           label="baseline (k = 0)")
+                style.legend_below(ax, ncol=1, fontsize=6)
+            if axis == "k":
+                ax.set_xscale("log", base=2)
+            ax.set_xlabel("k (RSP vectors)" if axis == "k" else "sigma scale at fixed k")
+            ax.set_ylabel(MEASURES[measure])
+    _score_shift(axes[1, 3], df[df["panel"] == "score shift"])
+    axes[0, 3].set_visible(False)
+    return fig
+
+
+def _score_shift(ax, rows: pd.DataFrame) -> None:
+    rows = rows[(rows["y"] > 1e-10) & (rows["x"] > 0)]
+    for series, cell in rows.groupby("series"):
+        ax.plot(cell["x"], cell["y"], color="tab:blue", alpha=0.35, linewidth=0.8,
+                marker="o", markersize=2, gid=f"shift:{series}")
+    if len(rows):
+        x0, y0 = float(np.median(rows["x"])), float(np.median(rows["y"]))
+        xs = np.geomspace(rows["x"].min(), rows["x"].max(), 20)
+        style.theory_line(ax, xs, y0 * (xs / x0) ** 2, "theory: KL ~ m^2 (slope 2)",
+                          gid="shift:theory")
+        style.legend_below(ax, ncol=1, fontsize=6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("RSP mass m at the shifted step (mean over layers, heads)")
+    ax.set_ylabel("KL(p_beta || p_blocked), nats")
+    ax.set_title("score-shift dose", fontsize=8)

@@ -1,0 +1,67 @@
+"""What a knockout does, parsed and checked without torch (so bad input fails before any
+model is loaded).
+
+A knockout blocks queries from the RSP keys (their scores set to the dtype's lowest value
+before the softmax, so they get exactly zero weight) at some layers from some step on:
+
+    cut after step s   every query computed at step s or later: s = 1 is the prefill pass,
+                       so every input position (the prompt's positions after the RSP
+                       included) and every generated token; s = never blocks nothing
+    layers             the layers where the keys are masked (default: all)
+
+With a KV cache a position's keys and values are computed once, at the step that adds it,
+so "blocked at step t" is the same as "the query rows whose step is >= s are blocked" in a
+teacher-forced full forward (rsp_probe.interventions.knockout.row_steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rsp_probe.errors import UsageError
+
+NEVER = "never"
+
+
+@dataclass(frozen=True)
+class Knockout:
+    cut_after: int | None  # first blocked step (1 = prefill); None: never
+    layers: tuple[int, ...] | None = None  # None: every layer
+
+    @property
+    def name(self) -> str:
+        if self.layers is not None:
+            return f"layer{'+'.join(map(str, self.layers))}" + (
+                "" if self.cut_after == 1 else f"@{self.cut_after}")
+        return f"cut{NEVER if self.cut_after is None else self.cut_after}"
+
+    def describe(self) -> dict:
+        return {"name": self.name, "cut_after": self.cut_after,
+                "layers": None if self.layers is None else list(self.layers)}
+
+
+def parse_cut_steps(values: Sequence[str]) -> tuple[int | None, ...]:
+    """'1,2,4,never' -> (1, 2, 4, None); a step below 1 or a word other than never fails."""
+    steps = []
+    for value in values:
+        text = str(value).strip().lower()
+        if text == NEVER:
+            steps.append(None)
+            continue
+        try:
+            step = int(text)
+        except ValueError:
+            raise UsageError(
+                f"--cut-after: expected steps >= 1 or 'never', got {value!r}") from None
+        if step < 1:
+            raise UsageError(f"--cut-after: step {step} is below 1 (step 1 is the prefill pass)")
+        steps.append(step)
+    return tuple(steps)
+
+
+def check_layers(layers: Sequence[int], n_layers: int) -> tuple[int, ...]:
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise UsageError(f"--block-layers: layer(s) {bad} outside 0..{n_layers - 1}")
+    return tuple(layers)

@@ -1,0 +1,256 @@
+"""Knockouts through the real sampler against independent Hugging Face recomputations.
+
+The reference is plain transformers with eager attention, a full forward per step (no KV
+cache) and, at every layer, an additive mask built here: causal, plus the RSP keys blocked
+for the query rows whose step is >= cut_after at the knocked-out layers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rsp_probe.backends import list_backends
+from rsp_probe.interventions.knockout import knockout_factory
+from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps
+from rsp_probe.sampler import Job, generate
+
+K = 3
+QUESTION = list(range(20, 31))
+CUE = [40, 41, 42]
+MAX_NEW = 12
+
+
+def _jobs(model, n_draws=3, rsp_in_positions=True, temperature=0.0):
+    generator = torch.Generator().manual_seed(0)
+    bos = [model.tokenizer.bos_token_id] if model.tokenizer.bos_token_id is not None else []
+    ids = bos + QUESTION + [-1] * K + CUE
+    start = len(bos) + len(QUESTION)
+    return [Job(f"d{i}", ids, list(range(start, start + K)),
+                2.0 * torch.randn(K, model.info.d_model, generator=generator), temperature,
+                1.0, seed=i, n_cue=len(CUE), rsp_in_positions=rsp_in_positions)
+            for i in range(n_draws)]
+
+
+@pytest.fixture(scope="module", params=list_backends())
+def backend(request, tiny_qwen2):
+    from rsp_probe.models import load_model
+
+    return load_model(str(tiny_qwen2), backend=request.param)
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_qwen2):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(tiny_qwen2),
+                                                attn_implementation="eager").eval()
+
+
+def _reference_mask(n_rows: int, job: Job, knockout: Knockout, knocked: bool) -> torch.Tensor:
+    lowest = torch.finfo(torch.float32).min
+    rows = torch.arange(n_rows)[:, None]
+    keys = torch.arange(n_rows)[None, :]
+    blocked = keys > rows
+    if knocked and knockout.cut_after is not None:
+        step = (rows - (len(job.input_ids) - 1) + 1).clamp(min=1)
+        rsp = torch.zeros(n_rows, dtype=torch.bool)
+        rsp[job.rsp_positions] = True
+        blocked = blocked | (rsp[None, :] & (step >= knockout.cut_after))
+    return torch.zeros(n_rows, n_rows).masked_fill(blocked, lowest)[None, None]
+
+
+@torch.inference_mode()
+def _hf_logits(hf, table, job: Job, tokens: list[int], knockout: Knockout) -> torch.Tensor:
+    """Logits [len(tokens) + 1, V] of every step along `tokens`, one full forward."""
+    embeds = table[[max(i, 0) for i in job.input_ids]].clone()
+    embeds[job.rsp_positions] = job.rsp
+    embeds = torch.cat([embeds, table[tokens]])[None]
+    n_rows = embeds.shape[1]
+    layers = knockout.layers or range(hf.config.num_hidden_layers)
+    handles = []
+    for index, layer in enumerate(hf.model.layers):
+        mask = _reference_mask(n_rows, job, knockout, knocked=index in layers)
+
+        def swap(module, args, kwargs, mask=mask):
+            return args, {**kwargs, "attention_mask": mask}
+
+        handles.append(layer.self_attn.register_forward_pre_hook(swap, with_kwargs=True))
+    try:
+        logits = hf(inputs_embeds=embeds).logits[0]
+    finally:
+        for handle in handles:
+            handle.remove()
+    return logits[len(job.input_ids) - 1:]
+
+
+def _hf_greedy(hf, table, job: Job, knockout: Knockout) -> list[int]:
+    tokens: list[int] = []
+    for _ in range(MAX_NEW):
+        tokens.append(int(_hf_logits(hf, table, job, tokens, knockout)[-1].argmax()))
+    return tokens
+
+
+KNOCKOUTS = [Knockout(1), Knockout(2), Knockout(4), Knockout(None), Knockout(1, (0,)),
+             Knockout(3, (1,))]
+
+
+@pytest.mark.parametrize("knockout", KNOCKOUTS, ids=lambda k: k.name)
+def test_knockout_matches_an_independent_hf_recomputation(backend, hf, knockout):
+    from rsp_probe.interventions.teacher_forced import knockout_kl
+
+    table = hf.get_input_embeddings().weight.detach()
+    jobs = _jobs(backend)
+    sampled = generate(backend, jobs, MAX_NEW, probes=(),
+                       interventions=[knockout_factory(knockout)])
+    full = generate(backend, jobs, MAX_NEW, probes=())
+    changed = [a.generated_token_ids != b.generated_token_ids for a, b in zip(sampled, full)]
+    assert any(changed) == (knockout.cut_after is not None)  # the mask bites, never is a no-op
+    for job, trajectory, reference in zip(jobs, sampled, full):
+        assert len(trajectory.generated_token_ids) == MAX_NEW  # no EOS in this toy
+        assert trajectory.generated_token_ids == _hf_greedy(hf, table, job, knockout)
+        tokens = reference.generated_token_ids
+        kl = knockout_kl(backend, [job], tokens, knockout)[0]  # [S] KL(full || knocked)
+        full_logp = torch.log_softmax(_hf_logits(hf, table, job, tokens[:-1], Knockout(None))
+                                      .double(), -1)
+        knocked_logp = torch.log_softmax(_hf_logits(hf, table, job, tokens[:-1], knockout)
+                                         .double(), -1)
+        expected = (full_logp.exp() * (full_logp - knocked_logp)).sum(-1).clamp(min=0)
+        np.testing.assert_allclose(kl, expected.numpy(), atol=1e-4)
+
+
+def test_cut_never_is_the_full_rsp_run(backend):
+    jobs = _jobs(backend, temperature=1.0)
+    full = generate(backend, jobs, MAX_NEW)
+    never = generate(backend, jobs, MAX_NEW, interventions=[knockout_factory(Knockout(None))])
+    for a, b in zip(full, never):
+        assert a.generated_token_ids == b.generated_token_ids
+        for name, values in a.steps.items():
+            np.testing.assert_array_equal(values, b.steps[name])
+
+
+def test_cut_from_step_one_without_rsp_positions_is_the_baseline(backend):
+    jobs = _jobs(backend, rsp_in_positions=False)
+    knocked = generate(backend, jobs, MAX_NEW, probes=(),
+                       interventions=[knockout_factory(Knockout(1))])
+    base_job = Job("base", [i for i in jobs[0].input_ids if i >= 0], [],
+                   torch.zeros(0, backend.info.d_model), 0.0, 1.0, seed=0)
+    baseline = generate(backend, [base_job], MAX_NEW, probes=())[0]
+    for trajectory in knocked:
+        assert trajectory.generated_token_ids == baseline.generated_token_ids
+    # and with the RSP slots still advancing positions, rotary makes a difference somewhere
+    shifted = generate(backend, _jobs(backend), MAX_NEW, probes=(),
+                       interventions=[knockout_factory(Knockout(1))])
+    assert shifted[0].generated_token_ids != baseline.generated_token_ids
+
+
+@pytest.mark.parametrize("values,message", [(["0"], "below 1"), (["x"], "'never'")])
+def test_bad_cut_steps(values, message):
+    from rsp_probe.errors import UsageError
+
+    with pytest.raises(UsageError, match=message):
+        parse_cut_steps(values)
+    assert parse_cut_steps(["1", "never"]) == (1, None)
+    with pytest.raises(UsageError, match="outside 0..1"):
+        check_layers([2], 2)
+
+
+def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
+    import rsp_probe
+    from rsp_probe.analysis.knockout import first_divergence
+    from rsp_probe.analysis.summaries import describe
+    from rsp_probe.cli import main
+    from rsp_probe.runs import open_run
+
+    run, table = rsp_probe.knockout(model=loaded_qwen2, rsp_tokens=(3,), samples=2,
+                                    n_prompts=3, max_new_tokens=8, k=(1, 2),
+                                    cut_after=("1", "4", "never"), block_layers=(1,),
+                                    out=str(tmp_path / "r"), quiet=True)
+    assert list(table["condition"]) == ["full", "baseline", "cut1", "cut4", "cutnever",
+                                        "layer1", "direct-only", "indirect-only"]
+    assert (table.set_index("condition").loc[["direct-only", "indirect-only"], "kl_mean"]
+            > 0).all()
+    rows = table.set_index("condition")
+    # never is the full run: identical trajectories, zero teacher-forced KL
+    assert rows.loc["cutnever", "same_as_full"] == 1.0
+    assert rows.loc["cutnever", "kl_mean"] == 0.0
+    assert rows.loc["full", "same_as_full"] == 1.0
+    assert rows.loc["cut1", "kl_step1"] > 0
+    # the cut at step 4 leaves steps 1..3 untouched
+    assert rows.loc["cut4", "kl_step1"] == rows.loc["cut4", "kl_step3"] == 0.0
+    records = run.trajectories.set_index("id")
+    for sample in range(2):
+        pid = records["prompt_id"].iloc[0]
+        cut4 = records.loc[f"cut4/{pid}/{sample}", "generated_token_ids"]
+        full = records.loc[f"full/{pid}/{sample}", "generated_token_ids"]
+        assert list(cut4[:3]) == list(full[:3])
+        assert not first_divergence(cut4, full) <= 3
+    assert run.config["cut_after"] == ["1", "4", "never"] and run.config["block_layers"] == [1]
+    assert (run.path / "figure-knockout.png").exists()
+    assert main(["show", str(run.path)]) == 0
+    assert capsys.readouterr().out.strip() == describe(open_run(run.path)).strip()
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--cut-after", "0"], "below 1"), (["--cut-after", "soon"], "'never'"),
+    (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values")])
+def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys, monkeypatch,
+                                                    args, message):
+    import rsp_probe.models
+    from rsp_probe.cli import main
+
+    def refuse(*_, **__):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(rsp_probe.models, "load_model", refuse)
+    code = main(["knockout", "--model", str(tiny_qwen2), "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("path", ["direct", "indirect"])
+def test_path_kl_matches_an_independent_hf_recomputation(backend, hf, path):
+    """Direct path only: earlier non-RSP rows blocked from the RSP keys, the newest free;
+    indirect only: the newest row blocked. The reference builds the same row masks."""
+    from rsp_probe.interventions.teacher_forced import path_kl
+
+    table = hf.get_input_embeddings().weight.detach()
+    job = _jobs(backend, n_draws=1)[0]
+    tokens = generate(backend, [job], 6, probes=())[0].generated_token_ids
+    measured = path_kl(backend, job, tokens, path)
+    full = torch.log_softmax(_hf_logits(hf, table, job, tokens[:-1], Knockout(None)).double(),
+                             -1)
+    lowest = torch.finfo(torch.float32).min
+    expected = []
+    for step in range(1, len(tokens) + 1):
+        last = len(job.input_ids) - 1 + step - 1
+        n_rows = last + 1
+        rows = torch.zeros(n_rows, dtype=torch.bool)
+        if path == "indirect":
+            rows[last] = True
+        else:
+            rows[:last] = True
+            rows[job.rsp_positions] = False
+        keys = torch.zeros(n_rows, dtype=torch.bool)
+        keys[job.rsp_positions] = True
+        blocked = (torch.arange(n_rows)[None, :] > torch.arange(n_rows)[:, None]) | (
+            rows[:, None] & keys[None, :])
+        mask = torch.zeros(n_rows, n_rows).masked_fill(blocked, lowest)[None, None]
+        handles = [layer.self_attn.register_forward_pre_hook(
+            lambda module, args, kwargs, mask=mask: (args, {**kwargs, "attention_mask": mask}),
+            with_kwargs=True) for layer in hf.model.layers]
+        embeds = table[[max(i, 0) for i in job.input_ids]].clone()
+        embeds[job.rsp_positions] = job.rsp
+        embeds = torch.cat([embeds, table[tokens[:step - 1]]])[None]
+        try:
+            with torch.inference_mode():
+                logp = torch.log_softmax(hf(inputs_embeds=embeds).logits[0, -1].double(), -1)
+        finally:
+            for handle in handles:
+                handle.remove()
+        p_full = full[step - 1]
+        expected.append(float((p_full.exp() * (p_full - logp)).sum().clamp(min=0)))
+    np.testing.assert_allclose(measured, expected, atol=1e-4)
+    assert max(expected) > 1e-4  # the path carries something on this toy
