@@ -178,12 +178,13 @@ def data(runs: list[Run]) -> pd.DataFrame:
                                  _divergence(run, frame, conditions),
                                  _tree(run, frame, conditions)],
                                 ignore_index=True).assign(run=run.id))
-    out = pd.concat(frames, ignore_index=True)
+    # every column exists even when a panel has no rows of its kind (no prediction, no strategy)
+    out = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
     for column in ("n_prompts", "n_pairs", "node", "parent", "n_trajectories"):
         out[column] = out[column].astype("Int64")
     prefix = style.run_prefix(out)
     out["label"] = [_label(row, prefix[row.run]) for row in out.itertuples()]
-    return out.reindex(columns=COLUMNS)
+    return out
 
 
 def _label(row, prefix: str) -> str:
