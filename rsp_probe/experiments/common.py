@@ -179,9 +179,14 @@ def conditions_by_k(spec: Spec) -> list[Condition]:
 
 def named_conditions(names: tuple[str, ...], spec: Spec) -> list[Condition]:
     """Parse condition names made of `greedy` or `temp`, optionally `+rsp` (either order):
-    temp = temperature sampling, k=0; temp+rsp = the same with the first --rsp-tokens k;
-    greedy = temperature 0, k=0; greedy+rsp = temperature 0 with a fresh draw per sample."""
-    k = max(spec.rsp.rsp_tokens)
+    temp = temperature sampling, k=0; temp+rsp = the same with the --rsp-tokens k;
+    greedy = temperature 0, k=0; greedy+rsp = temperature 0 with a fresh draw per sample.
+    One dose per run: several k would share one condition name (run once per k instead)."""
+    doses = sorted(set(spec.rsp.rsp_tokens) - {0})
+    if len(doses) > 1:
+        raise UsageError(f"{spec.command} compares one RSP dose per run, got --rsp-tokens "
+                         f"{' '.join(map(str, doses))}; run it once per k")
+    k = doses[0] if doses else 0
     conditions = []
     for name in names:
         parts = set(name.split("+"))

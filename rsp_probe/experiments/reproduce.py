@@ -17,13 +17,16 @@ from rsp_probe.experiments.base import execute, get_experiment
 
 MAIN = dict(n_prompts=24, max_new_tokens=96)
 ABL = (0, 4, 16)  # the ablations' doses
+BRANCHING = dict(MAIN, samples=8, temperature=1.0)  # branching and passk: one dose per run
+PASSK = dict(MAIN, n_prompts=60, samples=16, temperature=1.0, k=(1, 2, 4, 8, 16))
 PLAN: tuple[tuple[str, str, dict], ...] = (
     ("entropy", "entropy", dict(MAIN, rsp_tokens=(0, 4, 16), samples=4, temperature=0.7)),
     ("attention", "attention", dict(MAIN, rsp_tokens=(4, 16), samples=2, temperature=0.7)),
     ("influence", "influence", dict(MAIN, rsp_tokens=(4, 16), samples=8)),
-    ("branching", "branching", dict(MAIN, rsp_tokens=(4, 16), samples=8, temperature=1.0)),
-    ("passk", "passk", dict(MAIN, n_prompts=60, rsp_tokens=(4, 16), samples=16, temperature=1.0,
-                            k=(1, 2, 4, 8, 16))),
+    ("branching", "branching", dict(BRANCHING, rsp_tokens=(16,))),
+    ("branching-k4", "branching", dict(BRANCHING, rsp_tokens=(4,))),
+    ("passk", "passk", dict(PASSK, rsp_tokens=(16,))),
+    ("passk-k4", "passk", dict(PASSK, rsp_tokens=(4,))),
     ("knockout", "knockout", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(16,),
                                   samples=4, temperature=1.0, k=(1, 2, 4))),
     ("dose", "dose", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(1, 2, 4, 8, 16, 32),
