@@ -9,7 +9,7 @@ value per (trajectory, step[, layer, head]) through the backend's sites.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -117,15 +117,19 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
                            rsp_keys, chooser.temperature, groups)
     probes = build_probes(probe_names, context) + [make(context) for make in interventions]
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
-    with model.tapped([tap for probe in probes for tap in probe.taps()]):
+    passes = _TwoPasses(probes)
+    with model.tapped(passes.taps()):
         cache, tokens = None, None
         for step in range(1, steps_left + 1):
             for probe in probes:
                 probe.begin_step(step)
-            if cache is None:
-                last, cache = model.prefill(embeds, mask, positions)  # [B, V]
-            else:
-                last, cache = model.decode(tokens[:, None], mask, positions, cache)
+            passes.begin(cache_pass=False)
+            last, new_cache = _forward(model, embeds, tokens, mask, positions, cache)  # [B, V]
+            if passes:  # the same inputs again, keeping only their keys and values
+                passes.begin(cache_pass=True)
+                new_cache = _forward(model, embeds, tokens, mask, positions,
+                                     None if cache is None else model.rewind(new_cache, 1))[1]
+            cache = new_cache
             for probe in probes:
                 probe.record(step, last)
                 probe.check_step()
@@ -139,6 +143,45 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
             mask = torch.cat([mask, mask.new_ones(len(jobs), 1)], dim=1)
             positions = positions[:, -1:] + 1
     return rows.trajectories(probes)
+
+
+def _forward(model: Backend, embeds, tokens, mask, positions, cache):
+    """The prefill when there is no cache yet, else one decode step."""
+    if cache is None:
+        return model.prefill(embeds, mask, positions)
+    return model.decode(tokens[:, None], mask, positions, cache)
+
+
+class _TwoPasses:
+    """Interventions that rewrite the cache (`rewrites_cache`, e.g. a sampled path) need
+    each step run twice: a logits pass, then a cache pass over the same inputs that
+    replaces the newest positions' keys and values. Only those interventions see the cache
+    pass; every other probe's taps are silent in it, so each records one value per step."""
+
+    def __init__(self, probes: Sequence[StepProbe]):
+        self.probes = probes
+        self.rewriters = [p for p in probes if getattr(p, "rewrites_cache", False)]
+        self.cache_pass = False
+
+    def __bool__(self) -> bool:
+        return bool(self.rewriters)
+
+    def begin(self, cache_pass: bool) -> None:
+        self.cache_pass = cache_pass
+        for probe in self.rewriters:
+            probe.begin_pass(cache_pass)
+
+    def taps(self) -> list:
+        if not self.rewriters:
+            return [tap for probe in self.probes for tap in probe.taps()]
+        return [tap if probe in self.rewriters else self._silent_in_cache_pass(tap)
+                for probe in self.probes for tap in probe.taps()]
+
+    def _silent_in_cache_pass(self, tap):
+        def fn(layer, value):
+            return None if self.cache_pass else tap.fn(layer, value)
+
+        return replace(tap, fn=fn)
 
 
 class _TokenChooser:
