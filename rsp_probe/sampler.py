@@ -17,7 +17,7 @@ import torch
 from rsp_probe.backends.base import Backend
 from rsp_probe.key_groups import input_key_groups
 from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, StepProbe, build_probes
-from rsp_probe.rsp import build_inputs_embeds
+from rsp_probe.rsp import job_embeds
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,7 @@ def _left_pad(model: Backend, jobs: list[Job]):
     counted = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
     for row, job in enumerate(jobs):
         pad = width - len(job.input_ids)
-        embeds[row, pad:] = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
-        if job.rsp_added:  # prompt noise (the neftune control), not slots
-            embeds[row, pad:] += job.rsp.to(table.device, table.dtype)
+        embeds[row, pad:] = job_embeds(table, job)  # slots, or prompt noise (neftune)
         mask[row, pad:] = 1
         rsp_keys[row, [pad + p for p in job.rsp_positions]] = 1.0
         groups[row, pad:] = torch.tensor(

@@ -169,9 +169,13 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
                                     out=str(tmp_path / "r"), quiet=True)
     assert list(table["condition"]) == ["full", "baseline", "cut1", "cut4", "cutnever",
                                         "layer1", "direct-only", "indirect-only"]
-    assert (table.set_index("condition").loc[["direct-only", "indirect-only"], "kl_mean"]
-            > 0).all()
     rows = table.set_index("condition")
+    paths = rows.loc[["direct-only", "indirect-only"]]
+    assert (paths["kind"] == "path").all() and (paths["kl_mean"] > 0).all()
+    # the paths are sampled conditions: every measure of the cuts, entropy included
+    assert paths[["accuracy", "pass@2", "distinct_per_prompt", "same_as_full",
+                  "entropy_mean"]].notna().all().all()
+    assert set(run.trajectories["condition"]) >= {"direct-only", "indirect-only"}
     # never is the full run: identical trajectories, zero teacher-forced KL
     assert rows.loc["cutnever", "same_as_full"] == 1.0
     assert rows.loc["cutnever", "kl_mean"] == 0.0
@@ -194,7 +198,8 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["--cut-after", "0"], "below 1"), (["--cut-after", "soon"], "'never'"),
-    (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values")])
+    (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values"),
+    (["--paths", "sideways"], "--paths")])
 def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys, monkeypatch,
                                                     args, message):
     import rsp_probe.models
