@@ -199,7 +199,7 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
 @pytest.mark.parametrize("args,message", [
     (["--cut-after", "0"], "below 1"), (["--cut-after", "soon"], "'never'"),
     (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values"),
-    (["--paths", "sideways"], "--paths")])
+    (["--paths", "sideways"], "--paths"), (["--law", "uniform"], "--law")])
 def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys, monkeypatch,
                                                     args, message):
     import rsp_probe.models
