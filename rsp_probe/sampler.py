@@ -113,9 +113,11 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
     chooser = _TokenChooser(jobs, model.device)
     context = BatchContext(len(jobs), steps_left, info.n_layers, info.n_heads, model.device,
                            rsp_keys, chooser.temperature, groups)
-    probes = build_probes(probe_names, context) + [make(context) for make in interventions]
+    recorders = build_probes(probe_names, context)
+    acting = [make(context) for make in interventions]
+    probes = recorders + acting
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
-    passes = _TwoPasses(probes)
+    passes = _TwoPasses(recorders, acting)
     with model.tapped(passes.taps()):
         cache, tokens = None, None
         for step in range(1, steps_left + 1):
@@ -153,12 +155,14 @@ def _forward(model: Backend, embeds, tokens, mask, positions, cache):
 class _TwoPasses:
     """Interventions that rewrite the cache (`rewrites_cache`, e.g. a sampled path) need
     each step run twice: a logits pass, then a cache pass over the same inputs that
-    replaces the newest positions' keys and values. Only those interventions see the cache
-    pass; every other probe's taps are silent in it, so each records one value per step."""
+    replaces the newest positions' keys and values. Every intervention acts in both passes;
+    the read-only probes' taps are silent in the cache pass, so each records one value per
+    step."""
 
-    def __init__(self, probes: Sequence[StepProbe]):
-        self.probes = probes
-        self.rewriters = [p for p in probes if getattr(p, "rewrites_cache", False)]
+    def __init__(self, recorders: Sequence[StepProbe], interventions: Sequence[StepProbe]):
+        self.recorders = recorders
+        self.interventions = interventions
+        self.rewriters = [p for p in interventions if getattr(p, "rewrites_cache", False)]
         self.cache_pass = False
 
     def __bool__(self) -> bool:
@@ -170,10 +174,10 @@ class _TwoPasses:
             probe.begin_pass(cache_pass)
 
     def taps(self) -> list:
-        if not self.rewriters:
-            return [tap for probe in self.probes for tap in probe.taps()]
-        return [tap if probe in self.rewriters else self._silent_in_cache_pass(tap)
-                for probe in self.probes for tap in probe.taps()]
+        recorded = [tap for probe in self.recorders for tap in probe.taps()]
+        if self.rewriters:
+            recorded = [self._silent_in_cache_pass(tap) for tap in recorded]
+        return recorded + [tap for probe in self.interventions for tap in probe.taps()]
 
     def _silent_in_cache_pass(self, tap):
         def fn(layer, value):

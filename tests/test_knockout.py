@@ -209,7 +209,11 @@ def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys,
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(rsp_probe.models, "load_model", refuse)
-    code = main(["knockout", "--model", str(tiny_qwen2), "--out", str(tmp_path / "r"), *args])
+    try:
+        code = main(["knockout", "--model", str(tiny_qwen2), "--out", str(tmp_path / "r"),
+                     *args])
+    except SystemExit as exit:  # argparse's own choices (--law) exit from inside main
+        code = exit.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
@@ -346,3 +350,24 @@ def test_paths_in_a_one_layer_model(one_layer):
             np.testing.assert_allclose(a.steps["logits"], b.steps["logits"], atol=1e-5)
     assert any(a.generated_token_ids != b.generated_token_ids
                for a, b in zip(runs["full"], runs["cut1"]))
+
+
+def test_sampled_paths_record_one_value_per_step_and_compose(loaded_qwen2):
+    """The attention probe sees only the logits pass: indirect-only's newest query has
+    exactly zero RSP mass, direct-only's does not. Another intervention acts in both passes:
+    direct-only on top of the cut from step 1 is the cut from step 1."""
+    from rsp_probe.probes.names import ATTENTION_PROBE
+
+    jobs = _jobs(loaded_qwen2, n_draws=2, temperature=1.0)
+    for path in PATHS:
+        runs = generate(loaded_qwen2, jobs, 6, probes=(ATTENTION_PROBE,),
+                        interventions=[knockout_factory(Knockout(None, path=path))])
+        mass = np.stack([t.steps[ATTENTION_PROBE] for t in runs])  # [B, S, L, H]
+        assert mass.shape == (2, 6, loaded_qwen2.info.n_layers, loaded_qwen2.info.n_heads)
+        assert (mass.max() == 0.0) == (path == "indirect")
+    both = generate(loaded_qwen2, jobs, MAX_NEW, probes=(), interventions=[
+        _KeepLogits, knockout_factory(Knockout(None, path="direct")),
+        knockout_factory(Knockout(1))])
+    for a, b in zip(both, _sampled(loaded_qwen2, jobs, Knockout(1))):
+        assert a.generated_token_ids == b.generated_token_ids
+        np.testing.assert_allclose(a.steps["logits"], b.steps["logits"], atol=1e-5)
