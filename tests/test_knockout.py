@@ -355,7 +355,8 @@ def test_paths_in_a_one_layer_model(one_layer):
 def test_sampled_paths_record_one_value_per_step_and_compose(loaded_qwen2):
     """The attention probe sees only the logits pass: indirect-only's newest query has
     exactly zero RSP mass, direct-only's does not. Another intervention acts in both passes:
-    direct-only on top of the cut from step 1 is the cut from step 1."""
+    indirect-only on top of the cut from step 1 is the cut from step 1 (were the cut
+    silent in the cache pass, the earlier positions would read the RSP)."""
     from rsp_probe.probes.names import ATTENTION_PROBE
 
     jobs = _jobs(loaded_qwen2, n_draws=2, temperature=1.0)
@@ -366,7 +367,7 @@ def test_sampled_paths_record_one_value_per_step_and_compose(loaded_qwen2):
         assert mass.shape == (2, 6, loaded_qwen2.info.n_layers, loaded_qwen2.info.n_heads)
         assert (mass.max() == 0.0) == (path == "indirect")
     both = generate(loaded_qwen2, jobs, MAX_NEW, probes=(), interventions=[
-        _KeepLogits, knockout_factory(Knockout(None, path="direct")),
+        _KeepLogits, knockout_factory(Knockout(None, path="indirect")),
         knockout_factory(Knockout(1))])
     for a, b in zip(both, _sampled(loaded_qwen2, jobs, Knockout(1))):
         assert a.generated_token_ids == b.generated_token_ids
