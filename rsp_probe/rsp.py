@@ -160,3 +160,13 @@ def build_inputs_embeds(table: torch.Tensor, ids_with_slots: list[int],
     if rsp_positions:
         embeds[rsp_positions] = rsp.to(table.device, table.dtype)
     return embeds
+
+
+def job_embeds(table: torch.Tensor, job) -> torch.Tensor:
+    """A sampler Job's input embeddings [T, d_model]: its tokens, its RSP vectors in their
+    slots, and, for a slotless control (job.rsp_added: neftune), its draw added to every
+    input position."""
+    embeds = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
+    if job.rsp_added:
+        embeds += job.rsp.to(table.device, table.dtype)
+    return embeds

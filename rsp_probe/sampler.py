@@ -9,7 +9,7 @@ value per (trajectory, step[, layer, head]) through the backend's sites.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ import torch
 from rsp_probe.backends.base import Backend
 from rsp_probe.key_groups import input_key_groups
 from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, StepProbe, build_probes
-from rsp_probe.rsp import build_inputs_embeds
+from rsp_probe.rsp import job_embeds
 
 
 @dataclass(frozen=True)
@@ -91,9 +91,7 @@ def _left_pad(model: Backend, jobs: list[Job]):
     counted = torch.zeros(len(jobs), width, dtype=torch.long, device=model.device)
     for row, job in enumerate(jobs):
         pad = width - len(job.input_ids)
-        embeds[row, pad:] = build_inputs_embeds(table, job.input_ids, job.rsp_positions, job.rsp)
-        if job.rsp_added:  # prompt noise (the neftune control), not slots
-            embeds[row, pad:] += job.rsp.to(table.device, table.dtype)
+        embeds[row, pad:] = job_embeds(table, job)  # slots, or prompt noise (neftune)
         mask[row, pad:] = 1
         rsp_keys[row, [pad + p for p in job.rsp_positions]] = 1.0
         groups[row, pad:] = torch.tensor(
@@ -115,17 +113,23 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
     chooser = _TokenChooser(jobs, model.device)
     context = BatchContext(len(jobs), steps_left, info.n_layers, info.n_heads, model.device,
                            rsp_keys, chooser.temperature, groups)
-    probes = build_probes(probe_names, context) + [make(context) for make in interventions]
+    recorders = build_probes(probe_names, context)
+    acting = [make(context) for make in interventions]
+    probes = recorders + acting
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
-    with model.tapped([tap for probe in probes for tap in probe.taps()]):
+    passes = _TwoPasses(recorders, acting)
+    with model.tapped(passes.taps()):
         cache, tokens = None, None
         for step in range(1, steps_left + 1):
             for probe in probes:
                 probe.begin_step(step)
-            if cache is None:
-                last, cache = model.prefill(embeds, mask, positions)  # [B, V]
-            else:
-                last, cache = model.decode(tokens[:, None], mask, positions, cache)
+            passes.begin(cache_pass=False)
+            last, new_cache = _forward(model, embeds, tokens, mask, positions, cache)  # [B, V]
+            if passes:  # the same inputs again, keeping only their keys and values
+                passes.begin(cache_pass=True)
+                new_cache = _forward(model, embeds, tokens, mask, positions,
+                                     None if cache is None else model.rewind(new_cache, 1))[1]
+            cache = new_cache
             for probe in probes:
                 probe.record(step, last)
                 probe.check_step()
@@ -139,6 +143,47 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
             mask = torch.cat([mask, mask.new_ones(len(jobs), 1)], dim=1)
             positions = positions[:, -1:] + 1
     return rows.trajectories(probes)
+
+
+def _forward(model: Backend, embeds, tokens, mask, positions, cache):
+    """The prefill when there is no cache yet, else one decode step."""
+    if cache is None:
+        return model.prefill(embeds, mask, positions)
+    return model.decode(tokens[:, None], mask, positions, cache)
+
+
+class _TwoPasses:
+    """Interventions that rewrite the cache (`rewrites_cache`, e.g. a sampled path) need
+    each step run twice: a logits pass, then a cache pass over the same inputs that
+    replaces the newest positions' keys and values. Every intervention acts in both passes;
+    the read-only probes' taps are silent in the cache pass, so each records one value per
+    step."""
+
+    def __init__(self, recorders: Sequence[StepProbe], interventions: Sequence[StepProbe]):
+        self.recorders = recorders
+        self.interventions = interventions
+        self.rewriters = [p for p in interventions if getattr(p, "rewrites_cache", False)]
+        self.cache_pass = False
+
+    def __bool__(self) -> bool:
+        return bool(self.rewriters)
+
+    def begin(self, cache_pass: bool) -> None:
+        self.cache_pass = cache_pass
+        for probe in self.rewriters:
+            probe.begin_pass(cache_pass)
+
+    def taps(self) -> list:
+        recorded = [tap for probe in self.recorders for tap in probe.taps()]
+        if self.rewriters:
+            recorded = [self._silent_in_cache_pass(tap) for tap in recorded]
+        return recorded + [tap for probe in self.interventions for tap in probe.taps()]
+
+    def _silent_in_cache_pass(self, tap):
+        def fn(layer, value):
+            return None if self.cache_pass else tap.fn(layer, value)
+
+        return replace(tap, fn=fn)
 
 
 class _TokenChooser:

@@ -72,11 +72,17 @@ def _rotary_free(tiny_qwen2, out):
     return out
 
 
-def test_positions_only_without_rotary_is_the_baseline(tiny_qwen2, tmp_path):
-    import rsp_probe
+@pytest.fixture(scope="module")
+def rotary_free(tiny_qwen2, tmp_path_factory):
     from rsp_probe.models import load_model
 
-    model = load_model(str(_rotary_free(tiny_qwen2, tmp_path / "m")))
+    return load_model(str(_rotary_free(tiny_qwen2, tmp_path_factory.mktemp("rotary-free"))))
+
+
+def test_positions_only_without_rotary_is_the_baseline(rotary_free, tmp_path):
+    import rsp_probe
+
+    model = rotary_free
     for law, same in (("positions-only", True), ("gaussian", False)):
         run, _ = rsp_probe.entropy(model=model, rsp_tokens=(0, 3), law=law, samples=1,
                                    temperature=0.0, n_prompts=4, max_new_tokens=12,
@@ -101,3 +107,51 @@ def test_neftune_vectors_are_saved_per_input_position(loaded_qwen2, tmp_path):
             assert record["rsp_positions"] == []
             assert vectors[record["id"]].shape == (len(record["prompt_token_ids"]),
                                                    run.config["model_info"]["d_model"])
+
+
+def test_influence_positions_only_without_rotary_has_no_influence(rotary_free, tmp_path):
+    """The positions-only control in the teacher-forced influence pass: on the rotary-free
+    model nothing of the RSP reaches the logits (KL ~ 0, zero RSP mass). Without the block
+    the same draws read the RSP (the entropy test above shows they change the tokens)."""
+    import rsp_probe
+
+    run, _ = rsp_probe.influence(model=rotary_free, rsp_tokens=(3,), law="positions-only",
+                                 samples=2, n_prompts=2, max_new_tokens=8,
+                                 out=str(tmp_path / "r"), quiet=True)
+    steps = run.steps
+    kl = steps[steps["probe"] == "kl"]["value"].to_numpy()
+    mass = steps[steps["probe"] == "rsp_attention"]["value"].to_numpy()
+    assert run.config["law"] == "positions-only" and len(kl) == 2 * 2 * 8 and len(mass)
+    assert kl.max() < 1e-8 and np.abs(mass).max() == 0.0
+
+
+def test_influence_neftune_matches_an_hf_forward_with_noisy_embeddings(loaded_qwen2,
+                                                                        hf_qwen2, tmp_path):
+    """The neftune control in the influence pass: KL(p_noisy || p_base) at every step equals
+    plain transformers fed the saved noise added to the prompt's embeddings."""
+    from safetensors.numpy import load_file
+
+    import rsp_probe
+
+    run, _ = rsp_probe.influence(model=loaded_qwen2, rsp_tokens=(4,), law="neftune",
+                                 samples=2, n_prompts=2, max_new_tokens=6,
+                                 out=str(tmp_path / "r"), quiet=True)
+    noise = load_file(str(run.path / "rsp.safetensors"))
+    table = hf_qwen2.get_input_embeddings().weight.detach()
+    kl = run.steps[run.steps["probe"] == "kl"].set_index(["trajectory", "step"])["value"]
+    noisy = [r for r in run.trajectories.to_dict("records") if r["condition"] == "k4"]
+    assert len(noisy) == 4
+    for record in noisy:
+        prompt, tokens = list(record["prompt_token_ids"]), list(record["generated_token_ids"])
+        assert record["rsp_positions"] == [] and len(tokens) > 1
+        ids = torch.tensor(prompt + tokens[:-1])
+        embeds = table[ids].clone()
+        embeds[:len(prompt)] += torch.from_numpy(noise[record["id"]])
+        with torch.inference_mode():
+            logp = torch.log_softmax(hf_qwen2(inputs_embeds=embeds[None]).logits[0].double(), -1)
+            base = torch.log_softmax(hf_qwen2(input_ids=ids[None]).logits[0].double(), -1)
+        first = len(prompt) - 1
+        expected = (logp.exp() * (logp - base)).sum(-1)[first:first + len(tokens)]
+        measured = [kl[(record["id"], step)] for step in range(1, len(tokens) + 1)]
+        np.testing.assert_allclose(measured, expected.numpy(), atol=1e-4)
+        assert expected.max() > 1e-6

@@ -13,7 +13,7 @@ import torch
 
 from rsp_probe.backends import list_backends
 from rsp_probe.interventions.knockout import knockout_factory
-from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps
+from rsp_probe.interventions.spec import PATHS, Knockout, check_layers, parse_cut_steps
 from rsp_probe.sampler import Job, generate
 
 K = 3
@@ -169,9 +169,13 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
                                     out=str(tmp_path / "r"), quiet=True)
     assert list(table["condition"]) == ["full", "baseline", "cut1", "cut4", "cutnever",
                                         "layer1", "direct-only", "indirect-only"]
-    assert (table.set_index("condition").loc[["direct-only", "indirect-only"], "kl_mean"]
-            > 0).all()
     rows = table.set_index("condition")
+    paths = rows.loc[["direct-only", "indirect-only"]]
+    assert (paths["kind"] == "path").all() and (paths["kl_mean"] > 0).all()
+    # the paths are sampled conditions: every measure of the cuts, entropy included
+    assert paths[["accuracy", "pass@2", "distinct_per_prompt", "same_as_full",
+                  "entropy_mean"]].notna().all().all()
+    assert set(run.trajectories["condition"]) >= {"direct-only", "indirect-only"}
     # never is the full run: identical trajectories, zero teacher-forced KL
     assert rows.loc["cutnever", "same_as_full"] == 1.0
     assert rows.loc["cutnever", "kl_mean"] == 0.0
@@ -194,7 +198,8 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["--cut-after", "0"], "below 1"), (["--cut-after", "soon"], "'never'"),
-    (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values")])
+    (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values"),
+    (["--paths", "sideways"], "--paths"), (["--law", "uniform"], "--law")])
 def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys, monkeypatch,
                                                     args, message):
     import rsp_probe.models
@@ -204,16 +209,54 @@ def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys,
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(rsp_probe.models, "load_model", refuse)
-    code = main(["knockout", "--model", str(tiny_qwen2), "--out", str(tmp_path / "r"), *args])
+    try:
+        code = main(["knockout", "--model", str(tiny_qwen2), "--out", str(tmp_path / "r"),
+                     *args])
+    except SystemExit as exit:  # argparse's own choices (--law) exit from inside main
+        code = exit.code
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("path", ["direct", "indirect"])
+def _path_rows(n_rows: int, job: Job, path: str) -> torch.Tensor:
+    """[n_rows] bool: the query rows blocked from the RSP keys when the last row is the
+    newest query. Direct: every earlier non-RSP row; indirect: the newest row only."""
+    rows = torch.zeros(n_rows, dtype=torch.bool)
+    if path == "indirect":
+        rows[-1] = True
+    else:
+        rows[:-1] = True
+        rows[job.rsp_positions] = False
+    return rows
+
+
+@torch.inference_mode()
+def _hf_path_logits(hf, table, job: Job, tokens: list[int], path: str) -> torch.Tensor:
+    """Logits [V] (float64) of the newest query after `tokens`, recomputed from scratch:
+    one full forward, eager attention, the 4D mask built here at every layer."""
+    embeds = table[[max(i, 0) for i in job.input_ids]].clone()
+    embeds[job.rsp_positions] = job.rsp
+    embeds = torch.cat([embeds, table[tokens]])[None]
+    n_rows = embeds.shape[1]
+    keys = torch.zeros(n_rows, dtype=torch.bool)
+    keys[job.rsp_positions] = True
+    blocked = (torch.arange(n_rows)[None, :] > torch.arange(n_rows)[:, None]) | (
+        _path_rows(n_rows, job, path)[:, None] & keys[None, :])
+    mask = torch.zeros(n_rows, n_rows).masked_fill(blocked, torch.finfo(torch.float32).min)
+    handles = [layer.self_attn.register_forward_pre_hook(
+        lambda module, args, kwargs: (args, {**kwargs, "attention_mask": mask[None, None]}),
+        with_kwargs=True) for layer in hf.model.layers]
+    try:
+        return hf(inputs_embeds=embeds).logits[0, -1].double()
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@pytest.mark.parametrize("path", PATHS)
 def test_path_kl_matches_an_independent_hf_recomputation(backend, hf, path):
-    """Direct path only: earlier non-RSP rows blocked from the RSP keys, the newest free;
-    indirect only: the newest row blocked. The reference builds the same row masks."""
+    """The teacher-forced path KL along a full-RSP trajectory against the HF reference."""
     from rsp_probe.interventions.teacher_forced import path_kl
 
     table = hf.get_input_embeddings().weight.detach()
@@ -222,35 +265,113 @@ def test_path_kl_matches_an_independent_hf_recomputation(backend, hf, path):
     measured = path_kl(backend, job, tokens, path)
     full = torch.log_softmax(_hf_logits(hf, table, job, tokens[:-1], Knockout(None)).double(),
                              -1)
-    lowest = torch.finfo(torch.float32).min
     expected = []
     for step in range(1, len(tokens) + 1):
-        last = len(job.input_ids) - 1 + step - 1
-        n_rows = last + 1
-        rows = torch.zeros(n_rows, dtype=torch.bool)
-        if path == "indirect":
-            rows[last] = True
-        else:
-            rows[:last] = True
-            rows[job.rsp_positions] = False
-        keys = torch.zeros(n_rows, dtype=torch.bool)
-        keys[job.rsp_positions] = True
-        blocked = (torch.arange(n_rows)[None, :] > torch.arange(n_rows)[:, None]) | (
-            rows[:, None] & keys[None, :])
-        mask = torch.zeros(n_rows, n_rows).masked_fill(blocked, lowest)[None, None]
-        handles = [layer.self_attn.register_forward_pre_hook(
-            lambda module, args, kwargs, mask=mask: (args, {**kwargs, "attention_mask": mask}),
-            with_kwargs=True) for layer in hf.model.layers]
-        embeds = table[[max(i, 0) for i in job.input_ids]].clone()
-        embeds[job.rsp_positions] = job.rsp
-        embeds = torch.cat([embeds, table[tokens[:step - 1]]])[None]
-        try:
-            with torch.inference_mode():
-                logp = torch.log_softmax(hf(inputs_embeds=embeds).logits[0, -1].double(), -1)
-        finally:
-            for handle in handles:
-                handle.remove()
+        logp = torch.log_softmax(_hf_path_logits(hf, table, job, tokens[:step - 1], path), -1)
         p_full = full[step - 1]
         expected.append(float((p_full.exp() * (p_full - logp)).sum().clamp(min=0)))
     np.testing.assert_allclose(measured, expected, atol=1e-4)
     assert max(expected) > 1e-4  # the path carries something on this toy
+
+
+class _KeepLogits:
+    """A StepProbe that keeps every step's logits (the sampler's own, [S, V] per row)."""
+
+    def __init__(self, context):
+        self.steps: list[torch.Tensor] = []
+
+    def taps(self):
+        return []
+
+    def begin_step(self, step: int) -> None:
+        pass
+
+    def record(self, step: int, logits: torch.Tensor) -> None:
+        self.steps.append(logits.double().clone())
+
+    def check_step(self) -> None:
+        pass
+
+    def finalize(self, n_steps):
+        stacked = torch.stack(self.steps, dim=1)  # [B, S, V]
+        return [{"logits": stacked[row, :n].numpy()} for row, n in enumerate(n_steps)]
+
+
+def _sampled(model, jobs, knockout: Knockout | None, max_new: int = MAX_NEW):
+    return generate(model, jobs, max_new, probes=(), interventions=[_KeepLogits] + (
+        [knockout_factory(knockout)] if knockout is not None else []))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_sampled_path_matches_an_independent_hf_recomputation(backend, hf, path):
+    """Every step's logits of a sampled path (two passes per step over the KV cache) equal
+    a from-scratch HF forward along the sampled tokens with the path's 4D mask (1e-4); under
+    greedy decoding (the first draw; the second samples at T = 1) the tokens are the
+    reference's argmax at every step."""
+    from dataclasses import replace
+
+    table = hf.get_input_embeddings().weight.detach()
+    greedy, hot = _jobs(backend, n_draws=2, temperature=0.0)
+    jobs = [greedy, replace(hot, temperature=1.0)]
+    sampled = _sampled(backend, jobs, Knockout(None, path=path))
+    full, cut = _sampled(backend, jobs, None), _sampled(backend, jobs, Knockout(1))
+    for job, trajectory, *twins in zip(jobs, sampled, full, cut):
+        tokens = trajectory.generated_token_ids
+        assert len(tokens) == MAX_NEW
+        expected = torch.stack([_hf_path_logits(hf, table, job, tokens[:step], path)
+                                for step in range(len(tokens))])
+        np.testing.assert_allclose(trajectory.steps["logits"], expected.numpy(), atol=1e-4)
+        if job.temperature == 0.0:
+            assert tokens == expected.argmax(-1).tolist()
+        # the path is neither the full run nor the cut from step 1: step 1 already differs
+        for twin in twins:
+            assert np.abs(trajectory.steps["logits"][0] - twin.steps["logits"][0]).max() > 1e-4
+
+
+@pytest.fixture(scope="module")
+def one_layer(tmp_path_factory, tokenizer_dir):
+    from rsp_probe.models import load_model
+    from rsp_probe.toy.checkpoint import ToyArchitecture, save_random_checkpoint
+
+    arch = ToyArchitecture(family="qwen2", n_layers=1, d_model=64, n_heads=4, n_kv_heads=2,
+                           d_mlp=128, n_ctx=256, initializer_range=0.4)
+    path = save_random_checkpoint(tmp_path_factory.mktemp("one-layer"), arch, tokenizer_dir)
+    return load_model(str(path), backend="hf")
+
+
+def test_paths_in_a_one_layer_model(one_layer):
+    """With one layer, a position's keys and values are computed before any attention, so
+    which earlier rows read the RSP cannot matter: direct-only is the full run and
+    indirect-only is the cut from step 1, token for token under sampling."""
+    jobs = _jobs(one_layer, temperature=1.0)
+    runs = {name: _sampled(one_layer, jobs, knockout) for name, knockout in (
+        ("full", None), ("cut1", Knockout(1)), ("direct", Knockout(None, path="direct")),
+        ("indirect", Knockout(None, path="indirect")))}
+    for same, other in (("direct", "full"), ("indirect", "cut1")):
+        for a, b in zip(runs[same], runs[other]):
+            assert a.generated_token_ids == b.generated_token_ids
+            np.testing.assert_allclose(a.steps["logits"], b.steps["logits"], atol=1e-5)
+    assert any(a.generated_token_ids != b.generated_token_ids
+               for a, b in zip(runs["full"], runs["cut1"]))
+
+
+def test_sampled_paths_record_one_value_per_step_and_compose(loaded_qwen2):
+    """The attention probe sees only the logits pass: indirect-only's newest query has
+    exactly zero RSP mass, direct-only's does not. Another intervention acts in both passes:
+    indirect-only on top of the cut from step 1 is the cut from step 1 (were the cut
+    silent in the cache pass, the earlier positions would read the RSP)."""
+    from rsp_probe.probes.names import ATTENTION_PROBE
+
+    jobs = _jobs(loaded_qwen2, n_draws=2, temperature=1.0)
+    for path in PATHS:
+        runs = generate(loaded_qwen2, jobs, 6, probes=(ATTENTION_PROBE,),
+                        interventions=[knockout_factory(Knockout(None, path=path))])
+        mass = np.stack([t.steps[ATTENTION_PROBE] for t in runs])  # [B, S, L, H]
+        assert mass.shape == (2, 6, loaded_qwen2.info.n_layers, loaded_qwen2.info.n_heads)
+        assert (mass.max() == 0.0) == (path == "indirect")
+    both = generate(loaded_qwen2, jobs, MAX_NEW, probes=(), interventions=[
+        _KeepLogits, knockout_factory(Knockout(None, path="indirect")),
+        knockout_factory(Knockout(1))])
+    for a, b in zip(both, _sampled(loaded_qwen2, jobs, Knockout(1))):
+        assert a.generated_token_ids == b.generated_token_ids
+        np.testing.assert_allclose(a.steps["logits"], b.steps["logits"], atol=1e-5)

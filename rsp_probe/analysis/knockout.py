@@ -6,7 +6,8 @@ CIs over prompts; the share of trajectories token-identical to their full-RSP tw
 prompt and sample) and the mean first divergence step of the others; the same against the
 baseline; distinct trajectories per prompt (branching) and distinct strategies where the
 records carry one; the teacher-forced KL(p_full || p_knocked) along the full run's tokens,
-at steps 1..3 and averaged over all steps.
+at steps 1..3 and averaged over all steps; the next-token entropy of the condition's own
+trajectories at step 1 and averaged over steps.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from rsp_probe.analysis.stats import bootstrap_mean
 from rsp_probe.runs import Run
 
 KL_PROBE = "knockout_kl"
+ENTROPY_PROBE = "entropy"  # nats, of the sampler's logits at temperature 1
 FULL, BASELINE = "full", "baseline"
 
 
@@ -41,24 +43,28 @@ def _against(records: pd.DataFrame, reference: str) -> pd.DataFrame:
     return pd.Series(steps, index=records.index)
 
 
-def _kl(run: Run, probe: str) -> pd.DataFrame:
+def _kl(run: Run, probe: str, prefix: str = "kl") -> pd.DataFrame:
+    """Per trajectory: the probe's mean over steps ({prefix}_mean) and steps 1..3."""
     steps = run.steps[run.steps["probe"] == probe]
     per_trajectory = steps.groupby("trajectory", observed=True).agg(
-        kl_mean=("value", "mean"))
+        **{f"{prefix}_mean": ("value", "mean")})
     early = steps[steps["step"] <= 3].pivot_table(index="trajectory", columns="step",
                                                    values="value", observed=True)
-    early.columns = [f"kl_step{int(c)}" for c in early.columns]
+    early.columns = [f"{prefix}_step{int(c)}" for c in early.columns]
     return per_trajectory.join(early).reset_index().astype({"trajectory": str})
 
 
-PATH_PROBES = {"direct-only": "kl_direct_only", "indirect-only": "kl_indirect_only"}
+# runs written before the paths were sampled kept their teacher-forced KL on the full run
+LEGACY_PATH_PROBES = {"direct-only": "kl_direct_only", "indirect-only": "kl_indirect_only"}
 
 
 def knockout_table(run: Run, ks: Sequence[int]) -> pd.DataFrame:
-    """The conditions' rows, then one row per path (kind "path": its KL only)."""
+    """One row per condition (full, baseline, each cut, layer and path)."""
     table = condition_table(run, ks, (FULL, BASELINE), KL_PROBE, _describe)
+    if (table["kind"] == "path").any():
+        return table
     paths = []
-    for name, probe in PATH_PROBES.items():
+    for name, probe in LEGACY_PATH_PROBES.items():
         kl = _kl(run, probe)
         if len(kl):
             paths.append({"kind": "path", "condition": name, "cut_after": np.nan, "layers": "",
@@ -73,8 +79,9 @@ def condition_table(run: Run, ks: Sequence[int], references: Sequence[str], kl_p
     records = run.trajectories.copy()
     for reference in references:
         records[f"div_{reference}"] = _against(records, reference)
-    records = records.merge(_kl(run, kl_probe), left_on="id", right_on="trajectory",
-                            how="left")
+    for per_trajectory in (_kl(run, kl_probe), _kl(run, ENTROPY_PROBE, "entropy")):
+        records = records.merge(per_trajectory, left_on="id", right_on="trajectory",
+                                how="left").drop(columns="trajectory")
     n = int(records.groupby(["condition", "prompt_id"]).size().max())
     rows = []
     for condition, group in records.groupby("condition", sort=False):
@@ -87,6 +94,8 @@ def _describe(group: pd.DataFrame) -> dict:
     knockout = group["intervention"].iloc[0] if "intervention" in group else None
     if not isinstance(knockout, dict):
         return {"kind": "reference", "cut_after": np.nan, "layers": ""}
+    if knockout.get("path"):
+        return {"kind": "path", "cut_after": np.nan, "layers": ""}
     layers = knockout.get("layers")
     return {"kind": "cut" if layers is None else "layer",
             "cut_after": np.nan if knockout["cut_after"] is None else knockout["cut_after"],
@@ -113,6 +122,7 @@ def _measures(group: pd.DataFrame, n: int, ks: Sequence[int], references) -> dic
         for q in (25, 50, 75):
             out[f"first_divergence_{reference}_p{q}"] = (
                 float(np.nanpercentile(steps, q)) if steps.notna().any() else np.nan)
-    for column in ("kl_step1", "kl_step2", "kl_step3", "kl_mean"):
+    for column in ("kl_step1", "kl_step2", "kl_step3", "kl_mean", "entropy_step1",
+                   "entropy_mean"):
         out[column] = float(group[column].mean()) if column in group else np.nan
     return out

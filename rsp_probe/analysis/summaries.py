@@ -246,11 +246,17 @@ def describe_knockout(run: Run, full: bool = False) -> str:
     lines = _compared_header(
         run, "## each knockout against the full-RSP run and the baseline (same prompts, draws, "
         "seeds); accuracy with 95% CI over prompts; KL(p_full || p_knocked) teacher-forced "
-        "along the full run; first divergence = mean step among diverged trajectories")
-    paths = table["kind"] == "path"
+        "along the full run; H = next-token entropy (nats) of the condition's own "
+        "trajectories; first divergence = mean step among diverged trajectories; "
+        "direct-only = only the newest query reads the RSP, indirect-only = only earlier "
+        "positions do (sampled)")
+    # runs written before the paths were sampled have KL-only path rows
+    paths = (table["kind"] == "path") & table["accuracy"].isna()
     for r in table[~paths].to_dict("records"):
         lines.append("  ".join([
-            *_compared_cells(r, table, 12), f"KL mean {r['kl_mean']:.3g}",
+            *_compared_cells(r, table, 13), f"KL mean {r['kl_mean']:.3g}",
+            f"H t1/mean {r.get('entropy_step1', float('nan')):.3g}/"
+            f"{r.get('entropy_mean', float('nan')):.3g}",
             f"distinct/prompt {r['distinct_per_prompt']:.2f}",
             f"same as full {r['same_as_full']:.2f} (1st div {r['first_divergence_full']:.1f})",
             f"same as base {r['same_as_baseline']:.2f}"]))

@@ -111,6 +111,10 @@ class Backend(Protocol):
         """One step: token ids [B, 1], the full mask so far [B, K], this step's position ids
         [B, 1] and the cache of the previous call; return logits [B, V] and the new cache."""
 
+    def rewind(self, cache: Any, n_positions: int) -> Any:
+        """Drop the newest n_positions from a decode cache (a step is then run again, e.g.
+        with another mask: rsp_probe.interventions.knockout.PathIntervention)."""
+
     def forward(self, embeds: torch.Tensor) -> torch.Tensor:
         """Teacher-forced full forward over unpadded equal-length inputs [B, T, D]; return
         logits [B, T, V]."""

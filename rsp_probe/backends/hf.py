@@ -87,6 +87,10 @@ class HFBackend:
                          **self._tap_kwargs())
         return out.logits[:, -1], cache
 
+    def rewind(self, cache: Any, n_positions: int) -> Any:
+        cache.crop(-n_positions)  # transformers' Cache: a negative count drops positions
+        return cache
+
     def forward(self, embeds: torch.Tensor) -> torch.Tensor:
         return self.model(inputs_embeds=embeds, use_cache=False, **self._tap_kwargs()).logits
 
@@ -250,6 +254,17 @@ class _InPlaceLayer(DynamicLayer):
 
     def get_seq_length(self) -> int:
         return self.length
+
+    def crop(self, tokens_to_remove: int) -> None:
+        """Drop the newest -tokens_to_remove positions (transformers' sign convention);
+        the buffers keep them until the next update overwrites them."""
+        if tokens_to_remove > 0:
+            raise ValueError(f"crop takes a negative count, got {tokens_to_remove}")
+        if not self.is_initialized or tokens_to_remove == 0:
+            return
+        self.length = max(0, self.length + tokens_to_remove)
+        self.keys = self._keys[:, :, :self.length]
+        self.values = self._values[:, :, :self.length]
 
 
 def _buffer(filled: torch.Tensor, capacity: int) -> torch.Tensor:

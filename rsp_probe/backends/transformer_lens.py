@@ -86,6 +86,10 @@ class TransformerLensBackend:
                                     position_ids=position_ids)
         return logits[:, -1], cache
 
+    def rewind(self, cache: Any, n_positions: int) -> Any:
+        cache.crop(-n_positions)  # transformers' Cache: a negative count drops positions
+        return cache
+
     def forward(self, embeds: torch.Tensor) -> torch.Tensor:
         return self.bridge(embeds, return_type="logits")
 

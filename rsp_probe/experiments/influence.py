@@ -7,7 +7,6 @@ from itertools import groupby
 from typing import TYPE_CHECKING
 
 from rsp_probe.config import Condition
-from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import Session
 
@@ -28,12 +27,8 @@ def rsp_conditions(spec) -> list[Condition]:
 
 def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.summaries import influence_summary
-    from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
     from rsp_probe.experiments.sampling import sample_conditions
 
-    if spec.rsp.law in BLOCKED_LAWS + SLOTLESS_LAWS:
-        raise UsageError(f"influence does not support --law {spec.rsp.law} yet (its teacher-"
-                         "forced pass has no knockout or prompt noise)")
     session = Session(spec, model)
     with session:
         base = sample_conditions(session, [BASE], samples=1)
@@ -47,6 +42,7 @@ def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Dat
 
 def _teacher_force(session: Session, base: Sampled) -> Sampled:
     """Every (condition, prompt) group of draws against its prompt's base continuation."""
+    from rsp_probe.controls import BLOCKED_LAWS
     from rsp_probe.experiments.sampling import Sampled, build_jobs
     from rsp_probe.probes.influence import influence_batch
 
@@ -60,7 +56,8 @@ def _teacher_force(session: Session, base: Sampled) -> Sampled:
         tokens = continuation[prompt_id]
         for start in range(0, len(group_jobs), spec.sampling.batch_size):
             chunk = group_jobs[start:start + spec.sampling.batch_size]
-            steps.update(influence_batch(model, chunk, tokens))
+            steps.update(influence_batch(model, chunk, tokens,
+                                         block_rsp=spec.rsp.law in BLOCKED_LAWS))
         text[prompt_id] = model.tokenizer.decode(tokens, skip_special_tokens=True)
     for record in records:
         tokens = continuation[record["prompt_id"]]

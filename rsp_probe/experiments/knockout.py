@@ -4,11 +4,11 @@ On the same prompts, RSP draws and sampling seeds: the full-RSP run, the baselin
 and the full run with the RSP keys knocked out (rsp_probe.interventions): from step s on
 for each --cut-after s (1 = the prefill pass, never = nothing), and at one layer at a time
 from step 1 for each --block-layers layer. Each knockout is also teacher-forced along its
-full-RSP twin's tokens (KL(p_full || p_knocked) per step, probe `knockout_kl`), and so are
-the two paths (probes `kl_direct_only`, `kl_indirect_only` on the full trajectories): only the
-newest query reads the RSP, or only the earlier positions do. Direct and indirect paths are
-measured teacher-forced only (sampling them needs two KV caches). The measures
-(analysis/knockout.py) go to knockout.parquet.
+full-RSP twin's tokens (KL(p_full || p_knocked) per step, probe `knockout_kl`). So is each
+--paths path, sampled exactly (two passes per step over the KV cache; see
+rsp_probe.interventions.spec): direct-only (only the newest query reads the RSP) and
+indirect-only (only the earlier positions do). The measures (analysis/knockout.py) go to
+knockout.parquet.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from rsp_probe.config import Condition, _opt
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
-from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps
+from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps, parse_paths
 from rsp_probe.runs import KNOCKOUT_FILE
 
 if TYPE_CHECKING:
@@ -39,6 +39,9 @@ class KnockoutOptions:
                                       "(1 = prefill; never)")
     block_layers: tuple[int, ...] = _opt((), "layers to knock out one at a time from step 1 "
                                          "(default: every layer)")
+    paths: tuple[str, ...] = _opt(("direct", "indirect"), "paths of the RSP's influence to "
+                                  "sample alone: direct (only the newest query reads the "
+                                  "RSP), indirect (only earlier positions do), or none")
     k: tuple[int, ...] = _opt((1, 2, 4), "k values of Pass@k, each <= --samples")
 
 
@@ -46,7 +49,9 @@ def knockouts(spec: Spec, n_layers: int) -> list[Knockout]:
     """The run's interventions, checked; raises UsageError on bad input."""
     cuts = parse_cut_steps(spec.option("cut_after"))
     layers = check_layers(spec.option("block_layers"), n_layers) or tuple(range(n_layers))
-    return [Knockout(step) for step in cuts] + [Knockout(1, (layer,)) for layer in layers]
+    paths = parse_paths(spec.option("paths"))
+    return [Knockout(step) for step in cuts] + [Knockout(1, (layer,)) for layer in layers] + [
+        Knockout(None, path=path) for path in paths]
 
 
 def _check(spec: Spec, model: Backend | None) -> list[Knockout]:
@@ -108,7 +113,6 @@ def _sample_all(session: Session, interventions: list[Knockout]):
     base_jobs, base_records = build_jobs(session, [Condition("baseline", 0, temperature,
                                                              top_p)], spec.sampling.samples)
     full = _generate(session, full_jobs, full_records, None)
-    _path_kls(session, full_jobs, full.records, full.steps)
     records, rsp, steps = full.records, dict(full.rsp), dict(full.steps)
     for sampled in [_generate(session, base_jobs, base_records, None)] + [
             _knocked(session, full_jobs, full_records, full.records, knockout)
@@ -133,22 +137,10 @@ def _generate(session: Session, jobs, records, knockout: Knockout | None):
     return finish_records(session, jobs, records, trajectories)
 
 
-def _path_kls(session: Session, jobs, records, steps) -> None:
-    """Teacher-forced KL of the direct-only and indirect-only paths along each full
-    trajectory (rsp_probe.interventions.teacher_forced.path_kl), as probes on it."""
-    from rsp_probe.interventions.teacher_forced import PATHS, path_kl
-
-    for job, record in zip(jobs, records):
-        if record["generated_token_ids"]:
-            for path in PATHS:
-                steps[job.id][f"kl_{path}_only"] = path_kl(
-                    session.model, job, record["generated_token_ids"], path)
-
-
 def _knocked(session: Session, full_jobs, full_records, full_done, knockout: Knockout):
     """The full run's jobs under `knockout`, renamed, plus the teacher-forced KL along each
     full trajectory's own tokens."""
-    from rsp_probe.interventions.teacher_forced import knockout_kl
+    from rsp_probe.interventions.teacher_forced import knockout_kl, path_kl
 
     name = knockout.name
     jobs = [dataclasses.replace(job, id=job.id.replace("full/", f"{name}/", 1))
@@ -159,7 +151,10 @@ def _knocked(session: Session, full_jobs, full_records, full_done, knockout: Kno
     sampled = _generate(session, jobs, records, knockout)
     for job, done in zip(jobs, full_done):
         tokens = done["generated_token_ids"]
-        if tokens:
+        if tokens and knockout.path is not None:
+            sampled.steps[job.id]["knockout_kl"] = path_kl(session.model, job, tokens,
+                                                           knockout.path)
+        elif tokens:
             sampled.steps[job.id]["knockout_kl"] = knockout_kl(session.model, [job], tokens,
                                                                knockout)[0]
     return sampled
@@ -167,8 +162,9 @@ def _knocked(session: Session, full_jobs, full_records, full_done, knockout: Kno
 
 EXPERIMENT = register_experiment(Experiment(
     name="knockout",
-    help="RSP keys knocked out after step s and by layer, against the full-RSP run and the "
-    "baseline: KL, first divergence, branching, accuracy, pass@k",
+    help="RSP keys knocked out after step s, by layer, or on one path (direct / indirect), "
+    "against the full-RSP run and the baseline: KL, first divergence, branching, accuracy, "
+    "pass@k",
     run=run_knockout, options=KnockoutOptions,
     describe="rsp_probe.analysis.summaries:describe_knockout",
     defaults={"rsp_tokens": (4,), "samples": 4, "temperature": 1.0, "max_new_tokens": 32},

@@ -3,8 +3,9 @@ knockout.parquet of `rsp-probe knockout` runs (rsp_probe.analysis.knockout).
 
 Top row: each measure against the first blocked step s (log2 axis; "never" drawn at the
 right, at 2 x the largest s); bottom row: against the single layer knocked out from step 1.
-Dashed lines: the full-RSP run and the baseline on the same prompts and seeds. Accuracy has
-its 95% bootstrap CI over prompts as a band.
+Dashed lines: the full-RSP run and the baseline on the same prompts and seeds; in the top
+row also the sampled direct-only and indirect-only paths (dash-dot). Accuracy has its 95%
+bootstrap CI over prompts as a band.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ NAME = "knockout"
 NEEDS = ("knockout",)
 MEASURES = {"accuracy": "accuracy", "same_as_full": "share identical to full-RSP run",
             "distinct_per_prompt": "distinct trajectories per prompt",
-            "kl_mean": "teacher-forced KL(full || knocked), nats"}
+            "kl_mean": "teacher-forced KL(full || knocked), nats",
+            "entropy_mean": "next-token entropy, nats"}
+# horizontal lines: the references in every panel, the two sampled paths beside the cuts
+_BOTH = (("full", "--"), ("baseline", ":"))
+REFERENCES = {"cut": _BOTH + (("direct-only", "-."), ("indirect-only", (0, (5, 1, 1, 1, 1, 1)))),
+              "layer": _BOTH}
+REFERENCE_LABELS = {"full": "full (no knockout)", "baseline": "baseline (no RSP)"}
 COLUMNS = ["run", "kind", "condition", "x", "x_label", "measure", "y", "ci_low", "ci_high"]
 
 
@@ -38,6 +45,8 @@ def data(runs: list[Run]) -> pd.DataFrame:
         x_label = [("never" if np.isnan(c) else f"{c:g}") if kind == "cut" else layers
                    for kind, c, layers in zip(table["kind"], table["cut_after"], table["layers"])]
         for measure in MEASURES:
+            if measure not in table:  # a run written before the measure existed
+                table[measure] = np.nan
             low = table.get(f"{measure}_lo", table[measure])
             high = table.get(f"{measure}_hi", table[measure])
             frames.append(pd.DataFrame({"run": run.id, "kind": table["kind"],
@@ -67,12 +76,11 @@ def _panel(ax, rows: pd.DataFrame, kind: str, measure: str) -> None:
         curve = mine[mine["kind"] == kind].sort_values("x")
         style.with_band(ax, curve, color, run if len(runs) > 1 else None,
                         gid=f"{kind}:{measure}:{run}", marker="o")
-        for condition, line in (("full", "--"), ("baseline", ":")):
-            ref = mine[mine["condition"] == condition]["y"]
+        for condition, line in REFERENCES[kind]:
+            ref = mine[mine["condition"] == condition]["y"].dropna()
             if len(ref):
                 ax.axhline(float(ref.iloc[0]), color=color, linestyle=line, linewidth=0.9,
-                           label=f"{condition} (no knockout)" if condition == "full"
-                           else "baseline (no RSP)")
+                           label=REFERENCE_LABELS.get(condition, f"{condition} (sampled)"))
     ticks = rows[rows["kind"] == kind].drop_duplicates("x").sort_values("x")
     if kind == "cut":
         ax.set_xscale("log", base=2)

@@ -4,6 +4,15 @@ During sampling (`KnockoutIntervention`, one per batch like a probe) a forward p
 one step, and every query row of it is blocked when that step is >= cut_after. In a
 teacher-forced full forward (`teacher_forced_tap`) row r belongs to step
 max(1, r - first_step_row + 1), which reproduces the cached run exactly.
+
+A path (`PathIntervention`) needs two passes per step, because the newest position plays
+two parts: its query gives this step's logits, and its keys and values are what every later
+query reads. The sampler runs the step once with the logits mask, drops the newest
+position(s) from the cache, and runs it again with the cache mask (`rewrites_cache`):
+
+    path       logits pass blocks              cache pass blocks
+    direct     every non-RSP row but the last  every non-RSP row
+    indirect   the last row                    nothing
 """
 
 from __future__ import annotations
@@ -18,7 +27,7 @@ from rsp_probe.probes.base import BatchContext
 def mask_keys(scores: torch.Tensor, key_mask: torch.Tensor,
               rows: torch.Tensor | None = None) -> torch.Tensor:
     """scores [B, H, Q, K] with the keys of key_mask [B, K0] (bool, the first K0 keys) set
-    to the dtype's lowest value, in the query rows of `rows` [Q] (bool; None: all).
+    to the dtype's lowest value, in the query rows of `rows` ([Q] or [B, Q] bool; None: all).
 
     The lowest finite value rather than -inf: a row whose every key is masked (an RSP slot at
     position 0) stays finite instead of turning NaN, and other rows give it weight exactly 0.
@@ -28,7 +37,8 @@ def mask_keys(scores: torch.Tensor, key_mask: torch.Tensor,
                           device=scores.device)
     row_mask = torch.ones(scores.shape[2], dtype=torch.bool, device=scores.device) \
         if rows is None else rows.to(scores.device)
-    blocked[..., :n_keys] = key_mask[:, None, None, :] & row_mask[None, None, :, None]
+    row_mask = row_mask.expand(scores.shape[0], -1)  # [B, Q]
+    blocked[..., :n_keys] = key_mask[:, None, None, :] & row_mask[:, None, :, None]
     return scores.masked_fill(blocked, torch.finfo(scores.dtype).min)
 
 
@@ -65,8 +75,40 @@ class KnockoutIntervention:
         return [{} for _ in n_steps]
 
 
+class PathIntervention(KnockoutIntervention):
+    """One path of the RSP kept (Knockout.path), sampled exactly: the sampler calls
+    begin_pass(False) before the logits pass of each step and begin_pass(True) before
+    the cache pass, which recomputes the newest positions' keys and values."""
+
+    rewrites_cache = True
+
+    def __init__(self, context: BatchContext, knockout: Knockout):
+        super().__init__(context, knockout)
+        self.layers = tuple(range(context.n_layers))
+        self.cache_pass = False
+
+    def begin_pass(self, cache_pass: bool) -> None:
+        self.cache_pass = cache_pass
+
+    def taps(self) -> list[Tap]:
+        return [Tap(ATTN_SCORES, self.layers, self._mask, newest_only=False)]
+
+    def _mask(self, layer: int, scores: torch.Tensor) -> torch.Tensor | None:
+        n_rows = scores.shape[2]
+        newest = torch.arange(n_rows, device=scores.device) == n_rows - 1  # [Q]
+        if self.knockout.path == "indirect":
+            return None if self.cache_pass else mask_keys(scores, self.key_mask, newest)
+        # the prefill's rows are the input positions, whose RSP slots keep reading the RSP
+        rsp_rows = self.key_mask if self.step == 1 else torch.zeros(
+            scores.shape[0], n_rows, dtype=torch.bool, device=scores.device)
+        rows = ~rsp_rows if self.cache_pass else ~rsp_rows & ~newest[None]
+        return mask_keys(scores, self.key_mask, rows)
+
+
 def knockout_factory(knockout: Knockout):
     """The per-batch factory the sampler's `interventions=` takes."""
+    if knockout.path is not None:
+        return lambda context: PathIntervention(context, knockout)
     return lambda context: KnockoutIntervention(context, knockout)
 
 

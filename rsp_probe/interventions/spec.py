@@ -8,6 +8,15 @@ before the softmax, so they get exactly zero weight) at some layers from some st
                        so every input position (the prompt's positions after the RSP
                        included) and every generated token; s = never blocks nothing
     layers             the layers where the keys are masked (default: all)
+    path               one path of the RSP's influence kept (at every layer, every step):
+                       direct    only the newest query reads the RSP keys; every other
+                                 non-RSP position computes its keys and values as if the RSP
+                                 were invisible to it
+                       indirect  the newest query is blocked from the RSP keys; the earlier
+                                 positions read them as in the full run
+                       Sampling a path runs every step twice over the cache (the newest
+                       position's logits under one mask, then its keys and values under the
+                       other: rsp_probe.interventions.knockout.PathIntervention).
 
 With a KV cache a position's keys and values are computed once, at the step that adds it,
 so "blocked at step t" is the same as "the query rows whose step is >= s are blocked" in a
@@ -22,15 +31,19 @@ from dataclasses import dataclass
 from rsp_probe.errors import UsageError
 
 NEVER = "never"
+PATHS = ("direct", "indirect")
 
 
 @dataclass(frozen=True)
 class Knockout:
     cut_after: int | None  # first blocked step (1 = prefill); None: never
     layers: tuple[int, ...] | None = None  # None: every layer
+    path: str | None = None  # one of PATHS (then cut_after and layers are unused)
 
     @property
     def name(self) -> str:
+        if self.path is not None:
+            return f"{self.path}-only"
         if self.layers is not None:
             return f"layer{'+'.join(map(str, self.layers))}" + (
                 "" if self.cut_after == 1 else f"@{self.cut_after}")
@@ -38,7 +51,8 @@ class Knockout:
 
     def describe(self) -> dict:
         return {"name": self.name, "cut_after": self.cut_after,
-                "layers": None if self.layers is None else list(self.layers)}
+                "layers": None if self.layers is None else list(self.layers),
+                "path": self.path}
 
 
 def parse_cut_steps(values: Sequence[str]) -> tuple[int | None, ...]:
@@ -65,3 +79,14 @@ def check_layers(layers: Sequence[int], n_layers: int) -> tuple[int, ...]:
     if bad:
         raise UsageError(f"--block-layers: layer(s) {bad} outside 0..{n_layers - 1}")
     return tuple(layers)
+
+
+def parse_paths(values: Sequence[str]) -> tuple[str, ...]:
+    """'direct,indirect' -> ('direct', 'indirect'); 'none' (or nothing) -> ()."""
+    paths = [str(value).strip().lower() for value in values]
+    if paths == ["none"]:
+        return ()
+    bad = [path for path in paths if path not in PATHS]
+    if bad:
+        raise UsageError(f"--paths: expected {' and/or '.join(PATHS)} (or none), got {bad}")
+    return tuple(dict.fromkeys(paths))

@@ -8,7 +8,7 @@ import torch
 
 from rsp_probe.backends.base import ATTN_SCORES, Backend, Tap, all_layers
 from rsp_probe.interventions.knockout import mask_keys, teacher_forced_tap
-from rsp_probe.interventions.spec import Knockout
+from rsp_probe.interventions.spec import PATHS, Knockout
 from rsp_probe.probes.influence import influence_values
 from rsp_probe.rsp import build_inputs_embeds
 
@@ -31,9 +31,6 @@ def knockout_kl(model: Backend, jobs: list, tokens: list[int], knockout: Knockou
         knocked = model.forward(embeds)[:, rows]
     # influence_values(base, rsp) gives KL(p_rsp || p_base): here p_full against p_knocked
     return influence_values(knocked, full)["kl"].cpu().numpy()
-
-
-PATHS = ("direct", "indirect")
 
 
 @torch.inference_mode()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from rsp_probe.backends.base import ATTN_KEY_MASS, Backend, Tap, all_layers
+from rsp_probe.backends.base import ATTN_KEY_MASS, ATTN_SCORES, Backend, Tap, all_layers
+from rsp_probe.interventions.knockout import mask_keys
 from rsp_probe.probes.names import ATTENTION_PROBE
-from rsp_probe.rsp import build_inputs_embeds
+from rsp_probe.rsp import build_inputs_embeds, job_embeds
 
 
 def influence_values(base_logits: torch.Tensor,
@@ -36,8 +37,10 @@ def influence_values(base_logits: torch.Tensor,
 
 @torch.inference_mode()
 def teacher_forced(model: Backend, embeds: torch.Tensor, first_step_position: int, n_steps: int,
-                   rsp_positions: list[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One full forward over [B, T, d] inputs of equal length.
+                   rsp_positions: list[int], block_rsp: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One full forward over [B, T, d] inputs of equal length; with block_rsp no query
+    attends to the RSP keys (the positions-only control: a knockout from step 1).
 
     Returns the logits of steps 1..n_steps, [B, n_steps, V], and, when `rsp_positions` is not
     empty, the attention mass on them per step, layer and head, [B, n_steps, L, H].
@@ -55,6 +58,10 @@ def teacher_forced(model: Backend, embeds: torch.Tensor, first_step_position: in
 
         taps = [Tap(ATTN_KEY_MASS, all_layers(model), keep, key_mask=key_mask,
                     newest_only=False)]
+        if block_rsp:
+            taps.append(Tap(ATTN_SCORES, all_layers(model),
+                            lambda layer, scores: mask_keys(scores, key_mask.bool()),
+                            newest_only=False))
     with model.tapped(taps):
         logits = model.forward(embeds)[:, rows]
     if not rsp_positions:
@@ -63,22 +70,24 @@ def teacher_forced(model: Backend, embeds: torch.Tensor, first_step_position: in
     return logits, attention.permute(0, 3, 1, 2)  # [B, L, H, S] -> [B, S, L, H]
 
 
-def influence_batch(model: Backend, jobs: list, continuation: list[int]) -> dict:
+def influence_batch(model: Backend, jobs: list, continuation: list[int],
+                    block_rsp: bool = False) -> dict:
     """Draws of one prompt and condition; the base input is replicated to the same batch
-    shape, so a k=0 'draw' reproduces the base logits bit for bit."""
+    shape, so a k=0 'draw' reproduces the base logits bit for bit. Controls: block_rsp
+    knocks the RSP keys out (positions-only); a slotless job's draw is added to its input
+    embeddings (neftune, rsp_probe.rsp.job_embeds)."""
     table = model.embedding_table
     forced = torch.tensor(continuation[:-1], dtype=torch.long)
     forced_embeds = table[forced.to(table.device)]
     base_ids = [i for i in jobs[0].input_ids if i >= 0]
     base_embeds = build_inputs_embeds(table, base_ids, [], jobs[0].rsp[:0])
     base_batch = torch.cat([base_embeds, forced_embeds])[None].expand(len(jobs), -1, -1)
-    rsp_batch = torch.stack([torch.cat([build_inputs_embeds(table, job.input_ids,
-                                                            job.rsp_positions, job.rsp),
-                                        forced_embeds]) for job in jobs])
+    rsp_batch = torch.stack([torch.cat([job_embeds(table, job), forced_embeds])
+                             for job in jobs])
     n_steps = len(continuation)
     base_logits, _ = teacher_forced(model, base_batch.contiguous(), len(base_ids) - 1, n_steps, [])
     rsp_logits, attention = teacher_forced(model, rsp_batch, len(jobs[0].input_ids) - 1,
-                                           n_steps, jobs[0].rsp_positions)
+                                           n_steps, jobs[0].rsp_positions, block_rsp)
     values = {name: v.cpu().numpy() for name, v in
               influence_values(base_logits, rsp_logits).items()}
     out = {}
