@@ -19,8 +19,9 @@ def card_path(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_soft_prompt(path: Path, vectors, card: dict) -> Path:
-    """Write the vectors [k, d] (float32) and the card; returns the safetensors path."""
+def save_soft_prompt(path: Path, vectors, card: dict) -> dict:
+    """Write the vectors [k, d] (float32) and the card (k and d_model added); returns the
+    card as written."""
     from safetensors.torch import save_file
 
     path = Path(path)
@@ -29,7 +30,7 @@ def save_soft_prompt(path: Path, vectors, card: dict) -> Path:
     card = {**card, "k": int(tensor.shape[0]), "d_model": int(tensor.shape[1])}
     save_file({TENSOR: tensor}, str(path), metadata={CARD_KEY: json.dumps(card)})
     card_path(path).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
-    return path
+    return card
 
 
 def read_card(path: str | Path) -> dict:

@@ -201,5 +201,4 @@ def tune_and_save(model, options: TuneOptions, progress: bool = False) -> dict:
         "loss_log": [round(x, 5) for x in losses],
         **model_identity(info.name, info.weights_sha256, info.revision),
     }
-    save_soft_prompt(options.out, prompt, card)
-    return card
+    return save_soft_prompt(options.out, prompt, card)
