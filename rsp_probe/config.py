@@ -68,7 +68,8 @@ class RSPConfig:
                           "prefix: after BOS, before the question", choices=PLACEMENTS)
     fixed_draw: bool = _opt(False, "one draw shared by every trajectory of the run (control)")
     soft_prompt: str | None = _opt(None, "a trained soft prompt (.safetensors from `rsp-probe "
-                                   "tune-prompt`) for the trained laws and compare-prompts")
+                                   "tune-prompt`, or `default`: the one committed for the "
+                                   "default model) for the trained laws and compare-prompts")
 
 
 @dataclass(frozen=True)

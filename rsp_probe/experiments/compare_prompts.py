@@ -17,8 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import Condition, _opt
-from rsp_probe.controls import BLOCKED_LAWS, CONTROL_LAWS, SLOTLESS_LAWS
+from rsp_probe.config import LAWS, Condition, _opt
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 
@@ -30,9 +29,11 @@ if TYPE_CHECKING:
     from rsp_probe.runs import Run
 
 NONE, RSP = "none", "rsp"
+# arm -> --law; the trained laws, then the controls (rsp_probe.controls, imported lazily: it
+# imports torch, and `--help` lists this experiment)
 ARM_LAWS = {NONE: "gaussian", RSP: "gaussian", "trained": "trained", "trained-fit": "trained-fit",
-            "trained+noise": "trained+noise", "tokens": "tokens",
-            **{law: law for law in CONTROL_LAWS}}
+            "trained+noise": "trained+noise",
+            **{law: law for law in LAWS if law not in ("gaussian", "per-dim")}}
 DETERMINISTIC = (NONE, "trained", "mean")  # one greedy trajectory per prompt says it all
 GREEDY = "greedy-"  # prefix of an arm's greedy condition
 KL_PROBE = "compare_kl"
@@ -109,6 +110,7 @@ def _conditions(spec: Spec, arm: str) -> list[tuple[Condition, int]]:
 
 
 def _sample(session: Session, arms: tuple[str, ...]):
+    from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
     from rsp_probe.experiments.sampling import build_jobs, finish_records, law_interventions
     from rsp_probe.probes.base import DEFAULT_PROBES, LOGIT_ONLY_PROBES
     from rsp_probe.sampler import generate

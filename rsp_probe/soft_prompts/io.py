@@ -13,6 +13,14 @@ from rsp_probe.errors import UsageError
 
 TENSOR = "prompt"
 CARD_KEY = "card"
+# `--soft-prompt default`: the prompt committed for the embedded default model (k = 16,
+# suffix), trained by the command in default/README.md
+DEFAULT_NAME = "default"
+DEFAULT_FILE = Path(__file__).parent / "default" / "k16-suffix.safetensors"
+
+
+def resolve(path: str | Path) -> Path:
+    return DEFAULT_FILE if str(path) == DEFAULT_NAME else Path(path)
 
 
 def card_path(path: Path) -> Path:
@@ -35,7 +43,7 @@ def save_soft_prompt(path: Path, vectors, card: dict) -> dict:
 
 def read_card(path: str | Path) -> dict:
     """The card from the safetensors header, without torch; one line when unreadable."""
-    path = Path(path)
+    path = resolve(path)
     try:
         with open(path, "rb") as handle:
             (size,) = struct.unpack("<Q", handle.read(8))
@@ -58,7 +66,7 @@ def load_soft_prompt(path: str | Path):
     from safetensors.torch import load_file
 
     card = read_card(path)
-    return load_file(str(path))[TENSOR], card
+    return load_file(str(resolve(path)))[TENSOR], card
 
 
 def model_identity(name: str, sha256: str | None, revision: str | None) -> dict:
