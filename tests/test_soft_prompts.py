@@ -150,3 +150,26 @@ def test_compare_prompts_tables_against_the_trajectories(hf_backend, saved_promp
     expected = (per_prompt["trained"] - per_prompt["none"]).mean()
     assert paired.loc[("trained", "none", "pass@1"), "diff"] == pytest.approx(expected)
     assert (run.path / "figure-compare_prompts.png").exists()
+
+
+def test_a_local_dataset_is_split_and_its_answers_are_the_targets(tokenizer_dir, tmp_path):
+    import json
+
+    from transformers import AutoTokenizer
+
+    from rsp_probe.soft_prompts.train import Examples, split_problems
+
+    data = tmp_path / "qa.jsonl"
+    data.write_text("".join(json.dumps({"q": f"Mia has {i} pens.", "a": str(i)}) + "\n"
+                            for i in range(5)))
+    options = TuneOptions(dataset=str(data), question_field="q", answer_field="a",
+                          n_validation=2)
+    train, validation = split_problems(options)
+    assert [p.answer for p in train] == ["0", "1", "2"]
+    assert [p.answer for p in validation] == ["3", "4"]  # held out: the last problems
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    examples = Examples(tokenizer, train, k=2, placement="suffix", chat=False)
+    for (ids, start, answer), problem in zip(examples.rows, train):
+        assert ids[start:start + 2] == [-1, -1] and ids.count(-1) == 2
+        expected = tokenizer(" " + problem.answer, add_special_tokens=False).input_ids
+        assert answer == expected + [tokenizer.eos_token_id]
