@@ -27,6 +27,7 @@ PAIRED = ("pass@1", "greedy_accuracy")
 # the arms the comparison is about get their own colours and CI bands; controls are thin
 MAIN_ARMS = {"none": "black", "rsp": "tab:blue", "trained": "tab:red",
              "trained-fit": "tab:orange", "trained+noise": "tab:purple"}
+CONTROL_COLORS = ("tab:green", "tab:olive", "tab:cyan", "tab:brown", "tab:pink", "tab:gray")
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -62,7 +63,7 @@ def make(df: pd.DataFrame):
     _points(axes[0, 0], df[df["panel"] == "accuracy"], "accuracy", horizontal=False)
     controls = [a for a in dict.fromkeys(df.loc[df["panel"] == "accuracy", "x"])
                 if a not in MAIN_ARMS]
-    colors = {**dict(zip(controls, style.palette(len(controls)))), **MAIN_ARMS}
+    colors = {**dict(zip(controls, CONTROL_COLORS * 2)), **MAIN_ARMS}
     for ax, (probe, label) in zip(axes[0, 1:3], CURVES.items()):
         rows = df[df["panel"] == probe]
         for arm, curve in rows.groupby("series", sort=False):
@@ -74,7 +75,7 @@ def make(df: pd.DataFrame):
         ax.set_ylabel(label)
         if not len(rows):
             style.note(ax, "no sampled steps")
-    style.legend_below(axes[0, 1], ncol=3, fontsize=6)
+    style.legend_below(axes[0, 2], ncol=3, fontsize=6)  # entropy: every arm has a curve
     _points(axes[0, 3], df[df["panel"] == "paired"], "difference a - b", horizontal=True)
     axes[0, 3].axvline(0.0, color="grey", linestyle=":")
     return fig
@@ -102,4 +103,4 @@ def _points(ax, rows: pd.DataFrame, label: str, horizontal: bool) -> None:
     else:
         ax.set_xticks(list(ticks), categories, rotation=60, ha="right", fontsize=6)
         ax.set_ylabel(label)
-    style.legend_below(ax, ncol=2, fontsize=6)
+    ax.legend(loc="best", fontsize=6)
