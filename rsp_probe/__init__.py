@@ -24,7 +24,7 @@ _EXPORTS = {
 }
 
 _EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knockout",
-                "dose")  # = BUILTIN
+                "dose", "compare-prompts")  # = BUILTIN's registered names
 __all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 
@@ -33,6 +33,7 @@ def __getattr__(name: str):
         return getattr(import_module(_EXPORTS[name]), name)
     if not name.startswith("_"):
         experiments = import_module("rsp_probe.experiments.base").experiments()
+        name = name if name in experiments else name.replace("_", "-")  # compare_prompts
         if name in experiments:
             return experiments[name]
     raise AttributeError(f"module 'rsp_probe' has no attribute {name!r}")

@@ -199,6 +199,28 @@ def cmd_train_toy(args) -> int:
     return 0
 
 
+def cmd_tune_prompt(args) -> int:
+    """Train a soft prompt at the RSP's placement; print its card."""
+    import json
+    from pathlib import Path
+
+    from rsp_probe.models import load_model
+    from rsp_probe.soft_prompts.options import TuneOptions
+    from rsp_probe.soft_prompts.train import tune_and_save
+
+    options = TuneOptions(**options_of(args, (TuneOptions,)))
+    if Path(options.out).exists() and not options.overwrite:
+        raise UsageError(f"--out {options.out}: exists (use --overwrite to replace it)")
+    if args.backend == "transformer-lens":
+        raise UsageError("tune-prompt trains through the Hugging Face model: use --backend hf "
+                         "or auto")
+    model = load_model(args.model, dtype=args.dtype, device=args.device, backend="hf")
+    card = tune_and_save(model, options, progress=sys.stderr.isatty())
+    print(json.dumps({k: v for k, v in card.items() if k != "loss_log"}, indent=2))
+    print(f"soft prompt written to {options.out}", file=sys.stderr)
+    return 0
+
+
 def cmd_model_card(args) -> int:
     from rsp_probe.models import load_model
     from rsp_probe.toy.card import measure_quality, quality_table, targets
@@ -237,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train_toy)
+    tune = sub.add_parser("tune-prompt", help="train a soft prompt at the RSP's placement "
+                          "(the model frozen), for --law trained and compare-prompts")
+    add_options(tune, ModelConfig)
+    from rsp_probe.soft_prompts.options import TuneOptions
+
+    add_options(tune, TuneOptions)
+    tune.set_defaults(handler=cmd_tune_prompt)
     card = sub.add_parser("model-card", help="re-measure the quality numbers of a model card")
     add_options(card, ModelConfig)
     card.add_argument("--n-prompts", type=int, default=200, help="test problems (%(default)s)")

@@ -15,7 +15,8 @@ from rsp_probe.errors import UsageError
 
 SCHEMA_VERSION = 1
 
-LAWS = ("gaussian", "per-dim", "tokens", "mean", "pc-in", "pc-out", "positions-only", "neftune")
+LAWS = ("gaussian", "per-dim", "tokens", "mean", "pc-in", "pc-out", "positions-only", "neftune",
+        "trained", "trained+noise", "trained-fit")  # the last three: rsp_probe.soft_prompts
 PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -59,12 +60,16 @@ class RSPConfig:
     rsp_tokens: tuple[int, ...] = _opt((4,), "k, the number of RSP vectors; a list compares "
                                        "several")
     law: str = _opt("gaussian", "gaussian (scalar mu, sigma^2), per-dim, or a control: tokens, "
-                    "mean, pc-in, pc-out, positions-only, neftune (rsp_probe/controls.py)",
-                    choices=LAWS)
+                    "mean, pc-in, pc-out, positions-only, neftune (rsp_probe/controls.py); "
+                    "trained, trained+noise (plus RSP noise at --sigma-scale), trained-fit "
+                    "(redrawn from a Gaussian fitted to it) with --soft-prompt", choices=LAWS)
     sigma_scale: float = _opt(1.0, "multiplier on the fitted sigma (ablation)")
     placement: str = _opt("suffix", "suffix: after the question, before the answer cue; "
                           "prefix: after BOS, before the question", choices=PLACEMENTS)
     fixed_draw: bool = _opt(False, "one draw shared by every trajectory of the run (control)")
+    soft_prompt: str | None = _opt(None, "a trained soft prompt (.safetensors from `rsp-probe "
+                                   "tune-prompt`, or `default`: the one committed for the "
+                                   "default model) for the trained laws and compare-prompts")
 
 
 @dataclass(frozen=True)

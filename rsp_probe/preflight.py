@@ -88,11 +88,45 @@ def preflight(spec, problems, model=None) -> None:
     """Every model-free check of an experiment, before its model is loaded."""
     if model is not None:
         tokenizer, n_ctx = model.tokenizer, model.info.n_ctx
+        d_model, identity = model.info.d_model, _identity(model.info.name,
+                                                          model.info.weights_sha256,
+                                                          model.info.revision)
     else:
         from rsp_probe.models import load_tokenizer, resolve_model_path
 
-        path, _, _ = resolve_model_path(spec.model.model)
-        n_ctx = context_length(check_checkpoint(path))
+        path, name, revision = resolve_model_path(spec.model.model)
+        config = check_checkpoint(path)
+        n_ctx = context_length(config)
         tokenizer = load_tokenizer(path)
+        d_model, identity = config.get("hidden_size"), lambda: _identity_of(path, name, revision)
     check_prompts_fit(problems, tokenizer, n_ctx, max(spec.rsp.rsp_tokens), spec.rsp.placement,
                       spec.data.chat_template)
+    check_law_inputs(spec.rsp, d_model, identity)
+
+
+def check_law_inputs(rsp, d_model: int | None, identity) -> None:
+    """--law trained needs --soft-prompt; a soft prompt must fit the model and the run
+    (rsp_probe.soft_prompts.io.check_soft_prompt). `identity` is called only when needed
+    (hashing the weights takes a moment)."""
+    from rsp_probe.soft_prompts import TRAINED_LAWS
+
+    if rsp.law in TRAINED_LAWS and not rsp.soft_prompt:
+        raise UsageError(f"--law {rsp.law} needs --soft-prompt FILE (from `rsp-probe "
+                         "tune-prompt`)")
+    if rsp.soft_prompt:
+        from rsp_probe.soft_prompts.io import check_soft_prompt
+
+        check_soft_prompt(rsp.soft_prompt, d_model, identity(), rsp.placement, rsp.rsp_tokens)
+
+
+def _identity(name, sha256, revision):
+    from rsp_probe.soft_prompts.io import model_identity
+
+    return lambda: model_identity(name, sha256, revision)
+
+
+def _identity_of(path: Path, name: str, revision: str | None) -> dict:
+    from rsp_probe.models import weights_sha256
+    from rsp_probe.soft_prompts.io import model_identity
+
+    return model_identity(name, weights_sha256(path), revision)

@@ -19,6 +19,7 @@ from rsp_probe.controls import (
     principal_basis,
 )
 from rsp_probe.errors import UsageError
+from rsp_probe.soft_prompts import TRAINED_LAWS
 from rsp_probe.tasks.prompts import EncodedPrompt
 
 
@@ -40,6 +41,7 @@ class RSPLaw:
     table: torch.Tensor | None = None  # the embedding table, for the "tokens" control
     basis: torch.Tensor | None = None  # [d_model, P] top principal components (pc controls)
     alpha: float = 0.0  # NEFTune's alpha (neftune control)
+    prompt: torch.Tensor | None = None  # [k, d_model] trained vectors (rsp_probe.soft_prompts)
 
     def describe(self) -> dict:
         """JSON-ready summary for config.json and notebooks."""
@@ -50,6 +52,8 @@ class RSPLaw:
             summary["alpha"] = self.alpha
         elif self.basis is not None:
             summary["principal_components"] = int(self.basis.shape[1])
+        if self.prompt is not None:
+            summary["soft_prompt_k"] = int(self.prompt.shape[0])
         if self.kind != "tokens":
             summary["mu"] = float(self.mean.mean())
             summary["sigma"] = float(self.std)
@@ -57,13 +61,18 @@ class RSPLaw:
 
 
 def fit_law(table: torch.Tensor, kind: str = "gaussian", sigma_scale: float = 1.0,
-            special_ids: set[int] | None = None, n_real_tokens: int | None = None) -> RSPLaw:
+            special_ids: set[int] | None = None, n_real_tokens: int | None = None,
+            prompt: torch.Tensor | None = None) -> RSPLaw:
     """Fit the RSP law to an input-embedding table [d_vocab, d_model].
 
     gaussian: scalar mu and sigma^2 over all entries (the paper's law);
-    per-dim: per-dimension mean, pooled variance; tokens: real rows of the table.
+    per-dim: per-dimension mean, pooled variance; tokens: real rows of the table;
+    trained, trained+noise, trained-fit: a trained soft prompt `prompt` [k, d_model]
+    (rsp_probe.soft_prompts).
     """
     table = table.detach()
+    if kind in TRAINED_LAWS:
+        return _trained_law(table, kind, sigma_scale, prompt)
     d_model = table.shape[1]
     column_mean, column_sq = _column_moments(table)  # [d_model] each, float64
     if kind == "gaussian":
@@ -95,6 +104,26 @@ def _control_law(table, kind: str, column_mean, column_sq, sigma_scale: float) -
                   alpha=NEFTUNE_ALPHA * sigma_scale)
 
 
+def _trained_law(table, kind: str, sigma_scale: float, prompt) -> RSPLaw:
+    """trained+noise adds the Gaussian law's noise (sigma fitted to the table, times
+    sigma_scale); trained-fit draws from the trained vectors' per-dimension mean and pooled
+    variance (times sigma_scale)."""
+    if prompt is None:
+        raise UsageError(f"--law {kind} needs --soft-prompt FILE (from `rsp-probe tune-prompt`)")
+    if prompt.shape[1] != table.shape[1]:
+        raise UsageError(f"the soft prompt's width {prompt.shape[1]} does not match the model's "
+                         f"d_model {table.shape[1]}")
+    vectors = prompt.detach().to("cpu", torch.float64)
+    if kind == "trained-fit":
+        mean = vectors.mean(dim=0)
+        std = (vectors - mean).pow(2).mean().sqrt()
+    else:
+        column_mean, column_sq = _column_moments(table)
+        mean = column_mean.mean()
+        std = (column_sq.mean() - mean**2).clamp(min=0).sqrt()
+    return RSPLaw(kind, mean, std * sigma_scale, table.shape[1], prompt=prompt.float().cpu())
+
+
 def _column_moments(table: torch.Tensor, rows_per_chunk: int = 8192):
     """Per-column E[x] and E[x^2] in float64, in chunks: a 7B model's table is ~1 GB in bf16."""
     total = torch.zeros(table.shape[1], dtype=torch.float64)
@@ -118,7 +147,13 @@ def draw_rsp(law: RSPLaw, k: int, seed: int) -> torch.Tensor:
         return law.mean.expand(k, law.d_model).float().clone()
     if law.kind == "neftune":
         raise ValueError("the neftune control has no slots; use controls.prompt_noise")
+    if law.kind in ("trained", "trained+noise") and k != law.prompt.shape[0]:
+        raise UsageError(f"the soft prompt has k={law.prompt.shape[0]} vectors, not {k}")
+    if law.kind == "trained":
+        return law.prompt.clone()
     noise = torch.randn(k, law.d_model, generator=generator, dtype=torch.float64)
+    if law.kind == "trained+noise":
+        return (law.prompt.double() + law.std * noise).float()
     gaussian = (law.mean + law.std * noise).float()
     if law.kind in ("pc-in", "pc-out"):
         return norm_matched_direction(law.basis, law.kind == "pc-in", gaussian, generator)

@@ -20,7 +20,7 @@ from rsp_probe.runs import find_runs
 
 RUNS = Path(__file__).parent / "data" / "runs"
 NAMES = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
-         "ablations")
+         "compare_prompts", "ablations")
 
 
 def sha256(path: Path) -> str:
@@ -277,3 +277,18 @@ def test_figures_never_import_torch():
             "bad = {'torch', 'transformer_lens'} & set(sys.modules)\n"
             "assert not bad, bad\n")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_compare_prompts_figure_plots_the_run_tables(by_command):
+    from rsp_probe.analysis.compare_prompts import COMPARE_FILE, CURVES_FILE
+
+    frame, fig = figure_of("compare_prompts", by_command)
+    run = by_command["compare-prompts"][0]
+    table = run.table(COMPARE_FILE)
+    greedy = frame[(frame["panel"] == "accuracy") & (frame["series"] == "greedy")]
+    assert list(greedy["x"]) == list(table["arm"])
+    np.testing.assert_allclose(greedy["y"], table["greedy_accuracy"], rtol=1e-3)
+    curves = run.table(CURVES_FILE)
+    arms_with_mass = curves.loc[curves["probe"] == "rsp_attention", "arm"].unique()
+    drawn = gids(fig.axes[1], "observed:rsp_attention:")
+    assert sorted(drawn) == sorted(f"observed:rsp_attention:{arm}" for arm in arms_with_mass)

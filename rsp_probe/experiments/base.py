@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from rsp_probe.runs import Run
 
 # the built-in experiments, in CLI and figure order; each module exports EXPERIMENT
-BUILTIN = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose")
+BUILTIN = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
+           "compare_prompts")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ PLAN: tuple[tuple[str, str, dict], ...] = (
                                   samples=4, temperature=1.0, k=(1, 2, 4))),
     ("dose", "dose", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(1, 2, 4, 8, 16, 32),
                           sigma_scales=("0.5", "2"), samples=4, temperature=1.0, k=(1, 2, 4))),
+    # the committed soft prompt (k = 16) against RSPs, its Gaussian refit and the controls
+    ("compare-prompts", "compare-prompts", dict(MAIN, n_prompts=24, max_new_tokens=48,
+                                                rsp_tokens=(16,), samples=4, temperature=1.0,
+                                                k=(1, 2, 4), soft_prompt="default")),
     # Ablations: one factor away from the main entropy run each.
     ("ablation-sigma0.5", "entropy", dict(MAIN, rsp_tokens=ABL, sigma_scale=0.5)),
     ("ablation-sigma2", "entropy", dict(MAIN, rsp_tokens=ABL, sigma_scale=2.0)),
@@ -52,6 +56,11 @@ def run_plan(out: Path, model=None, model_spec: str | None = None, quiet: bool =
     for index, (name, command, options) in enumerate(plan, 1):
         if report is not None:
             report(f"[{index}/{len(plan)}] rsp-probe {command} -> {out / name}")
+        if model_spec is not None and options.get("soft_prompt") == "default":
+            if report is not None:  # the committed prompt was trained for the default model
+                report("      skipped: --soft-prompt default is for the default model; "
+                       "`rsp-probe tune-prompt` trains one for this model")
+            continue
         experiment = get_experiment(command)
         spec = experiment.spec(model_spec, out=str(out / name), overwrite=overwrite, quiet=quiet,
                                **options)

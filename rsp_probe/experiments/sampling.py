@@ -15,6 +15,7 @@ from rsp_probe.experiments.common import Session, announce
 from rsp_probe.probes.base import DEFAULT_PROBES
 from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp, trajectory_draw_seed
 from rsp_probe.sampler import Job, generate
+from rsp_probe.soft_prompts import TRAINED_LAWS
 from rsp_probe.tasks.grading import grade
 from rsp_probe.tasks.prompts import encode_problem, use_chat_template
 from rsp_probe.tasks.strategies import strategy_labels
@@ -29,10 +30,19 @@ class Sampled:
     steps: dict[str, dict[str, np.ndarray]]
 
 
-def rsp_law(session: Session):
+def rsp_law(session: Session, law: str | None = None, sigma_scale: float | None = None):
+    """The run's law (or `law`, at `sigma_scale`), fitted to the loaded model; the trained
+    laws read --soft-prompt."""
     model, rsp = session.model, session.spec.rsp
     tokenizer = model.tokenizer
-    return fit_law(model.embedding_table, rsp.law, rsp.sigma_scale,
+    law = law or rsp.law
+    prompt = None
+    if law in TRAINED_LAWS and rsp.soft_prompt:
+        from rsp_probe.soft_prompts.io import load_soft_prompt
+
+        prompt, _ = load_soft_prompt(rsp.soft_prompt)
+    scale = rsp.sigma_scale if sigma_scale is None else sigma_scale
+    return fit_law(model.embedding_table, law, scale, prompt=prompt,
                    special_ids=set(tokenizer.all_special_ids), n_real_tokens=len(tokenizer))
 
 

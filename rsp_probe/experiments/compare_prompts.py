@@ -1,0 +1,162 @@
+"""`rsp-probe compare-prompts`: a trained soft prompt against random ones, on the same
+prompts and sampling seeds, in accuracy and in mechanism.
+
+Arms (--arms): none (no prompt), rsp (the Gaussian law), trained (the --soft-prompt vectors),
+trained-fit (redrawn per trajectory from a Gaussian fitted to them), trained+noise (plus RSP
+noise at --noise-scale), and the controls of rsp_probe/controls.py. Every arm is decoded
+twice: sampled at --temperature (--samples per prompt, every probe) and greedily (one
+trajectory where the arm is deterministic, else --samples). Per arm (analysis/compare_prompts):
+greedy and sampled accuracy, Pass@k, early entropy, attention mass on the prompt's slots over
+steps, teacher-forced KL(p_arm || p_none) along the sampled no-prompt twin, first divergence
+from that twin and strategy diversity, with bootstrap CIs over prompts, and paired
+differences between arms on the same prompts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rsp_probe.config import LAWS, Condition, _opt
+from rsp_probe.errors import UsageError
+from rsp_probe.experiments.base import Experiment, register_experiment
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rsp_probe.backends.base import Backend
+    from rsp_probe.experiments.common import Session, Spec
+    from rsp_probe.runs import Run
+
+NONE, RSP = "none", "rsp"
+# arm -> --law; the trained laws, then the controls (rsp_probe.controls, imported lazily: it
+# imports torch, and `--help` lists this experiment)
+ARM_LAWS = {NONE: "gaussian", RSP: "gaussian", "trained": "trained", "trained-fit": "trained-fit",
+            "trained+noise": "trained+noise",
+            **{law: law for law in LAWS if law not in ("gaussian", "per-dim")}}
+DETERMINISTIC = (NONE, "trained", "mean")  # one greedy trajectory per prompt says it all
+GREEDY = "greedy-"  # prefix of an arm's greedy condition
+KL_PROBE = "compare_kl"
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    arms: tuple[str, ...] = _opt(tuple(ARM_LAWS), "arms compared: " + ", ".join(ARM_LAWS))
+    noise_scale: float = _opt(1.0, "sigma scale of the RSP noise in the trained+noise arm")
+    k: tuple[int, ...] = _opt((1, 2, 4), "k values of Pass@k, each <= --samples")
+
+
+def _check(spec: Spec) -> tuple[str, ...]:
+    arms = tuple(spec.option("arms"))
+    unknown = [a for a in arms if a not in ARM_LAWS]
+    if unknown or NONE not in arms or len(set(arms)) != len(arms):
+        raise UsageError(f"--arms: each of {', '.join(ARM_LAWS)} at most once, `none` "
+                         f"included; got {','.join(arms)}")
+    if not spec.rsp.soft_prompt:
+        raise UsageError("compare-prompts needs --soft-prompt FILE (from `rsp-probe "
+                         "tune-prompt`)")
+    if len(spec.rsp.rsp_tokens) != 1 or spec.rsp.rsp_tokens[0] < 1:
+        raise UsageError("compare-prompts takes one --rsp-tokens k: the soft prompt's")
+    ks = tuple(spec.option("k"))
+    if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
+        raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
+                         f", got {list(ks)}")
+    if spec.option("noise_scale") < 0 or spec.sampling.temperature == 0:
+        raise UsageError("--noise-scale must be >= 0 and --temperature > 0 (the greedy arms "
+                         "are decoded anyway)")
+    return arms
+
+
+def run_compare(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+    from rsp_probe.analysis.compare_prompts import COMPARE_FILE
+    from rsp_probe.experiments.common import Session
+
+    arms = _check(spec)
+    session = Session(spec, model)
+    with session:
+        records, rsp, steps = _sample(session, arms)
+        session.writer.write_trajectories(records, rsp, steps)
+        session.writer.write_derived(compare_files(session.writer.staged_run()))
+        run = session.finish()
+    return run, run.table(COMPARE_FILE)
+
+
+def compare_files(run: Run) -> dict:
+    from rsp_probe.analysis.compare_prompts import derived_files
+
+    return derived_files(run, tuple(run.config["k"]))
+
+
+def compare_summary(run: Run) -> pd.DataFrame:
+    from rsp_probe.analysis.compare_prompts import COMPARE_FILE
+
+    return run.table(COMPARE_FILE)
+
+
+def _arm_law(session: Session, arm: str):
+    from rsp_probe.experiments.sampling import rsp_law
+
+    scale = session.spec.option("noise_scale") if arm == "trained+noise" else None
+    return rsp_law(session, ARM_LAWS[arm], sigma_scale=scale)
+
+
+def _conditions(spec: Spec, arm: str) -> list[tuple[Condition, int]]:
+    """(condition, samples) of the arm: sampled, then greedy."""
+    k = 0 if arm == NONE else spec.rsp.rsp_tokens[0]
+    s = spec.sampling
+    greedy_samples = 1 if arm in DETERMINISTIC else s.samples
+    return [(Condition(arm, k, s.temperature, s.top_p), s.samples),
+            (Condition(GREEDY + arm, k, 0.0, s.top_p), greedy_samples)]
+
+
+def _sample(session: Session, arms: tuple[str, ...]):
+    from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
+    from rsp_probe.experiments.sampling import build_jobs, finish_records, law_interventions
+    from rsp_probe.probes.base import DEFAULT_PROBES, LOGIT_ONLY_PROBES
+    from rsp_probe.sampler import generate
+
+    spec = session.spec
+    records, rsp, steps, baseline = [], {}, {}, None
+    for arm in arms:  # `none` first: the twins the others are compared with
+        law = _arm_law(session, arm)
+        for condition, samples in _conditions(spec, arm):
+            jobs, skeleton = build_jobs(session, [condition], samples, law=law)
+            probes = LOGIT_ONLY_PROBES if condition.greedy else DEFAULT_PROBES
+            trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
+                                    batch_size=spec.sampling.batch_size, probes=probes,
+                                    interventions=law_interventions(ARM_LAWS[arm]))
+            sampled = finish_records(session, jobs, skeleton, trajectories)
+            for record in sampled.records:
+                record["arm"] = arm
+            if condition.name == NONE:
+                baseline = {(r["prompt_id"], r["sample"]): r["generated_token_ids"]
+                            for r in sampled.records}
+            elif not condition.greedy and ARM_LAWS[arm] not in BLOCKED_LAWS + SLOTLESS_LAWS:
+                _teacher_force(session, jobs, baseline, sampled.steps)
+            records += sampled.records
+            rsp.update(sampled.rsp)
+            steps.update(sampled.steps)
+    return records, rsp, steps
+
+
+def _teacher_force(session: Session, jobs, baseline, steps) -> None:
+    """KL(p_arm || p_none) along each sampled no-prompt twin's tokens (probe compare_kl).
+    Not for positions-only and neftune: the teacher-forced pass applies no knockout and
+    adds no prompt noise."""
+    from rsp_probe.probes.influence import influence_batch
+
+    for job in jobs:
+        _, prompt_id, sample = job.id.split("/")
+        tokens = baseline[(prompt_id, int(sample))]
+        if tokens:
+            steps[job.id][KL_PROBE] = influence_batch(session.model, [job], tokens)[job.id]["kl"]
+
+
+EXPERIMENT = register_experiment(Experiment(
+    name="compare-prompts",
+    help="a trained soft prompt (--soft-prompt) against no prompt, RSPs, its Gaussian refit "
+    "and the controls: accuracy, Pass@k, entropy, attention, KL, divergence, diversity",
+    run=run_compare, options=CompareOptions,
+    describe="rsp_probe.analysis.compare_prompts:describe_compare",
+    defaults={"rsp_tokens": (16,), "samples": 4, "temperature": 1.0, "max_new_tokens": 48},
+    figures=("compare_prompts",), derive=compare_files, summarize=compare_summary))
