@@ -116,7 +116,10 @@ def cmd_theory(args) -> int:
 def cmd_reproduce(args) -> int:
     from pathlib import Path
 
-    from rsp_probe.analysis.theory_report import replace_generated, theory_report
+    from rsp_probe.analysis.theory_report import theory_report
+    from rsp_probe.claims.command import run_claims
+    from rsp_probe.claims.documents import CLAIMS_FILE
+    from rsp_probe.claims.evidence import compact_runs
     from rsp_probe.experiments.reproduce import RESULTS_FILE, results_text, run_plan
     from rsp_probe.figures.render import render_all
 
@@ -124,18 +127,28 @@ def cmd_reproduce(args) -> int:
     runs = run_plan(out, model_spec=args.model, quiet=args.quiet, overwrite=args.overwrite,
                     report=lambda line: print(line, file=sys.stderr))
     figures = render_all([run.path for run in runs], args.figures)
-    theory = theory_report(runs)
-    results = results_text(runs)
-    (out / RESULTS_FILE).write_text(f"# Results of `rsp-probe reproduce`\n\n{results}\n"
-                                    f"## Theory comparison\n\n{theory}\n")
-    if args.update_docs:
-        replace_generated("docs/theory.md", theory)
-        replace_generated("README.md", results, "<!-- BEGIN GENERATED RESULTS -->",
-                          "<!-- END GENERATED RESULTS -->")
+    (out / RESULTS_FILE).write_text(f"# Results of `rsp-probe reproduce`\n\n{results_text(runs)}"
+                                    f"\n## Theory comparison\n\n{theory_report(runs)}\n")
+    evidence = Path(args.figures) / "runs"
+    compact_runs([run.path for run in runs], evidence)
+    run_claims(evidence, Path(args.figures) / CLAIMS_FILE, update_docs=args.update_docs)
     for message in figures["skipped"].values():
         print(message, file=sys.stderr)
-    print(f"runs in {out}, figures in {args.figures}, summary in {out / RESULTS_FILE}")
+    print(f"runs in {out} (kept compact in {evidence}), figures in {args.figures}, "
+          f"summary in {out / RESULTS_FILE}")
     return 0
+
+
+def cmd_claims(args) -> int:
+    from rsp_probe.claims.command import run_claims
+
+    if args.keep_from:
+        from rsp_probe.claims.command import plan_runs
+        from rsp_probe.claims.evidence import compact_runs
+
+        kept = compact_runs([run.path for run in plan_runs(args.keep_from).values()], args.runs)
+        print(f"kept {len(kept)} runs of {args.keep_from} in {args.runs}", file=sys.stderr)
+    return run_claims(args.runs, args.out, update_docs=args.update_docs, check=args.check)
 
 
 def cmd_show(args) -> int:
@@ -291,6 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--overwrite", action="store_true", help="replace completed runs")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
     reproduce.set_defaults(handler=cmd_reproduce)
+
+    claims = sub.add_parser("claims", help="the claims table (figures/claims.json) from saved "
+                            "runs; --update-docs renders it into README.md and docs/theory.md")
+    claims.add_argument("--runs", default="figures/runs", help="runs folder (%(default)s)")
+    claims.add_argument("--out", default="figures/claims.json", help="claims table (%(default)s)")
+    claims.add_argument("--keep-from", metavar="DIR", help="first keep the reproduce plan's "
+                        "completed runs in DIR (e.g. runs/reproduce) compact in --runs")
+    claims.add_argument("--update-docs", action="store_true",
+                        help="write the claims into README.md and docs/theory.md")
+    claims.add_argument("--check", action="store_true", help="exit 1 when README.md or "
+                        "docs/theory.md no longer state the claims the runs give")
+    claims.set_defaults(handler=cmd_claims)
     show = sub.add_parser("show", help="print a run's summary again, without a model")
     show.add_argument("runs", nargs="+", help="run directories")
     show.add_argument("--full", action="store_true",

@@ -39,8 +39,8 @@ def test_only_the_tl_backend_imports_or_names_transformer_lens():
         assert not HOOK_NAMES.search(code), (path, HOOK_NAMES.search(code).group(0))
 
 
-def test_analysis_figures_theory_import_no_torch():
-    for folder in ("analysis", "figures", "theory"):
+def test_analysis_claims_figures_theory_import_no_torch():
+    for folder in ("analysis", "claims", "figures", "theory"):
         for path in (PACKAGE / folder).rglob("*.py"):
             imported = {name.split(".")[0] for name in _imports(path)}
             assert not imported & {"torch", "transformer_lens", "transformers"}, path

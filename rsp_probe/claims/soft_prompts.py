@@ -1,6 +1,3 @@
-# Draft for the claims branch (#16): move to rsp_probe/claims/soft_prompts.py and add
-# `soft_prompts` to the imports of rsp_probe.claims.core.families(). Checked against the
-# claims branch (7725397) on a compare-prompts run: every claim computes.
 """Claims of the `compare-prompts` run: a trained soft prompt against no prompt, RSPs, its
 per-sample Gaussian refit and the controls (#16). Every arm and every paired difference the
 run holds is stated, whatever its sign. No torch."""

@@ -1,0 +1,127 @@
+"""The claims table: every result the README and docs/theory.md state, as code.
+
+A claim family is a function of the saved runs (by run name) that yields Claims; each Claim
+carries its id, the runs it read, the statistic, the value with its 95% CI (the one prompt
+bootstrap of analysis/stats.py), and the template whose formatting is the sentence the
+documents print. Families report whatever the runs show: a null or a contradiction of the
+paper is a claim like any other. Windows and doses are the fixed ones of analysis/windows.py
+and the reproduce plan; nothing here is chosen after looking at a result. No torch."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+
+from rsp_probe.runs import Run
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One stated number. `fields` fills the template besides value/ci_low/ci_high/n;
+    ci_low/ci_high are None where the statistic has no interval (then the template must not
+    quote one)."""
+
+    id: str
+    section: str
+    runs: tuple[str, ...]
+    statistic: str
+    value: float
+    template: str
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    fields: dict = field(default_factory=dict)
+    family: str = ""  # set by compute_claims
+
+    @property
+    def sentence(self) -> str:
+        return self.template.format(value=self.value, ci_low=self.ci_low, ci_high=self.ci_high,
+                                    n=self.n, **self.fields)
+
+    def to_dict(self) -> dict:
+        record = asdict(self)
+        record["runs"] = list(self.runs)
+        for key in ("value", "ci_low", "ci_high"):
+            record[key] = _finite_or_none(record[key])
+        record["sentence"] = self.sentence
+        return record
+
+
+def _finite_or_none(value):
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered claim family: the runs it needs, the document it belongs to
+    ("readme" or "theory"), and compute(runs by name) -> Claims."""
+
+    name: str
+    section: str
+    runs: tuple[str, ...]
+    document: str
+    compute: Callable[[dict[str, Run]], Iterable[Claim]]
+
+
+_FAMILIES: dict[str, Family] = {}
+
+
+def claim_family(name: str, section: str, runs: tuple[str, ...], document: str = "readme"):
+    """Register `compute` under `name`; a second family with the same name is an error."""
+    def register(compute):
+        if name in _FAMILIES:
+            raise ValueError(f"claim family {name!r} is already registered")
+        _FAMILIES[name] = Family(name, section, tuple(runs), document, compute)
+        return compute
+    return register
+
+
+def families() -> list[Family]:
+    from rsp_probe.claims import (  # noqa: F401  (they register)
+        mechanism,
+        outcomes,
+        provenance,
+        soft_prompts,
+        theory,
+    )
+
+    # Families that read every run (what the claims stand on) come first; then registration order.
+    return sorted(_FAMILIES.values(), key=lambda family: family.runs != ())
+
+
+@dataclass
+class ClaimsTable:
+    """The computed claims, and the families that could not be computed (missing runs)."""
+
+    claims: list[Claim]
+    missing: dict[str, list[str]]  # family name -> the runs it lacked
+
+    def to_dict(self) -> dict:
+        return {"claims": [c.to_dict() for c in self.claims],
+                "missing": {k: list(v) for k, v in self.missing.items()}}
+
+    def by_id(self) -> dict[str, Claim]:
+        return {c.id: c for c in self.claims}
+
+
+def compute_claims(runs: dict[str, Run], only: Iterable[str] | None = None) -> ClaimsTable:
+    """Every registered family (or those named in `only`) over `runs` (run name -> Run)."""
+    claims, missing = [], {}
+    wanted = set(only) if only is not None else None
+    for family in families():
+        if wanted is not None and family.name not in wanted:
+            continue
+        absent = [name for name in family.runs if name not in runs]
+        if absent:
+            missing[family.name] = absent
+            continue
+        claims.extend(replace(claim, family=family.name) for claim in family.compute(runs))
+    ids = [c.id for c in claims]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ValueError(f"duplicate claim ids: {', '.join(duplicated)}")
+    return ClaimsTable(claims, missing)
