@@ -19,7 +19,14 @@ from rsp_probe.theory.budget import (
     logit_decomposition,
     rsp_advantage,
 )
-from rsp_probe.theory.dilution import dilution_mass, envelope, exponential, power_law, sink_mass
+from rsp_probe.theory.dilution import (
+    dilution_mass,
+    envelope,
+    exponential,
+    invert_delta,
+    power_law,
+    sink_mass,
+)
 from rsp_probe.theory.fit import (
     CurveFit,
     compare_models,
@@ -53,6 +60,7 @@ __all__ = [
     "fit_power_law",
     "fit_sink",
     "greedy_hazard",
+    "invert_delta",
     "group_advantage",
     "logit_decomposition",
     "loglog_slope",
