@@ -1,5 +1,7 @@
 """`rsp-probe branching`: N trajectories per prompt and condition (greedy+rsp, temp,
-temp+rsp), their prefix trees, first divergences and branch points."""
+temp+rsp), their prefix trees, first divergences and branch points, and for sampled
+conditions the exact pairwise agreement probability sum_v p_a p_b along each pair's shared
+prefix (rsp_probe.probes.pair_overlap, written to PAIR_OVERLAP_FILE)."""
 
 from __future__ import annotations
 
@@ -33,9 +35,11 @@ def branching_file(run: Run) -> dict:
 
 def run_branching(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.experiments.sampling import sample_and_write
+    from rsp_probe.probes.pair_overlap import pair_overlap_files
 
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
-    run = sample_and_write(spec, model, conditions, derived=branching_file)
+    run = sample_and_write(spec, model, conditions, derived=branching_file,
+                           measured=pair_overlap_files)
     return run, branching_table(run)
 
 

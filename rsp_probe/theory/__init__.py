@@ -11,6 +11,8 @@ from rsp_probe.theory.branching import (
     distribution_distance,
     divergence_counts,
     first_divergence_pmf,
+    pair_overlap,
+    simulated_tv_null,
 )
 from rsp_probe.theory.budget import (
     dilution_part,
@@ -64,7 +66,9 @@ __all__ = [
     "group_advantage",
     "logit_decomposition",
     "loglog_slope",
+    "pair_overlap",
     "power_law",
     "rsp_advantage",
+    "simulated_tv_null",
     "sink_mass",
 ]
