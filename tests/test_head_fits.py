@@ -102,3 +102,23 @@ def test_mixture_of_heads_beats_one_delta_on_the_average():
     assert mix.n_heads == 2
     assert mix.aic_mixture < mix.aic_single - DELTA_AIC_DECISIVE
     assert mix.r2_mixture > 0.99
+
+
+def test_window_summary_uses_fixed_windows_and_each_trajectory_length():
+    """Two prompts; trajectory lengths 20 and 12: late = each one's own last 10 steps."""
+    from rsp_probe.analysis.stats import summarise_windows
+    from rsp_probe.analysis.windows import LATE_LAST
+
+    rows = []
+    for prompt, length in (("p0", 20), ("p1", 12)):
+        steps = np.arange(1, length + 1)
+        rows.append(pd.DataFrame({"trajectory": prompt, "prompt_id": prompt, "condition": "c",
+                                  "step": steps, "value": steps.astype(float)}))
+    summary = summarise_windows(pd.concat(rows), by=("condition",), n_boot=50)
+    got = dict(zip(summary["window"].astype(str), summary["mean"]))
+    late = [np.mean(np.arange(n - LATE_LAST + 1, n + 1)) for n in (20, 12)]
+    assert got["early"] == pytest.approx(2.0)
+    assert got["middle"] == pytest.approx((np.mean(np.arange(4, 17)) + np.mean(np.arange(4, 13)))
+                                          / 2)
+    assert got["late"] == pytest.approx(np.mean(late))
+    assert list(summary["window"].astype(str)) == ["early", "middle", "late"]
