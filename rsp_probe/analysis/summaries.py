@@ -204,8 +204,12 @@ def describe_branching(run: Run, full: bool = False) -> str:
     summary = summarise_branching(frame)
     fraction = summary[summary["statistic"] == "distinct_prefix_fraction"].rename(
         columns={"value": "mean"})
-    lines = [_header(run) + f"  T={run.config['temperature']}", "",
-             "## distinct prefixes / N by step, 95% CI over prompts",
+    prefixes = frame[frame["record"] == "distinct_prefix_fraction"]
+    lines = [_header(run) + f"  T={run.config['temperature']}"]
+    # one row per prompt and step: the prompt's late window is its longest trajectory's end
+    lines += window_lines(prefixes.assign(trajectory=prefixes["prompt_id"]),
+                          "distinct prefixes / N", digits=2)
+    lines += ["", "## distinct prefixes / N by step, 95% CI over prompts",
              wide_table(shown(fraction, full), digits=2), "",
              "## first divergence between pairs of trajectories"]
     for condition, rows in summary[summary["step"] == -1].groupby("condition"):
