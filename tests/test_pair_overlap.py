@@ -13,6 +13,8 @@ import torch
 import rsp_probe
 from rsp_probe.analysis.divergence import temperature_prediction, trajectory_pairs
 from rsp_probe.analysis.prefix_tree import first_divergence_counts
+from rsp_probe.analysis.theory_report import branching_section
+from rsp_probe.analysis.theory_stats import branching_statistics
 from rsp_probe.runs import PAIR_OVERLAP_FILE
 from rsp_probe.theory import collision_hazard, pair_overlap, simulated_tv_null
 from rsp_probe.theory.branching import first_divergence_pmf
@@ -101,6 +103,10 @@ def test_branching_stores_exact_pair_overlaps(loaded_qwen2, hf_qwen2, tmp_path):
             counts[step] = counts.get(step, 0) + count
     assert result["observed"].never == pytest.approx(counts.get(-1, 0) / len(pairs))
     assert result["predicted"].as_array().sum() == pytest.approx(1.0)
+    stats = branching_statistics(run)["temp+rsp"]
+    assert stats["hazard"] == "exact" and stats["tv"] == pytest.approx(result["tv"])
+    assert 0.0 <= stats["null"]["p_value"] <= 1.0
+    assert "1 − Σ p_a p_b (exact)" in "\n".join(branching_section(run))
 
 
 EOS = 0
