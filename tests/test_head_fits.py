@@ -122,3 +122,19 @@ def test_window_summary_uses_fixed_windows_and_each_trajectory_length():
                                           / 2)
     assert got["late"] == pytest.approx(np.mean(late))
     assert list(summary["window"].astype(str)) == ["early", "middle", "late"]
+
+
+@pytest.mark.parametrize("law", ["dilution", "sink", "power_law", "exponential"])
+def test_refit_from_a_fit_reaches_the_same_optimum(law):
+    from rsp_probe.theory import compare_models
+    from rsp_probe.theory.fit import refit
+
+    rng = np.random.default_rng(2)
+    t = np.arange(1.0, 31.0)
+    m = dilution_mass(t, 10, 4, 0.7) * np.exp(0.05 * rng.standard_normal(t.size))
+    sigma = 0.01 + 0.0 * t
+    fit = {f.model: f for f in compare_models(t, m, 10, 4, sigma)}[law]
+    again = refit(fit, t, m, sigma)
+    assert again.aic == pytest.approx(fit.aic, abs=1e-6)
+    for name, value in fit.params.items():
+        assert again.params[name] == pytest.approx(value, rel=1e-4, abs=1e-8)

@@ -23,13 +23,10 @@ from rsp_probe.analysis.windows import DELTA_AIC_DECISIVE
 from rsp_probe.probes.names import ATTENTION_PROBE
 from rsp_probe.runs import Run
 from rsp_probe.theory import compare_models, dilution_mass, fit_dilution, invert_delta
-from rsp_probe.theory.fit import CurveFit, fit_exponential, fit_power_law, fit_sink
+from rsp_probe.theory.fit import CurveFit, refit
 
 MIN_PROMPTS = 3  # a step enters a fit only when this many prompts reached it
 FIT_N_BOOT = 200  # resamples for fitted parameters (each resample refits two laws)
-_FITTERS = {"sink": lambda t, m, n, se: fit_sink(t, m, n, se),
-            "power_law": lambda t, m, n, se: fit_power_law(t, m, n, se),
-            "exponential": lambda t, m, n, se: fit_exponential(t, m, se)}
 
 
 def head_cells(run: Run) -> pd.DataFrame:
@@ -113,10 +110,11 @@ class HeadFit:
         return out
 
 
-def _delta_and_aic(steps, matrix, n, k, other: str) -> tuple[float, float]:
+def _delta_and_aic(steps, matrix, dilution: CurveFit, other: CurveFit) -> tuple[float, float]:
+    """(delta, AIC(dilution) - AIC(other)) refitted to one resample's curve."""
     t, mean, se, _ = curve_from_matrix(matrix, steps)
-    dilution = fit_dilution(t, mean, n, k, se)
-    return dilution.params["delta"], dilution.aic - _FITTERS[other](t, mean, n, se).aic
+    again = refit(dilution, t, mean, se)
+    return again.params["delta"], again.aic - refit(other, t, mean, se).aic
 
 
 def _boot(statistic, matrix: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
@@ -161,9 +159,9 @@ def fit_head(cells: pd.DataFrame, n_boot: int = FIT_N_BOOT, seed: int = 0) -> He
         fits = tuple(compare_models(t, mean, n, k, se))
         by_model = {fit.model: fit for fit in fits}
         other = min((f for f in fits if f.model != "dilution"), key=lambda f: f.aic)
-        draws = _boot(lambda m: _delta_and_aic(steps, m, n, k, other.model), matrix,
+        dilution = by_model["dilution"]
+        draws = _boot(lambda m: _delta_and_aic(steps, m, dilution, other), matrix,
                       n_boot, seed) if n_boot > 0 else np.full((0, 2), np.nan)
-    dilution = by_model["dilution"]
     return HeadFit(
         condition=str(first["condition"]), layer=int(first["layer"]), head=int(first["head"]),
         k=k, n=n, best_other=other.model,
