@@ -14,16 +14,12 @@ distributions the sampler drew from (up to the forward pass's float rounding).
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 
-from rsp_probe.analysis.divergence import trajectory_pairs
 from rsp_probe.backends.base import Backend
 from rsp_probe.probes.influence import teacher_forced
 from rsp_probe.rsp import build_inputs_embeds
 from rsp_probe.sampler import _top_p_filter
-
-COLUMNS = ("prompt_id", "condition", "a", "b", "step", "overlap")
 
 
 def input_ids_with_slots(record: dict) -> list[int]:
@@ -54,40 +50,16 @@ def sampling_distributions(model: Backend, record: dict, rsp: np.ndarray, n_step
     return (probs / probs.sum(dim=-1, keepdim=True)).double()
 
 
-def pair_overlap_table(model: Backend, trajectories: pd.DataFrame,
-                       vectors: dict[str, np.ndarray], top_p: float = 1.0) -> pd.DataFrame:
-    """sum_v p_a p_b per pair of trajectories of each (prompt, sampled condition) at every
-    step 1..together (the pair's last shared step); greedy conditions are left out."""
-    rows = []
-    sampled = trajectories[trajectories["temperature"].fillna(0) > 0]
-    records = sampled.set_index("id", drop=False).to_dict("index")
-    for condition, traj in sampled.groupby("condition", sort=True):
-        pairs = trajectory_pairs(traj)
-        need: dict[str, int] = {}
-        for pair in pairs:
-            for member in (pair.a, pair.b):
-                need[member] = max(need.get(member, 0), pair.together)
-        probs = {tid: sampling_distributions(model, records[tid], vectors[tid], steps, top_p)
-                 for tid, steps in need.items() if steps > 0}
-        for pair in pairs:
-            last = pair.together
-            overlap = (probs[pair.a][:last] * probs[pair.b][:last]).sum(-1).cpu().numpy()
-            rows.append(pd.DataFrame({"prompt_id": pair.prompt_id, "condition": condition,
-                                      "a": pair.a, "b": pair.b,
-                                      "step": np.arange(1, last + 1), "overlap": overlap}))
-    if not rows:
-        return pd.DataFrame({column: [] for column in COLUMNS})
-    return pd.concat(rows, ignore_index=True)[list(COLUMNS)]
-
-
-def pair_overlap_files(session) -> dict:
-    """The branching experiment's model-side derived file, from the staged run."""
-    from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
-    from rsp_probe.runs import PAIR_OVERLAP_FILE
-
-    if session.spec.rsp.law in BLOCKED_LAWS + SLOTLESS_LAWS:
-        return {}  # no RSP slots to teacher-force through: the bound is all there is
-    run = session.writer.staged_run()
-    return {PAIR_OVERLAP_FILE: pair_overlap_table(session.model, run.trajectories,
-                                                  run.rsp_vectors(),
-                                                  float(session.spec.sampling.top_p))}
+def pair_overlaps(model: Backend, records: dict[str, dict], vectors: dict[str, np.ndarray],
+                  pairs: list[tuple[str, str, int]], top_p: float = 1.0) -> list[np.ndarray]:
+    """For each pair (a, b, together) of trajectory ids: sum_v p_a p_b at steps 1..together
+    (the pair's last shared step), float64. `records`: trajectory id -> its record
+    (prompt_token_ids, rsp_positions, generated_token_ids, temperature > 0)."""
+    need: dict[str, int] = {}
+    for a, b, together in pairs:
+        for member in (a, b):
+            need[member] = max(need.get(member, 0), together)
+    probs = {tid: sampling_distributions(model, records[tid], vectors[tid], steps, top_p)
+             for tid, steps in need.items() if steps > 0}
+    return [(probs[a][:together] * probs[b][:together]).sum(-1).cpu().numpy()
+            for a, b, together in pairs]
