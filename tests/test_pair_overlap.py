@@ -81,6 +81,8 @@ def _hf_probs(hf, model, record, rsp, n_steps, temperature):
 
 
 def test_branching_stores_exact_pair_overlaps(loaded_qwen2, hf_qwen2, tmp_path):
+    # ~10 s on 2 cores: one real branching run (2 prompts x 3 draws x 6 tokens) is the
+    # only way to check the stored values against an independent forward pass
     run, _ = rsp_probe.branching(model=loaded_qwen2, samples=3, conditions=("temp+rsp",),
                                  out=str(tmp_path / "r"), **SMALL)
     table = run.table(PAIR_OVERLAP_FILE)
