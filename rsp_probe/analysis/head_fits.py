@@ -37,6 +37,8 @@ def head_cells(run: Run) -> pd.DataFrame:
     meta["n"] = run.trajectories["prompt_token_ids"].map(len).astype(float)
     frame = steps[["trajectory", "step", "layer", "head", "value"]].rename(
         columns={"value": "mass"})
+    # float32 sums of attention weights can exceed 1 by a rounding error
+    frame["mass"] = frame["mass"].astype(float).clip(0.0, 1.0)
     meta = meta.rename(columns={"id": "trajectory", "rsp_tokens": "k"})
     return frame.merge(meta, on="trajectory")
 
