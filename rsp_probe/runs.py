@@ -57,6 +57,9 @@ PASSK_FILE = "passk.parquet"
 KNOCKOUT_FILE = "knockout.parquet"
 DOSE_FILE = "dose.parquet"
 SCORE_SHIFT_FILE = "score_shift.parquet"
+# per pair of trajectories of one prompt and condition, per step of their shared prefix:
+# sum_v p_a(v) p_b(v) of the two tempered distributions (rsp_probe.probes.pair_overlap)
+PAIR_OVERLAP_FILE = "pair_overlap.parquet"
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:

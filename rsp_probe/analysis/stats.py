@@ -6,6 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rsp_probe.analysis.windows import WINDOWS, in_window
+
+# the per-step columns of `show --full` (the full view); headline numbers are the fixed
+# windows of analysis.windows (summarise_windows), never these steps
 REPORT_STEPS = (1, 2, 3, 5, 10, 20, 50)
 N_BOOT = 2000
 
@@ -61,6 +65,36 @@ def summarise_by_step(frame: pd.DataFrame, steps=REPORT_STEPS, by=("condition", 
         rows.append({**dict(zip([*by, "step"], keys)), "mean": mean, "ci_low": lo,
                      "ci_high": hi, "n_prompts": len(group)})
     return pd.DataFrame(rows)
+
+
+def window_means(frame: pd.DataFrame, by=("condition", "probe")) -> pd.DataFrame:
+    """Per (by, prompt, window): the mean over the prompt's trajectories of each trajectory's
+    mean over its steps in the window. A trajectory's length for the late window is its last
+    step in `frame` (columns trajectory, prompt_id, step, value and `by`)."""
+    frame = frame.assign(length=frame.groupby("trajectory")["step"].transform("max"))
+    parts = []
+    for window in WINDOWS:
+        inside = frame[in_window(window, frame["step"].to_numpy(), frame["length"].to_numpy())]
+        per_trajectory = inside.groupby([*by, "prompt_id", "trajectory"], observed=True)[
+            "value"].mean().reset_index()
+        parts.append(per_prompt_mean(per_trajectory, list(by)).assign(window=window))
+    return pd.concat(parts, ignore_index=True)
+
+
+def summarise_windows(frame: pd.DataFrame, by=("condition", "probe"), seed: int = 0,
+                      n_boot: int = N_BOOT) -> pd.DataFrame:
+    """Mean and 95% CI (resampling prompts) of each fixed window (analysis.windows: early,
+    middle, late), per `by`; columns *by, window, mean, ci_low, ci_high, n_prompts."""
+    rows = []
+    for keys, group in window_means(frame, by).groupby([*by, "window"], observed=True):
+        mean, lo, hi = bootstrap_mean(group["value"].to_numpy(), n_boot=n_boot, seed=seed)
+        rows.append({**dict(zip([*by, "window"], keys)), "mean": mean, "ci_low": lo,
+                     "ci_high": hi, "n_prompts": len(group)})
+    out = pd.DataFrame(rows)
+    if not out.empty:
+        out["window"] = pd.Categorical(out["window"], categories=list(WINDOWS), ordered=True)
+        out = out.sort_values([*by, "window"]).reset_index(drop=True)
+    return out
 
 
 def format_ci(mean: float, lo: float, hi: float, digits: int = 3) -> str:

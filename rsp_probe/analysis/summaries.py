@@ -6,7 +6,13 @@ import pandas as pd
 
 from rsp_probe.analysis.diversity import distinct_strategies, diversity_lines
 from rsp_probe.analysis.grades import graded, ungraded_warning
-from rsp_probe.analysis.stats import bootstrap_mean, summarise_by_step, wide_table
+from rsp_probe.analysis.stats import (
+    bootstrap_mean,
+    summarise_by_step,
+    summarise_windows,
+    wide_table,
+)
+from rsp_probe.analysis.windows import EARLY, LATE_LAST, MIDDLE
 from rsp_probe.probes.names import INFLUENCE_PROBES, LOGIT_PROBES
 from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, PASSK_FILE, Run
 
@@ -32,12 +38,25 @@ def entropy_summary(run: Run) -> pd.DataFrame:
     return summarise_by_step(probe_frame(run, LOGIT_PROBES))
 
 
-def early_minus_late(run: Run, early=(1, 2, 3), late_steps: int = 10) -> pd.DataFrame:
-    """Per condition: entropy over steps 1-3 minus entropy over each trajectory's last 10."""
+WINDOW_TITLE = (f"windows: early = steps {EARLY[0]}-{EARLY[1]}, middle = {MIDDLE[0]}-{MIDDLE[1]}"
+                f", late = each trajectory's last {LATE_LAST}; mean over prompts, 95% CI")
+
+
+def window_lines(frame: pd.DataFrame, title: str, row: str = "condition", by=None,
+                 digits: int = 3) -> list[str]:
+    """The headline table of a per-step quantity: its fixed windows (analysis.windows)."""
+    summary = summarise_windows(frame, by=tuple(by or (row,)))
+    return ["", f"## {title} ({WINDOW_TITLE})",
+            wide_table(summary, row=row, column="window", digits=digits)]
+
+
+def early_minus_late(run: Run, late_steps: int = LATE_LAST) -> pd.DataFrame:
+    """Per condition: entropy over the early window minus entropy over each trajectory's last
+    `late_steps` (the late window)."""
     frame = probe_frame(run, ["entropy"])
     last = frame.groupby("trajectory")["step"].transform("max")
     per_trajectory = frame.assign(
-        early=frame["value"].where(frame["step"].isin(early)),
+        early=frame["value"].where(frame["step"].between(*EARLY)),
         late=frame["value"].where(frame["step"] > last - late_steps),
     ).groupby(["condition", "prompt_id", "trajectory"])[["early", "late"]].mean()
     per_trajectory["diff"] = per_trajectory["early"] - per_trajectory["late"]
@@ -68,11 +87,13 @@ def accuracy(run: Run) -> pd.DataFrame:
 def describe_entropy(run: Run, full: bool = False) -> str:
     summary = entropy_summary(run)
     lines = [_header(run, f"T={run.config['temperature']}")]
+    lines += window_lines(probe_frame(run, ["entropy"]), "mean entropy (nats)")
     for probe, unit in (("entropy", "nats"), ("top1_prob", ""), ("margin", "logits")):
         lines += ["", f"## mean {probe} {f'({unit}) ' if unit else ''}by step, 95% CI over prompts",
                   wide_table(shown(summary[summary["probe"] == probe], full))]
     diff = early_minus_late(run)
-    lines += ["", "## entropy early (steps 1-3) minus late (last 10 steps), nats"]
+    lines += ["", f"## entropy early (steps {EARLY[0]}-{EARLY[1]}) minus late (last {LATE_LAST} "
+              "steps), nats"]
     lines += [f"{r.condition:>10}  {r.mean:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
               for r in diff.itertuples()]
     acc = accuracy(run)
@@ -104,6 +125,13 @@ def describe_attention(run: Run, full: bool = False) -> str:
     lines = [_header(run), "", "## heads absorbing the most RSP mass at step 1"]
     for r in top_heads(run).itertuples():
         lines.append(f"{r.condition:>6}  layer {r.layer:>2} head {r.head:>2}  {r.value:.3f}")
+    from rsp_probe.analysis.attention import head_averaged
+
+    masses = head_averaged(run)
+    lines += ["", f"## mass on the RSP by layer, layer -1 = all ({WINDOW_TITLE})"]
+    for condition, rows in summarise_windows(masses, by=("condition", "layer")).groupby(
+            "condition"):
+        lines += [f"### {condition}", wide_table(rows, row="layer", column="window")]
     summary = layer_summary(run)
     for condition, rows in summary.groupby("condition"):
         lines += ["", f"## {condition}: mass on the RSP, averaged over heads, by layer "
@@ -159,6 +187,10 @@ def describe_influence(run: Run, full: bool = False) -> str:
     lines = [_header(run) + "  (teacher-forced along each prompt's greedy baseline)"]
     units = {"kl": "KL(p_rsp || p_base), nats", "tv": "total variation",
              "entropy_delta": "H(p_rsp) - H(p_base), nats", "top1_agree": "top-1 agreement"}
+    frame = probe_frame(run, INFLUENCE_PROBES)
+    frame = frame[frame["condition"] != "base"]
+    for probe in INFLUENCE_PROBES:
+        lines += window_lines(frame[frame["probe"] == probe], units[probe], digits=4)
     for probe in INFLUENCE_PROBES:
         lines += ["", f"## {units[probe]} by step, 95% CI over prompts",
                   wide_table(shown(summary[summary["probe"] == probe], full), digits=4)]
@@ -172,8 +204,12 @@ def describe_branching(run: Run, full: bool = False) -> str:
     summary = summarise_branching(frame)
     fraction = summary[summary["statistic"] == "distinct_prefix_fraction"].rename(
         columns={"value": "mean"})
-    lines = [_header(run) + f"  T={run.config['temperature']}", "",
-             "## distinct prefixes / N by step, 95% CI over prompts",
+    prefixes = frame[frame["record"] == "distinct_prefix_fraction"]
+    lines = [_header(run) + f"  T={run.config['temperature']}"]
+    # one row per prompt and step: the prompt's late window is its longest trajectory's end
+    lines += window_lines(prefixes.assign(trajectory=prefixes["prompt_id"]),
+                          "distinct prefixes / N", digits=2)
+    lines += ["", "## distinct prefixes / N by step, 95% CI over prompts",
              wide_table(shown(fraction, full), digits=2), "",
              "## first divergence between pairs of trajectories"]
     for condition, rows in summary[summary["step"] == -1].groupby("condition"):

@@ -1,114 +1,109 @@
 """`rsp-probe theory RUN...`: every comparison between measurement and docs/theory.md that the
-given runs allow, as Markdown. No torch.
+given runs allow, as Markdown, formatted from analysis.theory_stats. No torch.
 
-attention runs -> the dilution law against power law, sink and exponential (AIC, R^2);
-influence runs -> log-log slopes of KL (theory: 2) and TV (theory: 1) against RSP mass;
-branching runs -> predicted against observed first-divergence distributions.
+attention runs -> per-head weighted dilution fits against power law, sink and exponential
+(delta-AIC with prompt-bootstrap CIs, decisive at windows.DELTA_AIC_DECISIVE), the step-1
+delta from the identity, and the mixture of per-head laws;
+influence runs -> within-cell log-log slopes of KL (theory: 2), TV and |entropy shift|
+(theory: 1) against one head's RSP mass;
+branching runs -> predicted against observed first-divergence distributions, with a
+simulated null for their TV distance.
 """
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
-
-from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, step_means
-from rsp_probe.analysis.divergence import (
-    divergence_counts,
-    greedy_prediction,
-    temperature_prediction,
+from rsp_probe.analysis.theory_stats import (
+    branching_statistics,
+    dilution_statistics,
+    scaling_statistics,
 )
+from rsp_probe.analysis.windows import DELTA_AIC_DECISIVE
 from rsp_probe.errors import UsageError
-from rsp_probe.probes.names import COLLISION_PROBE
-from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, Run
-from rsp_probe.theory import loglog_slope
+from rsp_probe.runs import Run
 
 BEGIN, END = "<!-- BEGIN GENERATED COMPARISON -->", "<!-- END GENERATED COMPARISON -->"
+TOP_HEADS = 3  # heads per condition shown in the scaling table (largest mean mass)
+
+
+def _ci(estimate, digits: int = 2) -> str:
+    return (f"{estimate.value:.{digits}f} [{estimate.ci_low:.{digits}f}, "
+            f"{estimate.ci_high:.{digits}f}]")
 
 
 def dilution_section(run: Run) -> list[str]:
-    path = run.path / DILUTION_FILE
-    fits = run.json(DILUTION_FILE) if path.exists() else dilution_fits(run)
-    lines = [f"### Dilution of RSP attention (`{run.id}`)", "",
-             "| condition | layer | best law (AIC) | dilution delta ± se | R² dilution | "
-             "R² best | ΔAIC dilution − best |", "|---|---|---|---|---|---|---|"]
-    beaten, total = 0, 0
-    for condition, entry in fits.items():
-        for layer, result in entry["layers"].items():
-            if not result.get("fits"):
-                lines.append(f"| {condition} | {layer} | no fit: {result.get('error')} |||||")
-                continue
-            by_model = {fit["model"]: fit for fit in result["fits"]}
-            best, dilution = result["fits"][0], by_model["dilution"]
-            total += 1
-            beaten += dilution["aic"] - best["aic"] > 2
-            delta, se = dilution["params"]["delta"], dilution["stderr"].get("delta") or np.nan
-            name = "all layers" if int(layer) == ALL_LAYERS else layer
-            lines.append(f"| {condition} | {name} | {best['model']} | {delta:.2f} ± {se:.2f} | "
-                         f"{dilution['r2']:.3f} | {best['r2']:.3f} | "
-                         f"{dilution['aic'] - best['aic']:.1f} |")
-    lines += ["", f"Verdict: the constant-delta dilution law is beaten by another law (ΔAIC > 2) "
-              f"in {beaten} of {total} curves; "
-              + ("it does not describe this model's decay." if beaten > total / 2 else
-                 "it describes this model's decay as well as the alternatives.")]
-    return lines
-
-
-def mass_by_step(run: Run) -> pd.DataFrame:
-    """Head- and layer-averaged RSP mass per (trajectory, step)."""
-    return step_means(run).rename("mass").reset_index()
+    stats = dilution_statistics(run)
+    lines = [f"### Dilution of RSP attention, per head (`{run.id}`)", "",
+             "| condition | layer | head | delta (fit) [95% CI] | delta_1 (identity) [95% CI] | "
+             "best other law | ΔAIC dilution − other [95% CI] | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for fit in stats.heads:
+        lines.append(f"| {fit.condition} | {fit.layer} | {fit.head} | {_ci(fit.delta)} | "
+                     f"{_ci(fit.delta_step1)} | {fit.best_other} | {_ci(fit.delta_aic, 1)} | "
+                     f"{fit.verdict} |")
+    lines += ["", "| condition | layer (-1 = all) | heads | AIC mixture of per-head laws | "
+              "AIC one delta | R² mixture | R² one delta |", "|---|---|---|---|---|---|---|"]
+    for mix in stats.mixtures:
+        lines.append(f"| {mix.condition} | {mix.layer} | {mix.n_heads} | {mix.aic_mixture:.1f} "
+                     f"| {mix.aic_single:.1f} | {mix.r2_mixture:.3f} | {mix.r2_single:.3f} |")
+    counts = stats.verdict_counts()
+    return lines + ["", f"Verdict (heads only; layer averages are not extra evidence): the "
+                    f"constant-delta law is beaten (ΔAIC > {DELTA_AIC_DECISIVE:g}) in "
+                    f"{counts['beaten']} of {len(stats.heads)} heads, beats every other law in "
+                    f"{counts['wins']}, undecided in {counts['undecided']}. Fits are weighted by "
+                    "each step's standard error over prompts; intervals resample prompts. "
+                    "delta_1 is measured (the identity inverted at step 1), delta is a fit "
+                    "parameter of a law that may be misspecified."]
 
 
 def scaling_section(run: Run) -> list[str]:
-    frame = run.steps[run.steps["probe"].isin(["kl", "tv", "entropy_delta"])]
-    wide = frame.pivot_table(index=["trajectory", "step"], columns="probe", values="value",
-                             observed=True).reset_index()
-    wide = wide.merge(mass_by_step(run), on=["trajectory", "step"])
-    prompt = run.trajectories.set_index("id")["prompt_id"]
-    wide["prompt_id"] = wide["trajectory"].map(prompt)
-    lines = [f"### Influence against RSP mass (`{run.id}`)", "",
-             "| quantity | theory slope | measured slope [95% CI] | points | verdict |",
-             "|---|---|---|---|---|"]
-    for quantity, theory, values in (("KL(p_rsp‖p_base)", 2.0, wide["kl"]),
-                                     ("TV", 1.0, wide["tv"]),
-                                     ("abs(entropy shift)", 1.0, wide["entropy_delta"].abs())):
-        estimate = loglog_slope(wide["mass"].to_numpy(), values.to_numpy(),
-                                groups=wide["prompt_id"].to_numpy())
-        holds = estimate.ci_low <= theory <= estimate.ci_high
-        lines.append(f"| {quantity} | {theory:.0f} | {estimate.slope:.2f} "
-                     f"[{estimate.ci_low:.2f}, {estimate.ci_high:.2f}] | {estimate.n_points} | "
-                     f"{'consistent' if holds else 'rejected'} |")
-    return lines + ["", "Verdict: a slope whose 95% CI excludes the theory's value rejects the "
-                    "first-order (TV, entropy) or second-order (KL) scaling, pooled over steps and "
-                    "prompts."]
+    slopes = scaling_statistics(run)
+    lines = [f"### Influence against one head's RSP mass, within (prompt, step) cells "
+             f"(`{run.id}`)", "",
+             "| quantity | condition | layer | head | mean mass | theory slope | "
+             "slope [95% CI] | points | verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    shown: dict[tuple[str, str], int] = {}
+    for s in slopes:
+        key = (s.quantity, s.condition)
+        shown[key] = shown.get(key, 0) + 1
+        if shown[key] > TOP_HEADS:
+            continue
+        lines.append(f"| {s.quantity} | {s.condition} | {s.layer} | {s.head} | "
+                     f"{s.mean_mass:.3f} | {s.theory:.0f} | {s.slope:.2f} [{s.ci_low:.2f}, "
+                     f"{s.ci_high:.2f}] | {s.n_points} | "
+                     f"{'consistent' if s.consistent else 'rejected'} |")
+    consistent = sum(s.consistent for s in slopes)
+    return lines + ["", f"Verdict: {consistent} of {len(slopes)} (quantity, condition, head) "
+                    f"slopes have a 95% CI containing the theory's value (the {TOP_HEADS} heads "
+                    "with the most mass per condition are shown). Slopes compare draws of one "
+                    "prompt at one step, so differences between prompts and steps cannot fake "
+                    "a slope."]
 
 
 def branching_section(run: Run) -> list[str]:
-    frame = run.table(BRANCHING_FILE)
-    horizon = int(frame.loc[frame["record"] == "distinct_prefix_fraction", "step"].max())
+    stats = branching_statistics(run)
     lines = [f"### First divergence, predicted against observed (`{run.id}`)", "",
              "| condition | hazard model | free parameters | TV(observed, predicted) | "
-             "never diverged: observed / predicted |", "|---|---|---|---|---|"]
-    has_collision = COLLISION_PROBE in set(run.steps["probe"].unique())
-    temperature = run.trajectories.groupby("condition")["temperature"].first()
-    k = run.trajectories.groupby("condition")["rsp_tokens"].first()
-    for condition in temperature.index:
-        if temperature[condition] == 0 and k[condition] > 0:
-            rows = frame[(frame["condition"] == condition)
-                         & (frame["record"] == "first_divergence")]
-            try:
-                fit = greedy_prediction(run, condition, divergence_counts(rows, horizon))
-            except ValueError as err:
-                lines.append(f"| {condition} | greedy margin < c·mass | - | no fit ({err}) | |")
-                continue
-            lines.append(f"| {condition} | greedy margin < c·mass | c = {fit.c:.3g} | "
-                         f"{fit.tv:.3f} | {fit.observed.never:.2f} / {fit.predicted.never:.2f} |")
-        elif has_collision:
-            result = temperature_prediction(run, condition)
-            lines.append(f"| {condition} | collision 1 − Σp² | none | {result['tv']:.3f} | "
-                         f"{result['observed'].never:.2f} / {result['predicted'].never:.2f} |")
-    return lines + ["", "Verdict: TV 0 is a perfect prediction, 1 a disjoint one. The greedy "
-                    "row has one parameter (c) fitted to the same histogram; the collision rows "
-                    "have none, so they are out-of-sample predictions."]
+             "TV of a correct prediction (median, 95%) | p | never diverged: observed / "
+             "predicted |", "|---|---|---|---|---|---|---|"]
+    names = {"greedy": "greedy margin < c·mass", "exact": "1 − Σ p_a p_b (exact)",
+             "bound": "1 − sqrt(C_a C_b) (a bound)"}
+    for condition, result in stats.items():
+        if "error" in result:
+            lines.append(f"| {condition} | {names['greedy']} | - | no fit ({result['error']}) "
+                         "|||||")
+            continue
+        kind = result.get("hazard", "greedy")
+        params = f"c = {result['c']:.3g}" if kind == "greedy" else "none"
+        null = result["null"]
+        lines.append(f"| {condition} | {names[kind]} | {params} | {result['tv']:.3f} | "
+                     f"{null['null_median']:.3f}, {null['null_q95']:.3f} | "
+                     f"{null['p_value']:.3f} | {result['never_observed']:.2f} / "
+                     f"{result['never_predicted']:.2f} |")
+    return lines + ["", "Verdict: TV 0 is a perfect prediction, 1 a disjoint one; p is the "
+                    "share of simulated histograms from the prediction (as many pairs, drawn "
+                    "independently) at least as far from it, so a small p rejects the hazard "
+                    "model. The greedy row fits c to the same histogram. A shared EOS is "
+                    "agreement in both the observed and the predicted distribution."]
 
 
 def theory_report(runs: list[Run]) -> str:

@@ -170,13 +170,16 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
 
 
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,
-                     probes: Sequence[str] = DEFAULT_PROBES):
+                     probes: Sequence[str] = DEFAULT_PROBES, measured=None):
     """The shape of every sampling experiment: sample the conditions batch by batch into
     the staging directory, merge the parts into the contract files, write the files
-    `derived(staged run)` computes ({name: table or JSON}), then publish the run."""
+    `measured(session)` computes with the model and those `derived(staged run)` computes
+    without it ({name: table or JSON}), then publish the run."""
     session = Session(spec, model)
     with session:
         stream_conditions(session, conditions, spec.sampling.samples, probes)
+        if measured is not None:
+            session.writer.write_derived(measured(session))
         if derived is not None:
             session.writer.write_derived(derived(session.writer.staged_run()))
         return session.finish()

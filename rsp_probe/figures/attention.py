@@ -6,24 +6,19 @@ CI band, coloured by layer; in black the average over layers and heads. Dashed (
 the dilution law m_t = k e^delta / (k e^delta + n + t - 1) of each layer and of the
 average, rebuilt with rsp_probe.theory.dilution_mass from the delta fitted in
 dilution_fit.json (recomputed with analysis.attention.dilution_fits when a run lacks the
-file), and the envelope rsp_probe.theory.envelope of the average. The inset shows the
-average and its fitted law on log-log axes.
+file). The inset shows the average and its fitted law on log-log axes.
 
 Runs that recorded the attention budget get one more panel per condition: the change of
 logit(m_t) since step 1 averaged over layers, heads and trajectories, split exactly into its
 dilution part (the denominator's growth) and its suppression part (the change of the RSP
 advantage delta_t), rsp_probe.analysis.budget.budget_frame.
 
-The envelope bounds a head whose attention logits all lie in [-B, B]; runs do not store
-logits, so B is not measured. Judgement call: B is the smallest half-integer (at least 1/2)
-with 2B >= |delta| of the fitted average, i.e. B = max(ceil(|delta|) / 2, 1/2): the
-narrowest half-integer envelope that contains the fitted law. It shows how far a bounded
-head could move from the equal-logit law, not a bound derived from the model.
+No envelope (rsp_probe.theory.envelope) is drawn: it bounds a head whose attention logits
+lie in [-B, B], and runs do not store logits, so B cannot be measured; a B chosen from the
+fitted delta would contain the fit by construction and show nothing (docs/theory.md, 2.2).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pandas as pd
@@ -35,19 +30,14 @@ from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.runs import DILUTION_FILE, Run
-from rsp_probe.theory import dilution_mass, envelope
+from rsp_probe.theory import dilution_mass
 
 NAME = "attention"
 NEEDS = ("attention",)
 COLUMNS = ["run", "condition", "k", "panel", "layer", "series", "label", "x", "y", "ci_low",
-           "ci_high", "n_prompts", "n", "delta", "B"]
+           "ci_high", "n_prompts", "n", "delta"]
 BUDGET_PANEL = " budget"  # suffix of the dilution/suppression panels' names
 MAX_LEGEND_LAYERS = 8  # more layers: a colour bar, and CI bands for the mean only
-
-
-def envelope_bound(delta: float) -> float:
-    """B = max(ceil(|delta|) / 2, 1/2): the narrowest half-integer envelope holding delta."""
-    return max(math.ceil(abs(delta)) / 2, 0.5)
 
 
 def _fits(run: Run) -> dict:
@@ -65,14 +55,8 @@ def _theory_rows(steps: np.ndarray, entry: dict, layer: int) -> list[pd.DataFram
     if delta is None:
         return []
     n, k = float(entry["n"]), float(entry["k"])
-    curves = {"dilution_fit": dilution_mass(steps, n, k, delta)}
-    bound = np.nan
-    if layer == ALL_LAYERS:
-        bound = envelope_bound(delta)
-        curves["envelope_low"], curves["envelope_high"] = envelope(steps, n, k, bound)
-    return [pd.DataFrame({"layer": layer, "series": series, "x": steps, "y": values,
-                          "n": n, "delta": delta, "B": bound})
-            for series, values in curves.items()]
+    return [pd.DataFrame({"layer": layer, "series": "dilution_fit", "x": steps,
+                          "y": dilution_mass(steps, n, k, delta), "n": n, "delta": delta})]
 
 
 def _run_rows(run: Run) -> pd.DataFrame:
@@ -116,10 +100,8 @@ def _label(row) -> str:
     if row.series == "observed":
         name = "all layers (mean)" if row.layer == ALL_LAYERS else f"layer {row.layer}"
         return f"{name}, n={row.n_prompts:.0f} prompts"
-    if row.series == "dilution_fit":
-        return (f"theory: dilution law, fitted δ={row.delta:.2f}"
-                if row.layer == ALL_LAYERS else "theory: dilution law per layer")
-    return f"theory: envelope, |logits| ≤ B={row.B:g}"
+    return (f"theory: dilution law, fitted δ={row.delta:.2f}"
+            if row.layer == ALL_LAYERS else "theory: dilution law per layer")
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -130,8 +112,8 @@ def data(runs: list[Run]) -> pd.DataFrame:
     n = out.groupby(["run", "condition", "layer"])["n_prompts"].transform("max")
     out["n_prompts"] = n.astype("Int64")
     out["label"] = [_label(row) for row in out.itertuples()]
-    series_rank = {"observed": 0, "dilution_fit": 1, "envelope_low": 2, "envelope_high": 3,
-                   **{series: 4 + i for i, series in enumerate(BUDGET_SERIES)}}
+    series_rank = {"observed": 0, "dilution_fit": 1,
+                   **{series: 2 + i for i, series in enumerate(BUDGET_SERIES)}}
     out = out.assign(_s=out["series"].map(series_rank)).sort_values(
         ["run", "k", "_s", "layer", "x"], kind="stable").drop(columns="_s")
     return out[COLUMNS].reset_index(drop=True)
@@ -173,9 +155,8 @@ def _panel(ax, rows: pd.DataFrame, colors: dict, legend: bool) -> None:
     for (series, layer), curve in rows[rows["series"] != "observed"].groupby(
             ["series", "layer"], sort=False):
         color = "black" if layer == ALL_LAYERS else colors[layer]
-        color = style.ENVELOPE_COLOR if series.startswith("envelope") else color
         label = curve["label"].iloc[0]
-        shown = label if (layer == ALL_LAYERS and series != "envelope_high") or (
+        shown = label if layer == ALL_LAYERS or (
             layer == min(colors, default=None) and series == "dilution_fit") else None
         style.theory_line(ax, curve["x"], curve["y"], shown, gid=f"{series}:layer{layer}",
                           color=color, linewidth=0.9 if layer != ALL_LAYERS else 1.3)

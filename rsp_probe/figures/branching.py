@@ -16,8 +16,11 @@ From `rsp-probe branching` runs (branching.parquet plus the trajectories):
   trajectories of a prompt, pooled over prompts (bars, 95% bootstrap CI resampling
   prompts; the last bar is "never diverged").
 
-Prediction: for temperature conditions, the collision hazard from the stored collision
-probe (rsp_probe.analysis.divergence.temperature_prediction, no free parameter). For greedy
+Prediction: for temperature conditions, the hazard 1 - sum_v p_a p_b of each pair along its
+shared prefix, read from the run's teacher-forced pair overlaps (or, for runs without them,
+the lower bound 1 - sqrt(C_a C_b) from the collision probes, labelled as a bound); a shared
+EOS is agreement, as in the observed histogram
+(rsp_probe.analysis.divergence.temperature_prediction, no free parameter). For greedy
 conditions with an RSP the greedy hazard h_t = P(margin_t < c m_t) is estimated from the
 stored margins and RSP masses
 (rsp_probe.theory.fit_greedy_c): one row per pair of trajectories of a prompt, the pair's
@@ -37,6 +40,7 @@ from rsp_probe.analysis.conditions import condition_settings
 from rsp_probe.analysis.divergence import (
     divergence_counts,
     greedy_prediction,
+    has_pair_overlaps,
     temperature_prediction,
 )
 from rsp_probe.analysis.diversity import OTHER_STRATEGY
@@ -118,7 +122,7 @@ def _prediction(run: Run, condition: str, counts: pd.DataFrame) -> pd.DataFrame:
 
 def _temperature_rows(run: Run, condition: str, horizon: int) -> pd.DataFrame:
     """The collision-hazard prediction, on the observed histogram's step grid."""
-    if COLLISION_PROBE not in set(run.steps["probe"].unique()):
+    if not has_pair_overlaps(run) and COLLISION_PROBE not in set(run.steps["probe"].unique()):
         return pd.DataFrame({"series": ["no_prediction"], "text": [NO_PREDICTION]})
     result = temperature_prediction(run, condition)
     pmf = np.zeros(horizon + 1)
@@ -126,7 +130,7 @@ def _temperature_rows(run: Run, condition: str, horizon: int) -> pd.DataFrame:
     pmf[:min(predicted.horizon, horizon)] = predicted.pmf[:horizon]
     pmf[-1] = predicted.never + predicted.pmf[horizon:].sum()
     return pd.DataFrame({"x": np.arange(1, horizon + 2), "y": pmf, "tv": result["tv"],
-                         "series": "predicted"})
+                         "series": "predicted", "text": result["hazard"]})
 
 
 def _divergence(run: Run, frame: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFrame:
@@ -192,8 +196,10 @@ def _label(row, prefix: str) -> str:
         return f"{prefix}{row.label}"
     if row.series == "predicted" and not pd.isna(row.c):
         return f"{prefix}greedy hazard, c={row.c:.3g} logits/mass fitted by ML (TV {row.tv:.2f})"
+    if row.series == "predicted" and row.text == "exact":
+        return f"{prefix}hazard 1-sum p_a p_b, no fitted parameter (TV {row.tv:.2f})"
     if row.series == "predicted":
-        return f"{prefix}collision hazard 1-sum p^2, no fitted parameter (TV {row.tv:.2f})"
+        return f"{prefix}bound 1-sqrt(C_a C_b), no fitted parameter (TV {row.tv:.2f})"
     if row.panel == "strategies":
         return f"{prefix}{row.condition}: distinct strategies / N (n={row.n_prompts} prompts)"
     if row.series == "no_prediction":

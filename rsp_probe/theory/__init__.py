@@ -11,6 +11,8 @@ from rsp_probe.theory.branching import (
     distribution_distance,
     divergence_counts,
     first_divergence_pmf,
+    pair_overlap,
+    simulated_tv_null,
 )
 from rsp_probe.theory.budget import (
     dilution_part,
@@ -19,7 +21,14 @@ from rsp_probe.theory.budget import (
     logit_decomposition,
     rsp_advantage,
 )
-from rsp_probe.theory.dilution import dilution_mass, envelope, exponential, power_law, sink_mass
+from rsp_probe.theory.dilution import (
+    dilution_mass,
+    envelope,
+    exponential,
+    invert_delta,
+    power_law,
+    sink_mass,
+)
 from rsp_probe.theory.fit import (
     CurveFit,
     compare_models,
@@ -53,10 +62,13 @@ __all__ = [
     "fit_power_law",
     "fit_sink",
     "greedy_hazard",
+    "invert_delta",
     "group_advantage",
     "logit_decomposition",
     "loglog_slope",
+    "pair_overlap",
     "power_law",
     "rsp_advantage",
+    "simulated_tv_null",
     "sink_mass",
 ]

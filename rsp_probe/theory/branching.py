@@ -28,6 +28,8 @@ __all__ = [
     "distribution_distance",
     "divergence_counts",
     "first_divergence_pmf",
+    "pair_overlap",
+    "simulated_tv_null",
 ]
 
 
@@ -180,3 +182,37 @@ def distribution_distance(
     if p.shape != q.shape:
         raise ValueError(f"distributions cover different horizons: {p.size - 1} vs {q.size - 1}")
     return float(0.5 * np.abs(p - q).sum())
+
+
+def pair_overlap(probs_a: ArrayLike, probs_b: ArrayLike, first: int | None) -> np.ndarray:
+    """``sum_v p_a(v) p_b(v)`` at steps ``1..first`` (all steps when ``first`` is None).
+
+    ``probs_a``/``probs_b``: ``[T, V]`` each trajectory's own tempered next-token
+    distribution along its own tokens (teacher-forced); at steps up to the first divergence
+    both condition on the same prefix, so their product is the probability that two samples
+    agree there. Returns ``[min(first, T)]`` overlaps.
+    """
+    p, q = _check_probs(probs_a, "probs_a"), _check_probs(probs_b, "probs_b")
+    if p.ndim != 2 or q.ndim != 2 or p.shape[1] != q.shape[1]:
+        raise ValueError("probs_a and probs_b must be [T, V] over one vocabulary")
+    last = min(p.shape[0], q.shape[0]) if first is None else first
+    if last > min(p.shape[0], q.shape[0]):
+        raise ValueError(f"first divergence {first} is beyond the shorter trajectory")
+    return np.einsum("tv,tv->t", p[:last], q[:last])
+
+
+def simulated_tv_null(predicted: DivergencePMF | ArrayLike, n_pairs: int, observed_tv: float,
+                      n_sim: int = 2000, seed: int = 0) -> dict[str, float]:
+    """How large a TV a correct prediction would show with ``n_pairs`` pairs: multinomial
+    histograms drawn from ``predicted``, their TV to it, and the share at least as large as
+    ``observed_tv`` (p-value). Pairs of one prompt share trajectories, so treating them as
+    independent makes the null too narrow: a small p-value is a weaker rejection than it
+    looks, a large one is conclusive."""
+    q = _as_pmf_array(predicted)
+    if n_pairs < 1 or n_sim < 1:
+        raise ValueError("n_pairs and n_sim must be >= 1")
+    draws = np.random.default_rng(seed).multinomial(n_pairs, q, size=n_sim) / n_pairs
+    null = 0.5 * np.abs(draws - q).sum(axis=1)
+    return {"p_value": float(np.mean(null >= observed_tv - 1e-12)),
+            "null_median": float(np.median(null)), "null_q95": float(np.quantile(null, 0.95)),
+            "n_sim": int(n_sim)}

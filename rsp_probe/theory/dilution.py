@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy.special import expit
+from scipy.special import expit, logit
 
-__all__ = ["dilution_mass", "envelope", "exponential", "power_law", "sink_mass"]
+__all__ = ["dilution_mass", "envelope", "exponential", "invert_delta", "power_law", "sink_mass"]
 
 
 def _non_rsp_keys(t: ArrayLike, n: ArrayLike) -> np.ndarray:
@@ -68,6 +68,25 @@ def dilution_mass(t: ArrayLike, n: ArrayLike, k: ArrayLike, delta: ArrayLike) ->
         raise ValueError("delta must not be NaN")
     rest = _non_rsp_keys(t, n)
     return expit(np.log(k_arr) + delta_arr - np.log(rest))
+
+
+def invert_delta(m: ArrayLike, t: ArrayLike, n: ArrayLike, k: ArrayLike) -> np.ndarray:
+    """The step's own logit advantage from its measured mass, by inverting the identity.
+
+    ``m_t = sigma(log k + delta_t - log(n + t - 1))`` holds exactly for every query when
+    ``delta_t`` is the log-mean-exp of the RSP logits minus that of the other logits, so
+    ``delta_t = logit(m_t) + log(n + t - 1) - log k``: a measurement at each step, unlike
+    the constant ``delta`` that :func:`dilution_mass` assumes. Masses of exactly 0 or 1 give
+    -inf / +inf.
+    """
+    m_arr = np.asarray(m, dtype=np.float64)
+    if np.any(np.isnan(m_arr)) or np.any(m_arr < 0) or np.any(m_arr > 1):
+        raise ValueError("masses must lie in [0, 1]")
+    k_arr = np.asarray(k, dtype=np.float64)
+    if np.any(np.isnan(k_arr)) or np.any(k_arr <= 0):
+        raise ValueError("k (number of RSP vectors) must be > 0")
+    with np.errstate(divide="ignore"):
+        return logit(m_arr) + np.log(_non_rsp_keys(t, n)) - np.log(k_arr)
 
 
 def envelope(t: ArrayLike, n: ArrayLike, k: ArrayLike, B: float) -> tuple[np.ndarray, np.ndarray]:

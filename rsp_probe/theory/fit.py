@@ -2,10 +2,15 @@
 
 Each ``fit_*`` takes the decoding steps ``t`` (1-based) and the measured RSP attention mass
 ``m`` (fraction in [0, 1]) and returns a :class:`CurveFit`. Residuals are ``m - curve(t)`` in
-mass units; positive parameters are fitted in log space so they stay positive. Standard
-errors come from the Jacobian at the optimum (``s^2 (J^T J)^-1`` with ``s^2 = RSS/(N-p)``),
-mapped to the reported parameters by the delta method. AIC is the Gaussian-likelihood form
-``N log(RSS/N) + 2p``; only differences between models fitted to the same data mean anything.
+mass units, divided by ``sigma`` when it is given (weighted least squares: a step measured
+less precisely, e.g. one only a few prompts reached, counts less); positive parameters are
+fitted in log space so they stay positive. Standard errors come from the Jacobian at the
+optimum (``s^2 (J^T J)^-1`` with ``s^2 = RSS/(N-p)`` of the weighted residuals, as
+``scipy.optimize.curve_fit(..., sigma, absolute_sigma=False)``), mapped to the reported
+parameters by the delta method; like that, they assume independent residuals, so the
+analysis reports prompt-bootstrap intervals besides them. AIC is the Gaussian-likelihood form
+``N log(RSS/N) + 2p`` (weights known up to a common scale); only differences between models
+fitted to the same data (and weights) mean anything.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ __all__ = [
     "fit_exponential",
     "fit_power_law",
     "fit_sink",
+    "refit",
 ]
 
 _CURVES: dict[str, Callable[..., np.ndarray]] = {
@@ -76,6 +82,16 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     return value
+
+
+def _weights(sigma: ArrayLike | None, size: int) -> np.ndarray:
+    """``1 / sigma`` per point (ones without sigma); sigma must be finite and > 0."""
+    if sigma is None:
+        return np.ones(size)
+    arr = np.broadcast_to(np.asarray(sigma, dtype=np.float64), (size,))
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError("sigma (per-step standard errors) must be finite and > 0")
+    return 1.0 / arr
 
 
 def _prepare(t: ArrayLike, m: ArrayLike, n_params: int) -> tuple[np.ndarray, np.ndarray]:
@@ -126,9 +142,12 @@ def _fit(
     log_space: Sequence[bool],
     x0: np.ndarray,
     lower: float | np.ndarray = -np.inf,
+    weight: np.ndarray | None = None,
 ) -> CurveFit:
-    """Minimise the squared mass residuals over raw parameters ``theta`` and package the fit."""
+    """Minimise the (weighted) squared mass residuals over raw parameters ``theta`` and
+    package the fit; ``weight`` is ``1 / sigma`` per point."""
     log_mask = np.asarray(log_space)
+    weight = np.ones_like(m) if weight is None else weight
     curve = _CURVES[model]
 
     def natural(theta: np.ndarray) -> dict[str, float]:
@@ -136,7 +155,7 @@ def _fit(
         return dict(zip(names, values.tolist(), strict=True))
 
     def residuals(theta: np.ndarray) -> np.ndarray:
-        return curve(t, **fixed, **natural(theta)) - m
+        return (curve(t, **fixed, **natural(theta)) - m) * weight
 
     result = least_squares(residuals, x0, bounds=(lower, np.inf), x_scale="jac", method="trf")
     rss = float(np.sum(result.fun**2))
@@ -145,7 +164,8 @@ def _fit(
     se_theta = _stderr_theta(result.jac, rss, n_points)
     scale = np.where(log_mask, np.array(list(params.values())), 1.0)
     stderr = dict(zip(names, (se_theta * scale).tolist(), strict=True))
-    tss = float(np.sum((m - m.mean()) ** 2))
+    centre = np.average(m, weights=weight**2)
+    tss = float(np.sum(((m - centre) * weight) ** 2))
     r2 = 1.0 - rss / tss if tss > 0 else math.nan
     aic = n_points * math.log(max(rss, np.finfo(np.float64).tiny) / n_points) + 2 * n_params
     return CurveFit(model, params, stderr, r2, aic, n_points, dict(fixed))
@@ -159,16 +179,19 @@ def _line(x: np.ndarray, y: np.ndarray) -> tuple[float, float] | None:
     return float(slope), float(intercept)
 
 
-def fit_dilution(t: ArrayLike, m: ArrayLike, n: float, k: float) -> CurveFit:
-    """Fit ``delta`` (logit units) of ``m_t = k e^delta / (k e^delta + n + t - 1)``."""
+def fit_dilution(t: ArrayLike, m: ArrayLike, n: float, k: float,
+                 sigma: ArrayLike | None = None) -> CurveFit:
+    """Fit ``delta`` (logit units) of ``m_t = k e^delta / (k e^delta + n + t - 1)``;
+    ``sigma``: optional standard error of each point (weighted least squares)."""
     t_arr, m_arr = _prepare(t, m, 1)
     inner = (m_arr > 0) & (m_arr < 1)
     guesses = logit(m_arr[inner]) + np.log(n + t_arr[inner] - 1) - np.log(k)
     x0 = np.array([float(np.median(guesses)) if guesses.size else 0.0])
-    return _fit("dilution", t_arr, m_arr, {"n": n, "k": k}, ["delta"], [False], x0)
+    return _fit("dilution", t_arr, m_arr, {"n": n, "k": k}, ["delta"], [False], x0,
+                weight=_weights(sigma, m_arr.size))
 
 
-def fit_sink(t: ArrayLike, m: ArrayLike, n: float) -> CurveFit:
+def fit_sink(t: ArrayLike, m: ArrayLike, n: float, sigma: ArrayLike | None = None) -> CurveFit:
     """Fit ``A`` and ``S`` (> 0, in units of one ordinary key) of ``A / (A + S + n + t - 1)``.
 
     Starts from the linearisation ``1/m - 1 = (S + n - 1)/A + t/A``.
@@ -181,19 +204,22 @@ def fit_sink(t: ArrayLike, m: ArrayLike, n: float) -> CurveFit:
         a0 = 1.0 / line[0]
         s0 = max(line[1] * a0 - n + 1.0, 1e-3)
     x0 = np.log([max(a0, 1e-6), s0])
-    return _fit("sink", t_arr, m_arr, {"n": n}, ["A", "S"], [True, True], x0)
+    return _fit("sink", t_arr, m_arr, {"n": n}, ["A", "S"], [True, True], x0,
+                weight=_weights(sigma, m_arr.size))
 
 
-def fit_power_law(t: ArrayLike, m: ArrayLike, n: float) -> CurveFit:
+def fit_power_law(t: ArrayLike, m: ArrayLike, n: float,
+                  sigma: ArrayLike | None = None) -> CurveFit:
     """Fit ``a`` (> 0) and ``alpha`` of ``a (n + t - 1)^-alpha``."""
     t_arr, m_arr = _prepare(t, m, 2)
     pos = m_arr > 0
     line = _line(np.log(n + t_arr[pos] - 1), np.log(m_arr[pos]))
     x0 = np.array([line[1], -line[0]]) if line else np.array([np.log(m_arr.max() * n), 1.0])
-    return _fit("power_law", t_arr, m_arr, {"n": n}, ["a", "alpha"], [True, False], x0)
+    return _fit("power_law", t_arr, m_arr, {"n": n}, ["a", "alpha"], [True, False], x0,
+                weight=_weights(sigma, m_arr.size))
 
 
-def fit_exponential(t: ArrayLike, m: ArrayLike) -> CurveFit:
+def fit_exponential(t: ArrayLike, m: ArrayLike, sigma: ArrayLike | None = None) -> CurveFit:
     """Fit ``a``, ``lam`` (1/steps) and the floor ``b`` (all >= 0) of ``b + a e^(-lam (t-1))``."""
     t_arr, m_arr = _prepare(t, m, 3)
     b0 = 0.5 * float(m_arr.min())
@@ -204,15 +230,38 @@ def fit_exponential(t: ArrayLike, m: ArrayLike) -> CurveFit:
         a0, lam0 = math.exp(line[1]), max(-line[0], 1e-4)
     x0 = np.array([max(a0, 1e-9), lam0, max(b0, 1e-9)])
     names = ["a", "lam", "b"]
-    return _fit("exponential", t_arr, m_arr, {}, names, [False] * 3, x0, lower=np.zeros(3))
+    return _fit("exponential", t_arr, m_arr, {}, names, [False] * 3, x0, lower=np.zeros(3),
+                weight=_weights(sigma, m_arr.size))
 
 
-def compare_models(t: ArrayLike, m: ArrayLike, n: float, k: float) -> list[CurveFit]:
-    """Fit all four curves to one mass curve; return them sorted by AIC, best first."""
+def compare_models(t: ArrayLike, m: ArrayLike, n: float, k: float,
+                   sigma: ArrayLike | None = None) -> list[CurveFit]:
+    """Fit all four curves to one mass curve (weighted by ``1/sigma`` when given); return
+    them sorted by AIC, best first."""
     fits = [
-        fit_dilution(t, m, n, k),
-        fit_sink(t, m, n),
-        fit_power_law(t, m, n),
-        fit_exponential(t, m),
+        fit_dilution(t, m, n, k, sigma),
+        fit_sink(t, m, n, sigma),
+        fit_power_law(t, m, n, sigma),
+        fit_exponential(t, m, sigma),
     ]
     return sorted(fits, key=lambda fit: fit.aic)
+
+
+_SPECS = {"dilution": (["delta"], [False]), "sink": (["A", "S"], [True, True]),
+          "power_law": (["a", "alpha"], [True, False]),
+          "exponential": (["a", "lam", "b"], [False, False, False])}
+
+
+def refit(fit: CurveFit, t: ArrayLike, m: ArrayLike, sigma: ArrayLike | None = None) -> CurveFit:
+    """The same law, with the same fixed constants, fitted to new data (a bootstrap
+    resample), starting from ``fit``'s parameters: cheaper than a cold start, and it stays on
+    the optimum's branch."""
+    names, logs = _SPECS[fit.model]
+    t_arr, m_arr = _prepare(t, m, len(names))
+    start = [fit.params[name] for name in names]
+    x0 = np.array([math.log(max(v, 1e-300)) if lg else v for v, lg in zip(start, logs)])
+    lower = -np.inf
+    if fit.model == "exponential":
+        lower, x0 = np.zeros(3), np.maximum(x0, 1e-9)
+    return _fit(fit.model, t_arr, m_arr, dict(fit.fixed), names, logs, x0, lower=lower,
+                weight=_weights(sigma, m_arr.size))
