@@ -190,3 +190,50 @@ def test_influence_scatter_and_slope_match_a_least_squares_line(influence_run):
     assert ends[0, 1] + 2.0 * (lx - ends[0, 0]) == pytest.approx(ly)
 
 
+
+
+# -- ablations ----------------------------------------------------------------------------------
+
+# per run (sigma_scale), per prompt: early entropy of k4 minus k0, and the k4 mass at step 1
+SHIFTS = {1.0: np.array([0.1, 0.2, 0.6]), 2.0: np.array([0.5, 0.9, 1.0])}
+STEP1_MASS = {1.0: np.array([0.30, 0.20, 0.10]), 2.0: np.array([0.05, 0.15, 0.40])}
+
+
+def _ablation_run(out, sigma: float):
+    """k0 and k4 at one temperature, three prompts. Entropy at steps 1-3 is prompt j's base
+    (k0) or base + SHIFTS (k4) give or take a zero-mean wiggle; steps 4-5 hold values no
+    early metric may read. rsp_attention at step 1 averages to STEP1_MASS over layers and
+    heads, and is 0.9 afterwards."""
+    records, values = [], {}
+    for j in range(3):
+        base = 1.0 + j
+        for k in (0, 4):
+            r = _attention_record(f"k{k}", j, k)
+            records.append(r)
+            early = base + (SHIFTS[sigma][j] if k else 0.0) + np.array([-0.05, 0.0, 0.05])
+            values[r["id"]] = {"entropy": np.concatenate([early, [50.0, -50.0]])}
+            if k:
+                heads = np.full((5, 2, 2), 0.9)
+                heads[0] = STEP1_MASS[sigma][j] + np.array([[-0.02, 0.0], [0.0, 0.02]])
+                values[r["id"]]["rsp_attention"] = heads
+    return write_run(out, {"command": "entropy", **PAPER, "sigma_scale": sigma}, records, values)
+
+
+def test_ablations_plot_the_early_shift_and_mass_of_each_run(tmp_path):
+    from rsp_probe.figures import ablations
+
+    runs = [_ablation_run(tmp_path / f"s{sigma:g}", sigma) for sigma in SHIFTS]
+    frame = ablations.data(runs)
+    assert set(frame["factor"]) == {"sigma_scale"}  # the only factor that differs
+    assert set(frame["hue"]) == {"all runs"}
+    for metric, truth in (("early_entropy", SHIFTS), ("early_mass", STEP1_MASS)):
+        rows = frame[frame["metric"] == metric].set_index("level")
+        assert sorted(rows.index) == ["1", "2"]
+        for sigma, per_prompt in truth.items():
+            row = rows.loc[f"{sigma:g}"]
+            assert row["y"] == pytest.approx(per_prompt.mean(), abs=1e-6)
+            assert row["ci_low"] <= row["y"] <= row["ci_high"]
+            assert row["ci_low"] >= per_prompt.min() - 1e-6
+            assert row["ci_high"] <= per_prompt.max() + 1e-6
+            assert row["n_prompts"] == 3 and row["condition"] == "k4"
+            assert row["x"] == (0 if sigma == 1.0 else 1)
