@@ -237,3 +237,66 @@ def test_ablations_plot_the_early_shift_and_mass_of_each_run(tmp_path):
             assert row["ci_high"] <= per_prompt.max() + 1e-6
             assert row["n_prompts"] == 3 and row["condition"] == "k4"
             assert row["x"] == (0 if sigma == 1.0 else 1)
+
+
+# -- branching ----------------------------------------------------------------------------------
+
+# three samples per prompt, tokens chosen so every prefix count and divergence is known
+TOKENS = {"p0": [[1, 2, 3], [1, 2, 4], [1, 5, 6]], "p1": [[7, 8, 9], [7, 8, 9], [7, 8, 1]]}
+# distinct prefixes / 3 at steps 1-3: p0 1/3, 2/3, 3/3; p1 1/3, 1/3, 2/3
+FRACTION = {1: 1 / 3, 2: (2 / 3 + 1 / 3) / 2, 3: (1 + 2 / 3) / 2}
+# first divergence of the 6 pairs: p0 at 3, 2, 2; p1 never, 3, 3 -> steps 1, 2, 3, never
+DIVERGENCE = np.array([0, 2, 3, 1]) / 6
+
+
+def _branching_run(out):
+    from rsp_probe.analysis.branching import branching_frame
+    from rsp_probe.runs import BRANCHING_FILE
+
+    records, values = [], {}
+    for prompt, samples in TOKENS.items():
+        for sample, tokens in enumerate(samples):
+            r = record("temp", prompt, sample)
+            r.update(generated_token_ids=tokens, n_steps=len(tokens))
+            records.append(r)
+            values[r["id"]] = {"entropy": np.array([0.5, 1.0, 1.5]) + sample}
+    config = {"command": "branching", **PAPER}
+    staged = write_run(out.with_name("staged"), config, records, values)
+    return write_run(out, config, records, values,
+                     tables={BRANCHING_FILE: branching_frame(staged)})
+
+
+def test_branching_fractions_and_divergence_are_counted_from_the_tokens(tmp_path):
+    from rsp_probe.figures import branching
+
+    frame = branching.data([_branching_run(tmp_path / "r")])
+    fraction = frame[frame["panel"] == "prefix_fraction"].sort_values("x")
+    assert fraction["x"].tolist() == [1, 2, 3]
+    np.testing.assert_allclose(fraction["y"], [FRACTION[s] for s in (1, 2, 3)])
+    assert fraction["n_prompts"].eq(2).all()
+    observed = frame[(frame["panel"] == "first_divergence") & (frame["series"] == "observed")]
+    observed = observed.sort_values("x")
+    assert observed["x"].tolist() == [1, 2, 3, 4]  # the last bar: never diverged
+    np.testing.assert_allclose(observed["y"], DIVERGENCE)
+    assert observed["n_pairs"].eq(6).all() and observed["n_prompts"].eq(2).all()
+    assert (observed["ci_low"] <= observed["y"] + 1e-12).all()
+    assert (observed["y"] <= observed["ci_high"] + 1e-12).all()
+    # no collision probe stored: the panel says so instead of predicting
+    (note,) = frame.loc[frame["series"] == "no_prediction", "text"]
+    assert note == branching.NO_PREDICTION
+
+
+def test_branching_tree_is_the_prompt_with_most_branch_points(tmp_path):
+    from rsp_probe.figures import branching
+
+    frame = branching.data([_branching_run(tmp_path / "r")])
+    nodes = frame[frame["panel"] == "tree"]
+    # p0 branches twice (after [1] and after [1, 2]); p1 once (after [7, 8])
+    assert nodes["label"].str.contains("prompt p0").all()
+    assert int(nodes["is_branch"].astype(bool).sum()) == 2
+    ends = nodes[nodes["n_trajectories"].notna() & (nodes["x"] == 3)]
+    assert sorted(ends["n_trajectories"].astype(int)) == [1, 1, 1]
+    # each branch point carries the mean entropy of the trajectories through it:
+    # after [1] (step 2) all three samples, after [1, 2] (step 3) samples 0 and 1
+    branch = nodes[nodes["is_branch"].astype(bool)].sort_values("x")
+    np.testing.assert_allclose(branch["entropy"], [1.0 + 1.0, 1.5 + 0.5])
