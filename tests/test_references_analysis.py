@@ -127,6 +127,8 @@ def test_default_pairs_match_each_rsp_condition_to_its_counterpart():
     assert default_pairs(conditions) == [("rsp+temp", "temp"), ("greedy+rsp", "greedy")]
     assert default_pairs(["temp+rsp", "temp"]) == [("temp+rsp", "temp")]
     assert default_pairs(["rsp"]) == []
+    # the counterpart may itself have several parts, in any order
+    assert default_pairs(["top_p+temp", "temp+rsp+top_p"]) == [("temp+rsp+top_p", "top_p+temp")]
 
 
 def test_summary_tables_print_the_numbers_they_are_given():
