@@ -149,6 +149,7 @@ def test_summary_tables_print_the_numbers_they_are_given():
     by_probe = wide_table(summary.rename(columns={"condition": "probe"}), row="probe",
                           column="step")
     assert by_probe.splitlines()[0].split() == ["step", "1", "step", "2"]
+    assert by_probe.splitlines()[2].split()[1:4] == ["0.500", "[0.400,", "0.600]"]  # 3 digits
 
 
 def test_reported_intervals_are_reproducible_with_the_default_seed():
