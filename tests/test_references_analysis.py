@@ -291,3 +291,41 @@ def test_curves_and_fits_refuse_nan_inputs():
     assert law.exponential(t, 0.5, 0.1, 0.2) == pytest.approx(0.2 + 0.5 * np.exp(-0.1 * (t - 1)))
     fit = fit_dilution(t, [1.0, 1.0, 0.5], 10, 4)  # a mass of exactly 1 is allowed
     assert fit.n_points == 3
+
+
+def test_summaries_of_a_saved_run_hold_only_the_probes_and_steps_it_has(tmp_path):
+    """Read back from a run directory with a second probe stored: only the probe asked for,
+    one row per condition and step, no empty groups."""
+    from rsp_probe.analysis.stats import per_prompt_mean
+    from rsp_probe.analysis.summaries import probe_frame
+
+    records, values = [], {}
+    for j in range(2):
+        for condition in ("k0", "k4"):
+            r = record(condition, f"p{j}", 0)
+            records.append(r)
+            values[r["id"]] = {"entropy": np.full(3, j + (condition == "k4")),
+                               "top1_prob": np.full(3, 0.5)}
+    run = write_run(tmp_path / "r", {"command": "entropy", **PAPER}, records, values)
+    frame = probe_frame(run, ["entropy"])
+    summary = summarise_by_step(frame, steps=(1, 2))
+    assert sorted(zip(summary["condition"], summary["probe"], summary["step"])) == [
+        ("k0", "entropy", 1), ("k0", "entropy", 2), ("k4", "entropy", 1), ("k4", "entropy", 2)]
+    assert summary["n_prompts"].eq(2).all()
+    np.testing.assert_allclose(summary.sort_values(["condition", "step"])["mean"],
+                               [0.5, 0.5, 1.5, 1.5])
+    means = per_prompt_mean(frame[frame["condition"] == "k4"], ["condition", "probe"])
+    assert len(means) == 2 and not means["value"].isna().any()
+
+
+def test_summaries_use_the_seed_they_are_given():
+    import pandas as pd
+
+    rows = [{"prompt_id": f"p{j}", "condition": "c", "probe": "entropy", "step": 1,
+             "value": float(v)} for j, v in enumerate([0.0, 1.0, 3.0, 7.0])]
+    frame = pd.DataFrame(rows)
+    for seed in (0, 5):
+        row = summarise_by_step(frame, steps=(1,), seed=seed).iloc[0]
+        assert (row["ci_low"], row["ci_high"]) == bootstrap_mean([0, 1, 3, 7], seed=seed)[1:]
+    assert summarise_by_step(frame, steps=(1,)).iloc[0]["ci_low"] == \
+        bootstrap_mean([0, 1, 3, 7], seed=0)[1]
