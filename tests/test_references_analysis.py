@@ -329,3 +329,18 @@ def test_summaries_use_the_seed_they_are_given():
         assert (row["ci_low"], row["ci_high"]) == bootstrap_mean([0, 1, 3, 7], seed=seed)[1:]
     assert summarise_by_step(frame, steps=(1,)).iloc[0]["ci_low"] == \
         bootstrap_mean([0, 1, 3, 7], seed=0)[1]
+    # and bootstrap_mean resamples with that seed: a direct percentile bootstrap
+    values = np.array([0.0, 1.0, 3.0, 7.0])
+    for seed in (0, 5):
+        means = values[np.random.default_rng(seed).integers(0, 4, size=(2000, 4))].mean(axis=1)
+        expected = tuple(np.quantile(means, [0.025, 0.975]))
+        assert bootstrap_mean(values, seed=seed)[1:] == pytest.approx(expected, abs=0)
+
+
+def test_an_envelope_of_zero_width_is_the_equal_logit_law():
+    from rsp_probe.theory.dilution import envelope
+
+    t = np.arange(1, 6)
+    low, high = envelope(t, 10, 4, 0.0)
+    np.testing.assert_allclose(low, 4 / (4 + 10 + t - 1))
+    np.testing.assert_allclose(high, low)
