@@ -321,20 +321,21 @@ def test_summaries_of_a_saved_run_hold_only_the_probes_and_steps_it_has(tmp_path
 def test_summaries_use_the_seed_they_are_given():
     import pandas as pd
 
-    rows = [{"prompt_id": f"p{j}", "condition": "c", "probe": "entropy", "step": 1,
-             "value": float(v)} for j, v in enumerate([0.0, 1.0, 3.0, 7.0])]
-    frame = pd.DataFrame(rows)
+    values = np.array([0.0, 1.0, 3.0, 7.0, 2.5, 11.0, 4.2, 6.6])
+    frame = pd.DataFrame([{"prompt_id": f"p{j}", "condition": "c", "probe": "entropy",
+                           "step": 1, "value": v} for j, v in enumerate(values)])
+
+    def direct(seed):  # a percentile bootstrap over prompts, written out
+        idx = np.random.default_rng(seed).integers(0, len(values), size=(2000, len(values)))
+        return tuple(np.quantile(values[idx].mean(axis=1), [0.025, 0.975]))
+
+    assert direct(0) != direct(1) and direct(0) != direct(5)  # the seed shows
     for seed in (0, 5):
         row = summarise_by_step(frame, steps=(1,), seed=seed).iloc[0]
-        assert (row["ci_low"], row["ci_high"]) == bootstrap_mean([0, 1, 3, 7], seed=seed)[1:]
-    assert summarise_by_step(frame, steps=(1,)).iloc[0]["ci_low"] == \
-        bootstrap_mean([0, 1, 3, 7], seed=0)[1]
-    # and bootstrap_mean resamples with that seed: a direct percentile bootstrap
-    values = np.array([0.0, 1.0, 3.0, 7.0])
-    for seed in (0, 5):
-        means = values[np.random.default_rng(seed).integers(0, 4, size=(2000, 4))].mean(axis=1)
-        expected = tuple(np.quantile(means, [0.025, 0.975]))
-        assert bootstrap_mean(values, seed=seed)[1:] == pytest.approx(expected, abs=0)
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(direct(seed), abs=1e-12)
+        assert bootstrap_mean(values, seed=seed)[1:] == pytest.approx(direct(seed), abs=1e-12)
+    row = summarise_by_step(frame, steps=(1,)).iloc[0]  # the default seed is 0
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(direct(0), abs=1e-12)
 
 
 def test_an_envelope_of_zero_width_is_the_equal_logit_law():
