@@ -345,3 +345,27 @@ def test_an_envelope_of_zero_width_is_the_equal_logit_law():
     low, high = envelope(t, 10, 4, 0.0)
     np.testing.assert_allclose(low, 4 / (4 + 10 + t - 1))
     np.testing.assert_allclose(high, low)
+
+
+def test_passk_table_leaves_ungraded_samples_and_problems_out(tmp_path):
+    """Problem a: 4 graded, 2 right; b: 1 graded (right) + 3 ungraded; c: all 4 ungraded.
+    Condition `lost` was never graded at all: it gets no rows, and no error."""
+    verdicts = {"a": [True, False, True, False], "b": [True, None, None, None],
+                "c": [None, None, None, None]}
+    records = []
+    for condition in ("temp", "lost"):
+        for p, vs in verdicts.items():
+            for i, v in enumerate(vs if condition == "temp" else [None] * 4):
+                r = record(condition, p, i, correct=v, answer=None if v is None else str(i))
+                r["grade_error"] = "timed out" if v is None else None
+                records.append(r)
+    run = write_run(tmp_path / "r", {"command": "passk"}, records)
+    table = passk_table(run, ks=(1, 2))
+    assert set(table["condition"]) == {"temp"}
+    one, two = (table.set_index("k").loc[k] for k in (1, 2))
+    # accuracy over the problems with any graded sample: (2/4 + 1/1) / 2
+    assert one["accuracy"] == pytest.approx(0.75) and two["accuracy"] == pytest.approx(0.75)
+    assert one["n_problems"] == 2 and two["n_problems"] == 1  # b has 1 graded sample < 2
+    assert one["pass_at_k"] == pytest.approx((2 / 4 + 1.0) / 2)
+    assert two["pass_at_k"] == pytest.approx(1 - comb(2, 2) / comb(4, 2))
+    assert one["ungraded"] == two["ungraded"] == 3 + 4
