@@ -45,10 +45,16 @@ def diff_of(name: str) -> str:
     return result.stdout.strip() or result.stderr.strip()
 
 
+def function_of(name: str) -> str:
+    """rsp_probe.m.x_fn__mutmut_3 -> rsp_probe.m.fn (methods keep their class: C.fn)."""
+    module, mangled = name.rsplit(".", 1)
+    return f"{module}.{mangled[2:].rsplit('__mutmut_', 1)[0].replace(chr(0x01C1), '.').strip('.')}"
+
+
 def report(mutants: Path, with_diffs: bool = False) -> str:
     by_name = statuses(mutants)
-    rows = ["| module | killed | survived | timeout | no tests | score |",
-            "|---|---|---|---|---|---|"]
+    rows = ["| module | killed | survived | timeout | no tests | not run | score |",
+            "|---|---|---|---|---|---|---|"]
     total = Counter()
     for module in sorted({module_of(n) for n in by_name}):
         counts = Counter(s for n, s in by_name.items() if module_of(n) == module)
@@ -56,13 +62,17 @@ def report(mutants: Path, with_diffs: bool = False) -> str:
         rows.append(_row(module, counts))
     rows.append(_row("**all**", total))
     lines = [*rows, ""]
-    survivors = [n for n, s in by_name.items() if s not in ("killed", "skipped")]
+    survivors = [n for n, s in by_name.items() if s in SCORED and s != "killed"]
     lines.append(f"Mutants not killed: {len(survivors)}.")
     for name in survivors:
         if with_diffs:
             lines += ["", f"#### `{name}` ({by_name[name]})", "", "```diff", diff_of(name), "```"]
         else:
             lines.append(f"- `{name}` ({by_name[name]})")
+    untested = Counter(function_of(n) for n, s in by_name.items() if s == "no tests")
+    if untested:
+        lines += ["", "Functions no selected fast test calls (their mutants are not scored):"]
+        lines += [f"- `{fn}`: {count}" for fn, count in sorted(untested.items())]
     return "\n".join(lines)
 
 
@@ -70,7 +80,7 @@ def _row(module: str, counts: Counter) -> str:
     scored = sum(counts[s] for s in SCORED)
     score = f"{100 * counts['killed'] / scored:.1f}%" if scored else "-"
     return (f"| {module} | {counts['killed']} | {counts['survived']} | {counts['timeout']} | "
-            f"{counts['no tests'] + counts['not checked']} | {score} |")
+            f"{counts['no tests']} | {counts['not checked']} | {score} |")
 
 
 def main(argv: list[str]) -> int:

@@ -63,3 +63,13 @@ def hf_qwen2(tiny_qwen2):
     from transformers import AutoModelForCausalLM
 
     return AutoModelForCausalLM.from_pretrained(str(tiny_qwen2), attn_implementation="eager").eval()
+
+
+@pytest.fixture(scope="session")
+def default_model():
+    """The embedded default model behind the default backend, loaded once per test process
+    (loading it costs ~7 s of CPU); tests pass it as `model=` where the path they test is not
+    the loading itself."""
+    from rsp_probe.models import load_model
+
+    return load_model()

@@ -289,3 +289,10 @@ def test_any_seed_gives_consistent_problems(seed, split):
     for problem in generate(ArithmeticConfig(), split, 5, seed=seed):
         assert solution_is_consistent(problem.solution)
         assert extract_answer(problem.solution) == problem.answer
+
+
+def test_numbers_written_as_words_count_whatever_their_case():
+    question = "Three boxes hold 4 pens each. How many pens?"
+    assert solution_is_consistent("3 * 4 = 12. #### 12", question)
+    assert solution_is_consistent("3 * 4 = 12. #### 12", question.lower())
+    assert not solution_is_consistent("5 * 4 = 20. #### 20", question)  # five is not stated

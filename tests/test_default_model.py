@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import torch
 
 from rsp_probe.cli import main
@@ -15,11 +14,6 @@ from rsp_probe.tasks.arithmetic import DEFAULT_TASK, generate_with_plans, is_cor
 from rsp_probe.tasks.arithmetic import generate as generate_problems
 from rsp_probe.tasks.prompts import encode_plain
 from rsp_probe.tasks.strategies import STRATEGIES, write_solution
-
-
-@pytest.fixture(scope="module")
-def default_model():
-    return load_model()
 
 
 def test_plain_transformers_loads_it_and_agrees_with_our_sampler(default_model):

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from golden_runs import GOLDEN_COMMANDS, GOLDEN_DIR
 
-from rsp_probe.cli import main
+from rsp_probe.cli import build_parser, spec_from_args
+from rsp_probe.experiments.base import execute, get_experiment
 
 
 def _records(path):
@@ -35,15 +36,33 @@ def _steps(path):
 BACKEND_TOLERANCE = {"transformer-lens": 1e-6, "hf": 1e-5}
 
 
+@pytest.fixture(scope="module")
+def default_models(default_model):
+    """The default model behind each backend, loaded once for the three commands."""
+    from rsp_probe.models import load_model
+
+    return {"transformer-lens": default_model, "hf": load_model(backend="hf")}
+
+
+def _run_command(argv: list[str], model) -> None:
+    """What `rsp-probe ARGV` runs (the command line's own parser and spec), on a loaded
+    model: loading the default model again for each of the six runs would cost ~7 s each."""
+    args = build_parser().parse_args(argv)
+    experiment = get_experiment(args.command)
+    execute(experiment, spec_from_args(experiment, args), model)
+
+
 @pytest.mark.parametrize("backend", sorted(BACKEND_TOLERANCE))
 @pytest.mark.parametrize("name", sorted(GOLDEN_COMMANDS))
-def test_fixed_seed_run_matches_golden(name, backend, tmp_path):
+def test_fixed_seed_run_matches_golden(name, backend, tmp_path, default_models):
     from safetensors.numpy import load_file
 
     golden = GOLDEN_DIR / name
     weights = json.loads((golden / "config.json").read_text())["model_info"]["weights_sha256"]
     out = tmp_path / name
-    assert main([*GOLDEN_COMMANDS[name], "--backend", backend, "--out", str(out)]) == 0
+    model = default_models[backend]
+    assert type(model).__module__.endswith(backend.replace("-", "_"))
+    _run_command([*GOLDEN_COMMANDS[name], "--backend", backend, "--out", str(out)], model)
     now = json.loads((out / "config.json").read_text())["model_info"]["weights_sha256"]
     assert now == weights, ("the default model changed since tests/data/golden was written; "
                             "regenerate it with tests/data/golden/regenerate.py")

@@ -127,6 +127,8 @@ def test_default_pairs_match_each_rsp_condition_to_its_counterpart():
     assert default_pairs(conditions) == [("rsp+temp", "temp"), ("greedy+rsp", "greedy")]
     assert default_pairs(["temp+rsp", "temp"]) == [("temp+rsp", "temp")]
     assert default_pairs(["rsp"]) == []
+    # the counterpart may itself have several parts, in any order
+    assert default_pairs(["top_p+temp", "temp+rsp+top_p"]) == [("temp+rsp+top_p", "top_p+temp")]
 
 
 def test_summary_tables_print_the_numbers_they_are_given():
@@ -147,6 +149,7 @@ def test_summary_tables_print_the_numbers_they_are_given():
     by_probe = wide_table(summary.rename(columns={"condition": "probe"}), row="probe",
                           column="step")
     assert by_probe.splitlines()[0].split() == ["step", "1", "step", "2"]
+    assert by_probe.splitlines()[2].split()[1:4] == ["0.500", "[0.400,", "0.600]"]  # 3 digits
 
 
 def test_reported_intervals_are_reproducible_with_the_default_seed():
@@ -288,3 +291,81 @@ def test_curves_and_fits_refuse_nan_inputs():
     assert law.exponential(t, 0.5, 0.1, 0.2) == pytest.approx(0.2 + 0.5 * np.exp(-0.1 * (t - 1)))
     fit = fit_dilution(t, [1.0, 1.0, 0.5], 10, 4)  # a mass of exactly 1 is allowed
     assert fit.n_points == 3
+
+
+def test_summaries_of_a_saved_run_hold_only_the_probes_and_steps_it_has(tmp_path):
+    """Read back from a run directory with a second probe stored: only the probe asked for,
+    one row per condition and step, no empty groups."""
+    from rsp_probe.analysis.stats import per_prompt_mean
+    from rsp_probe.analysis.summaries import probe_frame
+
+    records, values = [], {}
+    for j in range(2):
+        for condition in ("k0", "k4"):
+            r = record(condition, f"p{j}", 0)
+            records.append(r)
+            values[r["id"]] = {"entropy": np.full(3, j + (condition == "k4")),
+                               "top1_prob": np.full(3, 0.5)}
+    run = write_run(tmp_path / "r", {"command": "entropy", **PAPER}, records, values)
+    frame = probe_frame(run, ["entropy"])
+    summary = summarise_by_step(frame, steps=(1, 2))
+    assert sorted(zip(summary["condition"], summary["probe"], summary["step"])) == [
+        ("k0", "entropy", 1), ("k0", "entropy", 2), ("k4", "entropy", 1), ("k4", "entropy", 2)]
+    assert summary["n_prompts"].eq(2).all()
+    np.testing.assert_allclose(summary.sort_values(["condition", "step"])["mean"],
+                               [0.5, 0.5, 1.5, 1.5])
+    means = per_prompt_mean(frame[frame["condition"] == "k4"], ["condition", "probe"])
+    assert len(means) == 2 and not means["value"].isna().any()
+
+
+def test_summaries_use_the_seed_they_are_given():
+    import pandas as pd
+
+    values = np.array([0.0, 1.0, 3.0, 7.0, 2.5, 11.0, 4.2, 6.6])
+    frame = pd.DataFrame([{"prompt_id": f"p{j}", "condition": "c", "probe": "entropy",
+                           "step": 1, "value": v} for j, v in enumerate(values)])
+
+    def direct(seed):  # a percentile bootstrap over prompts, written out
+        idx = np.random.default_rng(seed).integers(0, len(values), size=(2000, len(values)))
+        return tuple(np.quantile(values[idx].mean(axis=1), [0.025, 0.975]))
+
+    assert direct(0) != direct(1) and direct(0) != direct(5)  # the seed shows
+    for seed in (0, 5):
+        row = summarise_by_step(frame, steps=(1,), seed=seed).iloc[0]
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(direct(seed), abs=1e-12)
+        assert bootstrap_mean(values, seed=seed)[1:] == pytest.approx(direct(seed), abs=1e-12)
+    row = summarise_by_step(frame, steps=(1,)).iloc[0]  # the default seed is 0
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx(direct(0), abs=1e-12)
+
+
+def test_an_envelope_of_zero_width_is_the_equal_logit_law():
+    from rsp_probe.theory.dilution import envelope
+
+    t = np.arange(1, 6)
+    low, high = envelope(t, 10, 4, 0.0)
+    np.testing.assert_allclose(low, 4 / (4 + 10 + t - 1))
+    np.testing.assert_allclose(high, low)
+
+
+def test_passk_table_leaves_ungraded_samples_and_problems_out(tmp_path):
+    """Problem a: 4 graded, 2 right; b: 1 graded (right) + 3 ungraded; c: all 4 ungraded.
+    Condition `lost` was never graded at all: it gets no rows, and no error."""
+    verdicts = {"a": [True, False, True, False], "b": [True, None, None, None],
+                "c": [None, None, None, None]}
+    records = []
+    for condition in ("temp", "lost"):
+        for p, vs in verdicts.items():
+            for i, v in enumerate(vs if condition == "temp" else [None] * 4):
+                r = record(condition, p, i, correct=v, answer=None if v is None else str(i))
+                r["grade_error"] = "timed out" if v is None else None
+                records.append(r)
+    run = write_run(tmp_path / "r", {"command": "passk"}, records)
+    table = passk_table(run, ks=(1, 2))
+    assert set(table["condition"]) == {"temp"}
+    one, two = (table.set_index("k").loc[k] for k in (1, 2))
+    # accuracy over the problems with any graded sample: (2/4 + 1/1) / 2
+    assert one["accuracy"] == pytest.approx(0.75) and two["accuracy"] == pytest.approx(0.75)
+    assert one["n_problems"] == 2 and two["n_problems"] == 1  # b has 1 graded sample < 2
+    assert one["pass_at_k"] == pytest.approx((2 / 4 + 1.0) / 2)
+    assert two["pass_at_k"] == pytest.approx(1 - comb(2, 2) / comb(4, 2))
+    assert one["ungraded"] == two["ungraded"] == 3 + 4

@@ -38,15 +38,15 @@ def _final_integer(text: str) -> int | None:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    return default_model_run(tmp_path_factory)
+def run(tmp_path_factory, default_model):
+    return default_model_run(tmp_path_factory, default_model)
 
 
-def default_model_run(tmp_path_factory):
+def default_model_run(tmp_path_factory, model=None):
     """Greedy trajectories of the default model: k=0 is mostly right and k=16 mostly wrong,
     so both outcomes occur."""
     out = tmp_path_factory.mktemp("grading") / "r"
-    run, _ = rsp_probe.entropy(n_prompts=N_PROMPTS, rsp_tokens=(0, 16), samples=1,
+    run, _ = rsp_probe.entropy(model=model, n_prompts=N_PROMPTS, rsp_tokens=(0, 16), samples=1,
                                temperature=0.0, max_new_tokens=96, out=str(out), quiet=True)
     return run
 

@@ -69,7 +69,9 @@ def _run_rows(run: Run) -> pd.DataFrame:
     fits = _fits(run)
     frames = [summary]
     for condition, entry in fits.items():
-        t = np.asarray(sorted(summary.loc[summary["condition"] == condition, "x"]), float)
+        # one point per step: the summary holds each step once per layer
+        t = np.asarray(sorted(summary.loc[summary["condition"] == condition, "x"].unique()),
+                       float)
         for layer in sorted(int(key) for key in entry["layers"]):
             frames += [rows.assign(condition=condition) for rows in
                        _theory_rows(t, entry, layer)]
