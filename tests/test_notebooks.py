@@ -153,3 +153,21 @@ def test_real_model_notebook_stops_in_one_line_without_the_model(executed):
     assert not any(o.output_type in ("display_data", "execute_result", "error")
                    for cell in book.cells for o in _outputs(cell))
     assert not list(workdir.rglob("DONE"))
+
+
+def test_the_cli_chooses_agg_only_for_itself(monkeypatch):
+    """A kernel started after a CLI call in the same process must still get its inline
+    backend (ipykernel keeps a MPLBACKEND it inherits)."""
+    import sys
+
+    from rsp_probe.cli import file_backend
+
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    with file_backend():
+        inside = os.environ.get("MPLBACKEND")
+    assert inside == (None if "matplotlib" in sys.modules else "Agg")
+    assert "MPLBACKEND" not in os.environ
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    with file_backend():
+        pass
+    assert os.environ["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"

@@ -129,8 +129,7 @@ def draw(name: str, runs: list[Run]):
 
     module = import_module(f"rsp_probe.figures.{name}")
     with plt.rc_context(style.rc()):
-        fig = module.make(style.round_sig(module.data(runs)))
-        fig.tight_layout()
+        fig = module.make(style.round_sig(module.data(runs)))  # laid out when drawn
     plt.close(fig)
     return fig
 
