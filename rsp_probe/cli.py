@@ -4,8 +4,10 @@ command that needs them, so `--help` stays instant."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
+import os
 import sys
 
 from rsp_probe.config import EXPERIMENT_PIECES, ModelConfig
@@ -356,6 +358,27 @@ def one_line_warning(message, category, *rest, **kwargs) -> str:
     return f"rsp-probe: warning: {message}\n"
 
 
+@contextlib.contextmanager
+def file_backend():
+    """The CLI only writes figure files: matplotlib's Agg backend, for this command only.
+
+    Chosen through MPLBACKEND, which matplotlib reads when it is imported (so commands that
+    draw nothing import nothing), and put back afterwards: a Jupyter kernel started later by
+    the same process must still get its inline backend. A process that imported matplotlib
+    before keeps its backend; the figures are closed once saved, so none is shown.
+    """
+    previous = os.environ.get("MPLBACKEND")
+    if "matplotlib" not in sys.modules:
+        os.environ["MPLBACKEND"] = "Agg"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("MPLBACKEND", None)
+        else:
+            os.environ["MPLBACKEND"] = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
@@ -368,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = one_line_warning
     handler = report_to_stderr()
     try:
-        return args.handler(args)
+        with file_backend():
+            return args.handler(args)
     except UsageError as err:
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
         return 2

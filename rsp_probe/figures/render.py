@@ -1,9 +1,10 @@
 """Every figure regenerated from saved runs by one call (showyourwork's rule).
 
-    from rsp_probe.figures.render import render_all
+    from rsp_probe.figures.render import render_all, draw
     result = render_all(["runs/"], "figures/")
     for message in result["skipped"].values():
         print(message)
+    draw("entropy", [run])  # one figure as a matplotlib Figure (a notebook shows it)
 
 For each figure module in rsp_probe.figures.FIGURES whose NEEDS are present among the runs
 found below the given paths: `<name>.png` (150 dpi), `<name>.pdf` and `<name>.csv` (the
@@ -60,9 +61,6 @@ def render_all(run_paths: list[str | Path], out_dir: str | Path) -> dict:
     Returns {"rendered": {name: [png, pdf, csv paths]}, "skipped": {name: message},
     "manifest": path of MANIFEST.json}.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     from rsp_probe.figures import FIGURES
 
     out = Path(out_dir)
@@ -121,6 +119,21 @@ def render_one(module, runs: list[Run], out: Path, stem: str | None = None,
     return paths
 
 
+def draw(name: str, runs: list[Run]):
+    """Figure `name` (a module of rsp_probe.figures) from `runs` in the house style: the
+    picture `rsp-probe figures` saves, as a matplotlib Figure to show or save. It is closed
+    in pyplot, so a notebook shows it once (as the cell's value) and no window holds it."""
+    import matplotlib.pyplot as plt
+
+    from rsp_probe.figures import style
+
+    module = import_module(f"rsp_probe.figures.{name}")
+    with plt.rc_context(style.rc()):
+        fig = module.make(style.round_sig(module.data(runs)))  # laid out when drawn
+    plt.close(fig)
+    return fig
+
+
 def run_figure_path(run: Run, name: str) -> Path:
     """Where a run keeps the picture of its own figure."""
     return run.path / f"{RUN_FIGURE_STEM}-{name}.png"
@@ -130,9 +143,6 @@ def render_run_figure(run: Run, name: str) -> Path | None:
     """Draw figure `name` from this one run into its directory (png + csv). A run too small
     for the figure (one sample, no branch, nothing to fit) gets no picture and an INFO
     record saying why; the run itself is complete either way."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     module = import_module(f"rsp_probe.figures.{name}")
     try:
         return render_one(module, [run], run.path, stem=f"{RUN_FIGURE_STEM}-{name}",

@@ -126,6 +126,10 @@ def _refuse_unimportable_main() -> None:
     get_preparation_data does). A main read from standard input has no file: every worker
     would die printing a traceback, so say so in one line before starting any."""
     main = sys.modules["__main__"]
+    if not hasattr(main, "__spec__"):
+        # an interactive shell's namespace (a Jupyter kernel's): no file to re-import, but
+        # spawn reads main.__spec__ unguarded; None is what a plain interactive Python has
+        main.__spec__ = None
     if getattr(getattr(main, "__spec__", None), "name", None) is not None:
         return  # run with -m: re-imported by name
     path = getattr(main, "__file__", None)
