@@ -8,6 +8,7 @@ that SIGKILL themselves at a named point (RSP_PROBE_KILL_AT), as power loss woul
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -30,14 +31,21 @@ def _entropy(model, out: Path, seed: int = 1, **extra):
     return rsp_probe.entropy(model=model, out=str(out), seed=seed, **{**OPTIONS, **extra})[0]
 
 
-def _killed_at(point: str, model, out: Path, **extra) -> None:
+def _influence(model, out: Path, **extra):
+    """3 prompts: the base continuations in part 0, then one teacher-forced part of 2 draws
+    per prompt (parts 1-3)."""
+    options = {**OPTIONS, "rsp_tokens": (4,), "temperature": 0.0, **extra}
+    return rsp_probe.influence(model=model, out=str(out), seed=1, **options)[0]
+
+
+def _killed_at(point: str, model, out: Path, run=_entropy, **extra) -> None:
     """Run in a forked child that SIGKILLs itself at `point`; assert it died there."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         try:
             torch.set_num_threads(1)
             os.environ[KILL_POINT_ENV] = point
-            _entropy(model, out, **extra)
+            run(model, out, **extra)
         finally:
             os._exit(3)  # reached only if the kill point was never hit
     _, status = os.waitpid(pid, 0)
@@ -160,6 +168,54 @@ def test_shards_merged_equal_the_unsharded_run(reference, loaded_qwen2, tmp_path
     pd.testing.assert_frame_equal(merged["steps"], single["steps"], rtol=1e-4, atol=1e-6)
     assert merged["config"] == single["config"]
     assert open_run(tmp_path / "merged").config["shard"] is None
+
+
+@pytest.fixture(scope="module")
+def influence_reference(loaded_qwen2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("influence") / "uninterrupted"
+    _influence(loaded_qwen2, out)
+    return out
+
+
+@pytest.mark.parametrize("point", ["batch-0-partial", "batch-0-done", "batch-2-prefill",
+                                   "batch-3-partial", "publish"])
+def test_influence_killed_then_resumed_equals_the_uninterrupted_run(
+        point, influence_reference, loaded_qwen2, tmp_path, monkeypatch):
+    """influence streams too: base continuations first (part 0), then teacher-forced parts;
+    a resume redoes only what is missing (and reads the continuations back from part 0)."""
+    out = tmp_path / "run"
+    _killed_at(point, loaded_qwen2, out, run=_influence)
+    if point == "batch-2-prefill":
+        done = sorted(p.name for p in (tmp_path / ".run.partial" / "parts").glob("*.done"))
+        assert done == ["00000.done", "00001.done"]
+        import rsp_probe.probes.influence as probe
+
+        forced, real = [], probe.influence_batch
+        monkeypatch.setattr(probe, "influence_batch",
+                            lambda model, jobs, *a: forced.append(len(jobs)) or real(model, jobs,
+                                                                                     *a))
+    _influence(loaded_qwen2, out, resume=True)
+    _assert_same_run(out, influence_reference)
+    if point == "batch-2-prefill":
+        assert forced == [2, 2]  # parts 2 and 3 only
+
+
+def test_influence_shards_merged_equal_the_unsharded_run(influence_reference, loaded_qwen2,
+                                                         tmp_path):
+    """Each prompt's base line and its draws are contiguous (prompt-major), so the merge of
+    shards, which interleaves prompts, gives the single-process file line for line."""
+    shards = [tmp_path / "shard0", tmp_path / "shard1"]
+    for index, shard in enumerate(shards):
+        _influence(loaded_qwen2, shard, shard=f"{index}/2")
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged")]) == 0
+    merged, single = _contract(tmp_path / "merged"), _contract(influence_reference)
+    assert merged["trajectories"] == single["trajectories"]
+    assert merged["rsp"] == single["rsp"]
+    pd.testing.assert_frame_equal(merged["steps"], single["steps"], rtol=1e-4, atol=1e-6)
+    assert merged["config"] == single["config"]
+    lines = [json.loads(line) for line in (influence_reference / "trajectories.jsonl")
+             .read_text().splitlines()]
+    assert [r["condition"] for r in lines] == ["base", "k4", "k4"] * 3
 
 
 @pytest.mark.parametrize("which, message", [

@@ -113,6 +113,12 @@ def job_vectors(law, n_input: int, k: int, seed: int, slotless: bool):
     return draw_rsp(law, k, seed)
 
 
+def with_vectors(law, job: Job, rsp_seed: int) -> Job:
+    """A job of build_jobs(draw=False) with its RSP vectors drawn (from its record's seed)."""
+    return replace(job, rsp=job_vectors(law, len(job.input_ids), len(job.rsp_positions),
+                                        rsp_seed, job.rsp_added))
+
+
 def law_interventions(law: str) -> list:
     """positions-only: the RSP keys are knocked out for every query from step 1."""
     if law not in BLOCKED_LAWS:
@@ -147,11 +153,13 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
 
 
 def stream_conditions(session: Session, conditions: list[Condition], samples: int,
-                      probes: Sequence[str] = DEFAULT_PROBES) -> None:
+                      probes: Sequence[str] = DEFAULT_PROBES, order=lambda index: index,
+                      merge: bool = True) -> int:
     """Like sample_conditions, but each finished batch goes to the run's staging directory
     as part files (rsp_probe.runio.parts) and is dropped: memory O(batch). RSP vectors are
     drawn per batch from their recorded seeds; batches done before an interruption are
-    skipped (--resume)."""
+    skipped (--resume). `order(job index)`: the record's place in trajectories.jsonl;
+    merge=False leaves the parts for more (the caller merges). Returns the parts used."""
     from rsp_probe.runio.parts import ORDER_KEY
     from rsp_probe.runs import kill_point
 
@@ -165,15 +173,13 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
 
     def draw_batch(number, indices, batch_jobs):
         kill_point(f"batch-{number}-prefill")
-        drawn[number] = [replace(job, rsp=job_vectors(law, len(job.input_ids),
-                                                      len(job.rsp_positions),
-                                                      records[i]["rsp_seed"], job.rsp_added))
+        drawn[number] = [with_vectors(law, job, records[i]["rsp_seed"])
                          for i, job in zip(indices, batch_jobs)]
         return drawn[number]
 
     def write_batch(number, indices, trajectories):
         batch_jobs = drawn.pop(number)
-        batch = finish_records(session, batch_jobs, [{**records[i], ORDER_KEY: i}
+        batch = finish_records(session, batch_jobs, [{**records[i], ORDER_KEY: order(i)}
                                                      for i in indices], trajectories)
         writer.write_part(number, batch.records, batch.rsp, batch.steps)
 
@@ -187,7 +193,9 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
     finally:
         if bar is not None:
             bar.close()
-    writer.merge_parts()
+    if merge:
+        writer.merge_parts()
+    return -(-len(jobs) // spec.sampling.batch_size)  # generate's batches
 
 
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,
