@@ -4,7 +4,9 @@ step values; derived files recomputed over the whole). No model is needed.
 
 Shard I holds prompts I, I+N, I+2N, ... (rsp_probe.experiments.common.shard_problems), and
 within a shard a prompt's trajectories are contiguous, so a trajectory's place in the whole
-run is (the global position of its prompt, its line within the shard).
+run is (the global position of its prompt, its line within the shard); for experiments
+written condition by condition (Experiment.trajectory_order "condition": knockout, dose) it
+is (the condition's block, the prompt's global position, the line).
 """
 
 from __future__ import annotations
@@ -57,27 +59,33 @@ def check_shards(runs: list[Run]) -> list[Run]:
     return [shards[i] for i in range(count)]
 
 
-def _line_index(shards: list[Run]) -> list[tuple[int, int, int, int, int]]:
-    """(global prompt position, line in shard, shard, byte offset, length) per trajectory."""
-    count, index = len(shards), []
+def _line_index(shards: list[Run], by_condition: bool) -> list[tuple]:
+    """(block, global prompt position, line in shard, shard, byte offset, length) per
+    trajectory; the block is the condition's rank when the run is condition-major, else 0."""
+    count, index, blocks = len(shards), [], {}
     for shard_index, run in enumerate(shards):
         positions: dict[str, int] = {}
         offset = 0
         with open(run.path / TRAJECTORIES_FILE, "rb") as handle:
             for line_number, line in enumerate(handle):
-                prompt = json.loads(line)["prompt_id"]
-                local = positions.setdefault(prompt, len(positions))
-                index.append((shard_index + local * count, line_number, shard_index, offset,
-                              len(line)))
+                record = json.loads(line)
+                local = positions.setdefault(record["prompt_id"], len(positions))
+                block = blocks.setdefault(record["condition"], len(blocks)) if by_condition else 0
+                index.append((block, shard_index + local * count, line_number, shard_index,
+                              offset, len(line)))
                 offset += len(line)
     return sorted(index)
 
 
 def _write_trajectories(shards: list[Run], target: Path) -> None:
+    from rsp_probe.experiments.base import experiments
+
+    experiment = experiments().get(shards[0].command)
+    by_condition = experiment is not None and experiment.trajectory_order == "condition"
     handles = [open(run.path / TRAJECTORIES_FILE, "rb") for run in shards]
     try:
         with open(target, "wb") as out:
-            for _, _, shard, offset, length in _line_index(shards):
+            for *_, shard, offset, length in _line_index(shards, by_condition):
                 handles[shard].seek(offset)
                 out.write(handles[shard].read(length))
     finally:
