@@ -218,22 +218,31 @@ def test_influence_shards_merged_equal_the_unsharded_run(influence_reference, lo
     assert [r["condition"] for r in lines] == ["base", "k4", "k4"] * 3
 
 
-def test_condition_major_shards_merge_into_the_single_run_order(loaded_qwen2, tmp_path):
-    """knockout writes one block per condition (full, baseline, each knockout), each in
-    prompt order: the merge restores that order, not a prompt-major one."""
-    options = dict(n_prompts=3, samples=4, max_new_tokens=4, batch_size=4, quiet=True, seed=1)
-    rsp_probe.knockout(model=loaded_qwen2, out=str(tmp_path / "single"), **options)
+@pytest.mark.parametrize("command, extra", [
+    ("knockout", {}), ("dose", {"rsp_tokens": (1, 4), "sigma_scales": ("0.5",)})])
+def test_condition_major_shards_merge_into_the_single_run(loaded_qwen2, tmp_path, command,
+                                                          extra):
+    """knockout and dose write one block per condition, each in prompt order: the merge
+    restores that order (not a prompt-major one) and carries the tables computed while
+    running (dose's score_shift.parquet) in the same order; derived tables agree."""
+    options = dict(n_prompts=3, samples=4, max_new_tokens=4, batch_size=4, quiet=True, seed=1,
+                   **extra)
+    experiment = getattr(rsp_probe, command)
+    experiment(model=loaded_qwen2, out=str(tmp_path / "single"), **options)
     shards = [tmp_path / "shard0", tmp_path / "shard1"]
     for index, shard in enumerate(shards):
-        rsp_probe.knockout(model=loaded_qwen2, out=str(shard), shard=f"{index}/2", **options)
+        experiment(model=loaded_qwen2, out=str(shard), shard=f"{index}/2", **options)
     assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged")]) == 0
     merged, single = _contract(tmp_path / "merged"), _contract(tmp_path / "single")
     assert merged["trajectories"] == single["trajectories"]
     assert merged["rsp"] == single["rsp"]
     pd.testing.assert_frame_equal(merged["steps"], single["steps"], rtol=1e-4, atol=1e-6)
-    pd.testing.assert_frame_equal(open_run(tmp_path / "merged").table("knockout.parquet"),
-                                  open_run(tmp_path / "single").table("knockout.parquet"),
-                                  rtol=1e-4, atol=1e-6)
+    tables = sorted(p.name for p in (tmp_path / "single").glob("*.parquet"))
+    assert tables == sorted(p.name for p in (tmp_path / "merged").glob("*.parquet"))
+    for name in set(tables) - {"steps.parquet"}:
+        pd.testing.assert_frame_equal(open_run(tmp_path / "merged").table(name),
+                                      open_run(tmp_path / "single").table(name),
+                                      rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("which, message", [
