@@ -34,6 +34,31 @@ def test_workers_survive_a_killed_worker_and_equal_the_single_run(
     open_run(out)  # its DONE manifest lists every file, the figure included
 
 
+def test_a_completed_shard_is_kept_when_the_workers_run_resumes(tiny_qwen2, tmp_path,
+                                                                 monkeypatch):
+    """A --workers run interrupted after some shards finished: with --resume their tasks
+    return the finished shard runs instead of computing them again (no Ray needed here)."""
+    from dataclasses import replace
+
+    import rsp_probe.sampler as sampler
+    from rsp_probe.experiments.base import get_experiment
+    from rsp_probe.runio.distributed import run_shard, shard_specs
+    from rsp_probe.runs import DONE_FILE
+
+    spec = get_experiment("entropy").spec(str(tiny_qwen2), seed=1, **OPTIONS)
+    shard = shard_specs(spec, tmp_path / "out", 2)[0]
+    path = run_shard("entropy", shard)
+    done = (tmp_path / path / DONE_FILE).read_bytes()
+    batches, real = [], sampler._generate_batch
+    monkeypatch.setattr(sampler, "_generate_batch",
+                        lambda *args: batches.append(1) or real(*args))
+    assert run_shard("entropy", shard) == path and batches == []
+    assert (tmp_path / path / DONE_FILE).read_bytes() == done  # not even republished
+    other = replace(shard, sampling=replace(shard.sampling, seed=2))
+    assert run_shard("entropy", other) == path and batches  # another run: computed
+    assert open_run(path).config["seed"] == 2
+
+
 def test_workers_refuse_shard_and_a_loaded_model(loaded_qwen2, tmp_path, capsys):
     code = main(["entropy", "--workers", "2", "--shard", "0/2", "--out", str(tmp_path / "r")])
     err = capsys.readouterr().err.strip()

@@ -8,11 +8,10 @@ that SIGKILL themselves at a named point (RSP_PROBE_KILL_AT), as power loss woul
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -29,17 +28,24 @@ OPTIONS = dict(n_prompts=3, samples=2, rsp_tokens=(0, 4), max_new_tokens=6, batc
 
 
 def _entropy(model, out: Path, seed: int = 1, **extra):
-    return rsp_probe.entropy(model=model, out=str(out), seed=seed, **OPTIONS, **extra)[0]
+    return rsp_probe.entropy(model=model, out=str(out), seed=seed, **{**OPTIONS, **extra})[0]
 
 
-def _killed_at(point: str, model, out: Path, **extra) -> None:
+def _influence(model, out: Path, **extra):
+    """3 prompts: the base continuations in part 0, then one teacher-forced part of 2 draws
+    per prompt (parts 1-3)."""
+    options = {**OPTIONS, "rsp_tokens": (4,), "temperature": 0.0, **extra}
+    return rsp_probe.influence(model=model, out=str(out), seed=1, **options)[0]
+
+
+def _killed_at(point: str, model, out: Path, run=_entropy, **extra) -> None:
     """Run in a forked child that SIGKILLs itself at `point`; assert it died there."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into pytest
         try:
             torch.set_num_threads(1)
             os.environ[KILL_POINT_ENV] = point
-            _entropy(model, out, **extra)
+            run(model, out, **extra)
         finally:
             os._exit(3)  # reached only if the kill point was never hit
     _, status = os.waitpid(pid, 0)
@@ -164,6 +170,81 @@ def test_shards_merged_equal_the_unsharded_run(reference, loaded_qwen2, tmp_path
     assert open_run(tmp_path / "merged").config["shard"] is None
 
 
+@pytest.fixture(scope="module")
+def influence_reference(loaded_qwen2, tmp_path_factory):
+    out = tmp_path_factory.mktemp("influence") / "uninterrupted"
+    _influence(loaded_qwen2, out)
+    return out
+
+
+@pytest.mark.parametrize("point", ["batch-0-partial", "batch-0-done", "batch-2-prefill",
+                                   "batch-3-partial", "publish"])
+def test_influence_killed_then_resumed_equals_the_uninterrupted_run(
+        point, influence_reference, loaded_qwen2, tmp_path, monkeypatch):
+    """influence streams too: base continuations first (part 0), then teacher-forced parts;
+    a resume redoes only what is missing (and reads the continuations back from part 0)."""
+    out = tmp_path / "run"
+    _killed_at(point, loaded_qwen2, out, run=_influence)
+    if point == "batch-2-prefill":
+        done = sorted(p.name for p in (tmp_path / ".run.partial" / "parts").glob("*.done"))
+        assert done == ["00000.done", "00001.done"]
+        import rsp_probe.probes.influence as probe
+
+        forced, real = [], probe.influence_batch
+        monkeypatch.setattr(probe, "influence_batch",
+                            lambda model, jobs, *a: forced.append(len(jobs)) or real(model, jobs,
+                                                                                     *a))
+    _influence(loaded_qwen2, out, resume=True)
+    _assert_same_run(out, influence_reference)
+    if point == "batch-2-prefill":
+        assert forced == [2, 2]  # parts 2 and 3 only
+
+
+def test_influence_shards_merged_equal_the_unsharded_run(influence_reference, loaded_qwen2,
+                                                         tmp_path):
+    """Each prompt's base line and its draws are contiguous (prompt-major), so the merge of
+    shards, which interleaves prompts, gives the single-process file line for line."""
+    shards = [tmp_path / "shard0", tmp_path / "shard1"]
+    for index, shard in enumerate(shards):
+        _influence(loaded_qwen2, shard, shard=f"{index}/2")
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged")]) == 0
+    merged, single = _contract(tmp_path / "merged"), _contract(influence_reference)
+    assert merged["trajectories"] == single["trajectories"]
+    assert merged["rsp"] == single["rsp"]
+    pd.testing.assert_frame_equal(merged["steps"], single["steps"], rtol=1e-4, atol=1e-6)
+    assert merged["config"] == single["config"]
+    lines = [json.loads(line) for line in (influence_reference / "trajectories.jsonl")
+             .read_text().splitlines()]
+    assert [r["condition"] for r in lines] == ["base", "k4", "k4"] * 3
+
+
+@pytest.mark.parametrize("command, extra", [
+    ("knockout", {}), ("dose", {"rsp_tokens": (1, 4), "sigma_scales": ("0.5",)})])
+def test_condition_major_shards_merge_into_the_single_run(loaded_qwen2, tmp_path, command,
+                                                          extra):
+    """knockout and dose write one block per condition, each in prompt order: the merge
+    restores that order (not a prompt-major one) and carries the tables computed while
+    running (dose's score_shift.parquet) in the same order; derived tables agree."""
+    options = dict(n_prompts=3, samples=4, max_new_tokens=4, batch_size=4, quiet=True, seed=1,
+                   **extra)
+    experiment = getattr(rsp_probe, command)
+    experiment(model=loaded_qwen2, out=str(tmp_path / "single"), **options)
+    shards = [tmp_path / "shard0", tmp_path / "shard1"]
+    for index, shard in enumerate(shards):
+        experiment(model=loaded_qwen2, out=str(shard), shard=f"{index}/2", **options)
+    assert main(["merge", *map(str, shards), "--out", str(tmp_path / "merged")]) == 0
+    merged, single = _contract(tmp_path / "merged"), _contract(tmp_path / "single")
+    assert merged["trajectories"] == single["trajectories"]
+    assert merged["rsp"] == single["rsp"]
+    pd.testing.assert_frame_equal(merged["steps"], single["steps"], rtol=1e-4, atol=1e-6)
+    tables = sorted(p.name for p in (tmp_path / "single").glob("*.parquet"))
+    assert tables == sorted(p.name for p in (tmp_path / "merged").glob("*.parquet"))
+    for name in set(tables) - {"steps.parquet"}:
+        pd.testing.assert_frame_equal(open_run(tmp_path / "merged").table(name),
+                                      open_run(tmp_path / "single").table(name),
+                                      rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.parametrize("which, message", [
     (lambda s: [s[0]], "merge needs shards 0..N-1 of one N"),
     (lambda s: [s[0], s[0]], "given twice"),
@@ -178,32 +259,66 @@ def test_merge_refuses_an_incomplete_set_of_shards(loaded_qwen2, tmp_path, capsy
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.slow
-def test_peak_memory_does_not_grow_with_the_number_of_trajectories(tiny_qwen2, tmp_path):
-    """Peak RSS of a 2,000-trajectory run within 1.5x of a 200-trajectory one: the same 2
-    prompts (so the same batch shapes) with 500 against 50 samples per condition, two new
-    tokens each in batches of 100 (cheap, still 20 part files), each run in a subprocess; a
-    long-context copy of the tiny model so every prompt fits."""
-    import json
+def _hoarding_writer(monkeypatch) -> None:
+    """The pre-streaming behaviour: every finished batch stays in memory to the end."""
+    from rsp_probe.runs import RunWriter
 
-    model = tmp_path / "model"
-    shutil.copytree(tiny_qwen2, model)
-    config = json.loads((model / "config.json").read_text())
-    config["max_position_embeddings"] = 1024
-    (model / "config.json").write_text(json.dumps(config))
-    script = ("import resource, sys; from rsp_probe.cli import main; code = main(sys.argv[1:]);"
-              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr);"
-              "sys.exit(code)")
+    held, write_part = [], RunWriter.write_part
+
+    def hoard(self, number, records, vectors, steps):
+        held.append((records, vectors, steps))
+        write_part(self, number, records, vectors, steps)
+
+    monkeypatch.setattr(RunWriter, "write_part", hoard)
+
+
+def _streamed_peak(model, out: Path, samples: int) -> int:
+    """Peak bytes of Python and numpy memory (tracemalloc) from the start of a run to the
+    merge of its parts: the sampler loop and the run writer. torch's own buffers (the model,
+    the KV cache: O(batch) by construction) are not traced, so trajectory data dominates."""
+    import tracemalloc
+
+    from rsp_probe.runs import RunWriter
+
+    peak, merge_parts = [], RunWriter.merge_parts
+
+    def measure_then_merge(self):
+        peak.append(tracemalloc.get_traced_memory()[1])
+        merge_parts(self)
+
+    RunWriter.merge_parts = measure_then_merge
+    tracemalloc.start()
+    try:
+        _entropy(model, out, samples=samples, n_prompts=2, rsp_tokens=(4,), max_new_tokens=8,
+                 batch_size=100)
+    finally:
+        tracemalloc.stop()
+        RunWriter.merge_parts = merge_parts
+    assert len(open_run(out).trajectories) == samples * 4
+    return peak[0]
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_the_number_of_trajectories(loaded_qwen2, tmp_path,
+                                                                    monkeypatch):
+    """A 2,000-trajectory run's peak within 1.5x of a 200-trajectory one (2 prompts x (k0,
+    k4) x 500 against 50 samples, batches of 100, so the same batch shapes), while the same
+    runs with a writer that keeps every batch (the pre-streaming code) exceed 1.5x: the
+    measure can tell the two apart. Two short questions keep the prefill cheap; what the
+    runs hold per trajectory does not depend on the question."""
+    from rsp_probe.tasks.problem import Problem
+
+    monkeypatch.setattr("rsp_probe.experiments.common.load_problems", lambda data: [
+        Problem("short-a", "2 + 3 = ?", "5"), Problem("short-b", "4 + 1 = ?", "5")])
+    _entropy(loaded_qwen2, tmp_path / "warm-up", samples=2, n_prompts=2)  # lazy imports
     peaks = {}
-    for samples in (50, 500):  # x 2 prompts x 2 conditions (k0, k4)
-        argv = ["entropy", "--model", str(model), "--n-prompts", "2", "--samples",
-                str(samples), "--rsp-tokens", "4", "--max-new-tokens", "2", "--batch-size",
-                "100", "--quiet", "--out", str(tmp_path / f"run{samples}")]
-        done = subprocess.run([sys.executable, "-c", script, *argv], capture_output=True,
-                              text=True, timeout=600, check=False,
-                              env={**os.environ, "OMP_NUM_THREADS": "1"})
-        assert done.returncode == 0, done.stderr
-        peaks[samples * 4] = int(done.stderr.strip().splitlines()[-1])
-        assert len(open_run(tmp_path / f"run{samples}").trajectories) == samples * 4
-    print("peak RSS (KiB) by trajectories:", peaks)
-    assert peaks[2000] <= 1.5 * peaks[200], peaks
+    for mode in ("streaming", "hoarding"):
+        if mode == "hoarding":
+            _hoarding_writer(monkeypatch)
+        for samples in (50, 500):  # x 2 prompts x 2 conditions
+            peaks[mode, samples * 4] = _streamed_peak(loaded_qwen2, tmp_path / f"{mode}{samples}",
+                                                      samples)
+    ratio = {mode: peaks[mode, 2000] / peaks[mode, 200] for mode in ("streaming", "hoarding")}
+    print("peak traced bytes:", peaks, "2000/200 ratios:", ratio)
+    assert ratio["streaming"] <= 1.5, peaks
+    assert ratio["hoarding"] > 1.5, peaks

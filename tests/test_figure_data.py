@@ -94,20 +94,9 @@ def test_attention_fitted_law_matches_scipy_on_the_mean_curve(attention_frame, k
         np.testing.assert_allclose(fit["y"], _law(T, N_PROMPT, k, delta), rtol=1e-4)
 
 
-@pytest.mark.parametrize("k", sorted(DELTAS))
-def test_attention_envelope_is_the_half_integer_bound_of_the_average(attention_frame, k):
-    frame = attention_frame[attention_frame["condition"] == f"k{k}"]
-    delta = frame.loc[(frame["series"] == "dilution_fit") & (frame["layer"] == -1),
-                      "delta"].iloc[0]
-    bound = max(np.ceil(abs(delta)) / 2, 0.5)
-    low = frame[frame["series"] == "envelope_low"].sort_values("x")
-    high = frame[frame["series"] == "envelope_high"].sort_values("x")
-    assert low["B"].eq(bound).all() and low["layer"].eq(-1).all()
-    # all RSP logits at -B and the rest at +B, and the other way round
-    np.testing.assert_allclose(low["y"], k / (k + (N_PROMPT + T - 1) * np.exp(2 * bound)))
-    np.testing.assert_allclose(high["y"], k * np.exp(2 * bound)
-                               / (k * np.exp(2 * bound) + N_PROMPT + T - 1))
-    assert set(frame["panel"]) == {f"k={k}"}
+def test_attention_draws_no_envelope(attention_frame):
+    """The envelope with B taken from the fitted delta was circular (#12): not drawn."""
+    assert not attention_frame["series"].str.startswith("envelope").any()
 
 
 # -- influence ----------------------------------------------------------------------------------

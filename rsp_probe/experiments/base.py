@@ -55,6 +55,9 @@ class Experiment:
     derive: Callable[[Run], dict[str, Any]] | str | None = None
     # the summary table `run` returns with its run, from the run alone (for merged runs)
     summarize: Callable[[Run], pd.DataFrame] | str | None = None
+    # trajectories.jsonl order, which `merge` restores: "prompt" (each prompt's trajectories
+    # contiguous) or "condition" (one block per condition, each block in prompt order)
+    trajectory_order: str = "prompt"
 
     def option_defaults(self) -> dict[str, Any]:
         """The experiment's own options with their defaults."""

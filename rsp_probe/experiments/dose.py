@@ -158,4 +158,5 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_dose, options=DoseOptions, describe="rsp_probe.analysis.summaries:describe_dose",
     defaults={"rsp_tokens": (1, 2, 4, 8, 16, 32), "samples": 4, "temperature": 1.0,
               "max_new_tokens": 32},
-    figures=("dose",), derive=dose_file, summarize=dose_summary))
+    figures=("dose",), derive=dose_file, summarize=dose_summary,
+    trajectory_order="condition"))

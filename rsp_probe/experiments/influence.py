@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 
     from rsp_probe.backends.base import Backend
     from rsp_probe.experiments.common import Spec
-    from rsp_probe.experiments.sampling import Sampled
     from rsp_probe.runs import Run
 
 BASE = Condition("base", 0, 0.0)
@@ -26,45 +25,64 @@ def rsp_conditions(spec) -> list[Condition]:
 
 
 def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+    """Streamed like the sampling experiments: the base continuations are sampled into the
+    first parts, then each teacher-forced batch becomes a part (--resume skips the parts
+    done). trajectories.jsonl is prompt-major (each prompt's base line, then its draws), so
+    a shard's prompts are contiguous and `merge` restores the single-process order."""
     from rsp_probe.analysis.summaries import influence_summary
-    from rsp_probe.experiments.sampling import sample_conditions
+    from rsp_probe.experiments.sampling import stream_conditions
 
     session = Session(spec, model)
     with session:
-        base = sample_conditions(session, [BASE], samples=1)
-        forced = _teacher_force(session, base)
-        session.writer.write_trajectories(base.records + forced.records,
-                                          {**base.rsp, **forced.rsp},
-                                          {**base.steps, **forced.steps})
+        per_prompt = sum(c.n_samples(spec.sampling.samples) for c in rsp_conditions(spec))
+        base_parts = stream_conditions(session, [BASE], samples=1, merge=False,
+                                       order=lambda prompt: prompt * (per_prompt + 1))
+        _teacher_force(session, base_parts, per_prompt)
+        session.writer.merge_parts()
         run = session.finish()
     return run, influence_summary(run)
 
 
-def _teacher_force(session: Session, base: Sampled) -> Sampled:
-    """Every (condition, prompt) group of draws against its prompt's base continuation."""
+def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
+    """Every (condition, prompt) group of draws against its prompt's base continuation, in
+    batches that become parts base_parts, base_parts + 1, ..."""
     from rsp_probe.controls import BLOCKED_LAWS
-    from rsp_probe.experiments.sampling import Sampled, build_jobs
+    from rsp_probe.experiments.sampling import build_jobs, rsp_law, with_vectors
     from rsp_probe.probes.influence import influence_batch
+    from rsp_probe.runio.parts import ORDER_KEY, part_records
+    from rsp_probe.runs import kill_point
 
-    model, spec = session.model, session.spec
-    continuation = {r["prompt_id"]: r["generated_token_ids"] for r in base.records}
-    jobs, records = build_jobs(session, rsp_conditions(spec), spec.sampling.samples)
-    steps, text = {}, {}
-    key = lambda pair: (pair[1]["prompt_id"], pair[1]["condition"])
-    for (prompt_id, _), group in groupby(zip(jobs, records), key=key):
-        group_jobs = [job for job, _ in group]
-        tokens = continuation[prompt_id]
-        for start in range(0, len(group_jobs), spec.sampling.batch_size):
-            chunk = group_jobs[start:start + spec.sampling.batch_size]
-            steps.update(influence_batch(model, chunk, tokens,
-                                         block_rsp=spec.rsp.law in BLOCKED_LAWS))
-        text[prompt_id] = model.tokenizer.decode(tokens, skip_special_tokens=True)
-    for record in records:
-        tokens = continuation[record["prompt_id"]]
-        record.update(generated_token_ids=tokens, text=text[record["prompt_id"]],
-                      stop_reason="teacher_forced", n_steps=len(tokens), answer=None,
-                      correct=None, temperature=None)
-    return Sampled(records, {job.id: job.rsp.numpy() for job in jobs}, steps)
+    model, spec, writer = session.model, session.spec, session.writer
+    continuation = {r["prompt_id"]: r["generated_token_ids"]
+                    for r in part_records(writer.staging, range(base_parts))}
+    law = rsp_law(session)
+    jobs, records = build_jobs(session, rsp_conditions(spec), spec.sampling.samples, law=law,
+                               draw=False)
+    done = set(writer.resumed_batches)
+    for number, indices in enumerate(_batches(records, spec.sampling.batch_size), base_parts):
+        if number in done:
+            continue
+        kill_point(f"batch-{number}-prefill")
+        chunk = [with_vectors(law, jobs[i], records[i]["rsp_seed"]) for i in indices]
+        tokens = continuation[records[indices[0]]["prompt_id"]]
+        steps = influence_batch(model, chunk, tokens, block_rsp=spec.rsp.law in BLOCKED_LAWS)
+        text = model.tokenizer.decode(tokens, skip_special_tokens=True)
+        forced = []
+        for i in indices:  # draw i of prompt i // per_prompt comes after that prompt's base
+            record = {**records[i], ORDER_KEY: i + i // per_prompt + 1}
+            record.update(generated_token_ids=tokens, text=text, stop_reason="teacher_forced",
+                          n_steps=len(tokens), answer=None, correct=None, temperature=None)
+            forced.append(record)
+        writer.write_part(number, forced, {job.id: job.rsp.numpy() for job in chunk}, steps)
+
+
+def _batches(records, size: int):
+    """Job indices in batches that share a prompt and condition (so one continuation)."""
+    group = lambda i: (records[i]["prompt_id"], records[i]["condition"])
+    for _, indices in groupby(range(len(records)), key=group):
+        indices = list(indices)
+        for start in range(0, len(indices), size):
+            yield indices[start:start + size]
 
 
 EXPERIMENT = register_experiment(Experiment(

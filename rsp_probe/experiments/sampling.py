@@ -54,35 +54,66 @@ def encoded_prompts(session: Session):
 def build_jobs(session: Session, conditions: list[Condition], samples: int, law=None,
                draw: bool = True):
     """One Job per (condition, prompt, sample) plus its record skeleton. With draw=False
-    the RSP vectors are left empty, to be drawn batch by batch (`draw_batch`)."""
+    (streaming) the RSP vectors are left empty, to be drawn batch by batch (`draw_batch`),
+    and the skeletons stay RecordSkeletons (built on demand) instead of a list of dicts."""
     spec, model = session.spec, session.model
     law = law or rsp_law(session)
     empty = torch.zeros(0, model.info.d_model)
-    jobs, records = [], []
+    jobs, records = [], RecordSkeletons()
     for prompt, problem in zip(encoded_prompts(session), session.problems):
         for condition in conditions:
             slotless = law.kind in SLOTLESS_LAWS and condition.rsp_tokens > 0
             ids, positions = place_rsp(prompt, 0 if slotless else condition.rsp_tokens,
                                        spec.rsp.placement)
             _check_context(problem.id, len(ids), model.info.n_ctx)
+            group = records.add_group({
+                "prompt_id": problem.id, "condition": condition.name,
+                "rsp_tokens": condition.rsp_tokens, "temperature": condition.temperature,
+                "prompt_token_ids": prompt.token_ids, "rsp_positions": positions,
+                "cue_tokens": len(prompt.cue), "reference_answer": problem.answer})
             for sample in range(condition.n_samples(samples)):
                 draw_seed = trajectory_draw_seed(spec.sampling.seed, problem.id, sample,
                                                  spec.rsp.fixed_draw)
                 seed = derive_seed(spec.sampling.seed, "sample", problem.id, sample)
-                job_id = f"{condition.name}/{problem.id}/{sample}"
                 vectors = (job_vectors(law, len(ids), condition.rsp_tokens, draw_seed, slotless)
                            if draw else empty)
-                jobs.append(Job(job_id, ids, positions, vectors, condition.temperature,
-                                condition.top_p, seed, n_cue=len(prompt.cue),
-                                rsp_added=slotless))
-                records.append({
-                    "id": job_id, "prompt_id": problem.id, "condition": condition.name,
-                    "sample": sample, "seed": seed, "rsp_seed": draw_seed,
-                    "rsp_tokens": condition.rsp_tokens, "temperature": condition.temperature,
-                    "prompt_token_ids": prompt.token_ids, "rsp_positions": positions,
-                    "cue_tokens": len(prompt.cue),
-                    "reference_answer": problem.answer})
-    return jobs, records
+                jobs.append(Job(records.add(group, sample, seed, draw_seed), ids, positions,
+                                vectors, condition.temperature, condition.top_p, seed,
+                                n_cue=len(prompt.cue), rsp_added=slotless))
+    return jobs, (list(records) if draw else records)
+
+
+class RecordSkeletons(Sequence):
+    """The jobs' record skeletons, each dict built when asked for: the fields shared by a
+    (prompt, condition) group are kept once and a job holds a small tuple, so a streamed
+    run holds ~150 bytes per trajectory until its batch comes, not a ~700-byte dict."""
+
+    def __init__(self):
+        self.groups: list[dict] = []
+        self.rows: list[tuple[int, int, int, int]] = []  # (group, sample, seed, rsp_seed)
+
+    def add_group(self, shared: dict) -> int:
+        self.groups.append(shared)
+        return len(self.groups) - 1
+
+    def add(self, group: int, sample: int, seed: int, draw_seed: int) -> str:
+        """Append a job's skeleton; returns the job id."""
+        self.rows.append((group, sample, seed, draw_seed))
+        return self._job_id(self.groups[group], sample)
+
+    @staticmethod
+    def _job_id(shared: dict, sample: int) -> str:
+        return f"{shared['condition']}/{shared['prompt_id']}/{sample}"
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        group, sample, seed, draw_seed = self.rows[index]
+        shared = self.groups[group]
+        return {"id": self._job_id(shared, sample), "prompt_id": shared["prompt_id"],
+                "condition": shared["condition"], "sample": sample, "seed": seed,
+                "rsp_seed": draw_seed, **{key: shared[key] for key in list(shared)[2:]}}
 
 
 def job_vectors(law, n_input: int, k: int, seed: int, slotless: bool):
@@ -90,6 +121,12 @@ def job_vectors(law, n_input: int, k: int, seed: int, slotless: bool):
     if slotless:
         return prompt_noise(n_input, law.d_model, law.alpha, seed)
     return draw_rsp(law, k, seed)
+
+
+def with_vectors(law, job: Job, rsp_seed: int) -> Job:
+    """A job of build_jobs(draw=False) with its RSP vectors drawn (from its record's seed)."""
+    return replace(job, rsp=job_vectors(law, len(job.input_ids), len(job.rsp_positions),
+                                        rsp_seed, job.rsp_added))
 
 
 def law_interventions(law: str) -> list:
@@ -126,11 +163,13 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
 
 
 def stream_conditions(session: Session, conditions: list[Condition], samples: int,
-                      probes: Sequence[str] = DEFAULT_PROBES) -> None:
+                      probes: Sequence[str] = DEFAULT_PROBES, order=lambda index: index,
+                      merge: bool = True) -> int:
     """Like sample_conditions, but each finished batch goes to the run's staging directory
     as part files (rsp_probe.runio.parts) and is dropped: memory O(batch). RSP vectors are
     drawn per batch from their recorded seeds; batches done before an interruption are
-    skipped (--resume)."""
+    skipped (--resume). `order(job index)`: the record's place in trajectories.jsonl;
+    merge=False leaves the parts for more (the caller merges). Returns the parts used."""
     from rsp_probe.runio.parts import ORDER_KEY
     from rsp_probe.runs import kill_point
 
@@ -144,15 +183,13 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
 
     def draw_batch(number, indices, batch_jobs):
         kill_point(f"batch-{number}-prefill")
-        drawn[number] = [replace(job, rsp=job_vectors(law, len(job.input_ids),
-                                                      len(job.rsp_positions),
-                                                      records[i]["rsp_seed"], job.rsp_added))
+        drawn[number] = [with_vectors(law, job, records[i]["rsp_seed"])
                          for i, job in zip(indices, batch_jobs)]
         return drawn[number]
 
     def write_batch(number, indices, trajectories):
         batch_jobs = drawn.pop(number)
-        batch = finish_records(session, batch_jobs, [{**records[i], ORDER_KEY: i}
+        batch = finish_records(session, batch_jobs, [{**records[i], ORDER_KEY: order(i)}
                                                      for i in indices], trajectories)
         writer.write_part(number, batch.records, batch.rsp, batch.steps)
 
@@ -166,7 +203,9 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
     finally:
         if bar is not None:
             bar.close()
-    writer.merge_parts()
+    if merge:
+        writer.merge_parts()
+    return -(-len(jobs) // spec.sampling.batch_size)  # generate's batches
 
 
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,

@@ -10,6 +10,7 @@ Ray is an optional dependency: `pip install 'rsp-probe[ray]'`.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from dataclasses import replace
@@ -27,11 +28,27 @@ def shards_folder(out: Path) -> Path:
 
 
 def run_shard(experiment_name: str, spec) -> str:
-    """One shard, inside a Ray worker: the experiment with a model of its own."""
+    """One shard, inside a Ray worker: the experiment with a model of its own. A shard that
+    an earlier try of the same command completed is kept, not recomputed (--resume)."""
     from rsp_probe.experiments.base import get_experiment
 
+    if completed_shard(spec):
+        return spec.output.out
     run, _ = get_experiment(experiment_name).run(spec, None)
     return str(run.path)
+
+
+def completed_shard(spec) -> bool:
+    """Whether spec.output.out holds an intact completed run of this very spec."""
+    from rsp_probe.runs import EXECUTION_KEYS, open_run
+
+    try:
+        run = open_run(spec.output.out)
+    except UsageError:  # missing, interrupted or damaged: (re)compute it
+        return False
+    wanted = {key: value for key, value in spec.to_dict().items() if key not in EXECUTION_KEYS}
+    wanted = json.loads(json.dumps(wanted))  # as config.json holds it (lists, not tuples)
+    return all(run.config.get(key) == value for key, value in wanted.items())
 
 
 def shard_specs(spec, out: Path, count: int) -> list:

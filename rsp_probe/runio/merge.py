@@ -4,7 +4,9 @@ step values; derived files recomputed over the whole). No model is needed.
 
 Shard I holds prompts I, I+N, I+2N, ... (rsp_probe.experiments.common.shard_problems), and
 within a shard a prompt's trajectories are contiguous, so a trajectory's place in the whole
-run is (the global position of its prompt, its line within the shard).
+run is (the global position of its prompt, its line within the shard); for experiments
+written condition by condition (Experiment.trajectory_order "condition": knockout, dose) it
+is (the condition's block, the prompt's global position, the line).
 """
 
 from __future__ import annotations
@@ -57,27 +59,70 @@ def check_shards(runs: list[Run]) -> list[Run]:
     return [shards[i] for i in range(count)]
 
 
-def _line_index(shards: list[Run]) -> list[tuple[int, int, int, int, int]]:
-    """(global prompt position, line in shard, shard, byte offset, length) per trajectory."""
-    count, index = len(shards), []
+def _prompt_positions(shards: list[Run]) -> dict[str, int]:
+    """Each prompt's position in the single-process run: prompt p of shard I is I + p*N."""
+    positions: dict[str, int] = {}
     for shard_index, run in enumerate(shards):
-        positions: dict[str, int] = {}
+        local: dict[str, int] = {}
+        with open(run.path / TRAJECTORIES_FILE, "rb") as handle:
+            for line in handle:
+                prompt = json.loads(line)["prompt_id"]
+                if prompt not in local:
+                    local[prompt] = len(local)
+                    positions[prompt] = shard_index + local[prompt] * len(shards)
+    return positions
+
+
+def _line_index(shards: list[Run], by_condition: bool) -> list[tuple]:
+    """(block, global prompt position, line in shard, shard, byte offset, length) per
+    trajectory; the block is the condition's rank when the run is condition-major, else 0."""
+    positions, index, blocks = _prompt_positions(shards), [], {}
+    for shard_index, run in enumerate(shards):
         offset = 0
         with open(run.path / TRAJECTORIES_FILE, "rb") as handle:
             for line_number, line in enumerate(handle):
-                prompt = json.loads(line)["prompt_id"]
-                local = positions.setdefault(prompt, len(positions))
-                index.append((shard_index + local * count, line_number, shard_index, offset,
-                              len(line)))
+                record = json.loads(line)
+                block = blocks.setdefault(record["condition"], len(blocks)) if by_condition else 0
+                index.append((block, positions[record["prompt_id"]], line_number, shard_index,
+                              offset, len(line)))
                 offset += len(line)
     return sorted(index)
 
 
-def _write_trajectories(shards: list[Run], target: Path) -> None:
+def _carry_tables(shards: list[Run], writer: RunWriter, by_condition: bool) -> None:
+    """Tables a run computed while it ran and that cannot be derived from its trajectories
+    (dose's score_shift.parquet): every shard's rows, in the single-process order when they
+    name their prompt (and condition). Derived tables written here are recomputed after."""
+    import pandas as pd
+
+    positions = _prompt_positions(shards)
+    for path in sorted(shards[0].path.glob("*.parquet")):
+        if path.name == STEPS_FILE:
+            continue
+        frames = [run.table(path.name).assign(_shard=i) for i, run in enumerate(shards)]
+        frame = pd.concat(frames, ignore_index=True)
+        if "prompt_id" in frame.columns:
+            blocks = (frame["condition"].map({c: i for i, c in enumerate(
+                frame["condition"].unique())}) if by_condition and "condition" in frame else 0)
+            frame = frame.assign(_block=blocks, _prompt=frame["prompt_id"].map(positions),
+                                 _row=frame.groupby("_shard").cumcount())
+            frame = frame.sort_values(["_block", "_prompt", "_row"], kind="stable")
+        columns = [c for c in frame.columns if not c.startswith("_")]
+        writer.write_table(path.name, frame[columns].reset_index(drop=True))
+
+
+def _condition_major(command: str) -> bool:
+    from rsp_probe.experiments.base import experiments
+
+    experiment = experiments().get(command)
+    return experiment is not None and experiment.trajectory_order == "condition"
+
+
+def _write_trajectories(shards: list[Run], target: Path, by_condition: bool) -> None:
     handles = [open(run.path / TRAJECTORIES_FILE, "rb") for run in shards]
     try:
         with open(target, "wb") as out:
-            for _, _, shard, offset, length in _line_index(shards):
+            for *_, shard, offset, length in _line_index(shards, by_condition):
                 handles[shard].seek(offset)
                 out.write(handles[shard].read(length))
     finally:
@@ -107,7 +152,9 @@ def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False
     config.update(shard=None, out=str(out))
     writer = RunWriter(Path(out), config, overwrite=overwrite, lock=lock)
     try:
-        _write_trajectories(shards, writer.staging / TRAJECTORIES_FILE)
+        by_condition = _condition_major(config["command"])
+        _write_trajectories(shards, writer.staging / TRAJECTORIES_FILE, by_condition)
+        _carry_tables(shards, writer, by_condition)
         merge_safetensors([run.path / RSP_FILE for run in shards], writer.staging / RSP_FILE)
         merge_parquet([run.path / STEPS_FILE for run in shards], writer.staging / STEPS_FILE)
         write_derived_files(writer, config["command"])

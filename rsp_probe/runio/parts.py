@@ -155,3 +155,12 @@ def _copy(source, target, length: int) -> None:
             raise ValueError("a part ends before its header says")
         target.write(block)
         length -= len(block)
+
+
+def part_records(staging: Path, numbers) -> list[dict]:
+    """The trajectory records of complete parts `numbers` (e.g. an earlier stage's)."""
+    records = []
+    for number in numbers:
+        with open(part_path(staging, number, "jsonl")) as handle:
+            records.extend(json.loads(line) for line in handle)
+    return records
