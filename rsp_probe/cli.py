@@ -198,7 +198,7 @@ def cmd_train_toy(args) -> int:
 
     from rsp_probe.models import load_model
     from rsp_probe.toy.card import measure_quality, write_card
-    from rsp_probe.toy.train import QUICK, TrainConfig, train
+    from rsp_probe.toy.train import QUICK, QUICK_CARD_PROBLEMS, TrainConfig, train
 
     out = Path(args.out)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
@@ -207,7 +207,7 @@ def cmd_train_toy(args) -> int:
                      stop_step=args.steps, init=args.init, **(QUICK if args.quick else {}))
     log = train(out, config, progress=not args.quiet and sys.stderr.isatty())
     model = load_model(str(out))  # the same path every command uses
-    n_card = 16 if args.quick else args.card_problems
+    n_card = QUICK_CARD_PROBLEMS if args.quick else args.card_problems
     results = measure_quality(model, n_prompts=n_card, quiet=args.quiet)
     write_card(out, log, results, model.n_parameters(), n_card)
     print((out / "README.md").read_text())

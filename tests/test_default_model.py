@@ -59,7 +59,7 @@ def test_smoke_train_toy_quick(tmp_path, capsys):
     assert main(["train-toy", "--out", str(out), "--quick", "--quiet"]) == 0
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     card = (out / "README.md").read_text()
-    assert "## Quality on 16 held-out test problems" in card and "stop_step" not in card
+    assert "## Quality on 4 held-out test problems" in card and "stop_step" not in card
     load_model(str(out))  # loads through the same path as every model
 
 

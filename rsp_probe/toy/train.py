@@ -57,8 +57,11 @@ class TrainConfig:
     threads: int = field(default_factory=lambda: torch.get_num_threads())
 
 
-QUICK = dict(n_train=512, max_steps=6, eval_every=3, n_eval=8, batch_size=16, vocab_size=400,
-             warmup_steps=2)
+# train-toy --quick (tests): the same code path as a real run, at a size that takes seconds
+QUICK = dict(n_train=256, max_steps=4, eval_every=2, n_eval=4, batch_size=8, vocab_size=400,
+             warmup_steps=1, arch=ToyArchitecture(n_layers=2, d_model=32, n_heads=2,
+                                                   n_kv_heads=1, d_mlp=64, n_ctx=512))
+QUICK_CARD_PROBLEMS = 4
 
 
 def training_texts(config: TrainConfig) -> tuple[list[tuple[str, str, str]], dict]:
