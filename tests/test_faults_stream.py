@@ -192,8 +192,8 @@ def test_influence_killed_then_resumed_equals_the_uninterrupted_run(
 
         forced, real = [], probe.influence_batch
         monkeypatch.setattr(probe, "influence_batch",
-                            lambda model, jobs, *a: forced.append(len(jobs)) or real(model, jobs,
-                                                                                     *a))
+                            lambda model, jobs, *a, **kw: forced.append(len(jobs))
+                            or real(model, jobs, *a, **kw))
     _influence(loaded_qwen2, out, resume=True)
     _assert_same_run(out, influence_reference)
     if point == "batch-2-prefill":
@@ -219,7 +219,8 @@ def test_influence_shards_merged_equal_the_unsharded_run(influence_reference, lo
 
 
 @pytest.mark.parametrize("command, extra", [
-    ("knockout", {}), ("dose", {"rsp_tokens": (1, 4), "sigma_scales": ("0.5",)})])
+    ("knockout", {"cut_after": ("1", "never"), "block_layers": (1,)}),  # 5 conditions, not 10
+    ("dose", {"rsp_tokens": (1, 4), "sigma_scales": ("0.5",)})])
 def test_condition_major_shards_merge_into_the_single_run(loaded_qwen2, tmp_path, command,
                                                           extra):
     """knockout and dose write one block per condition, each in prompt order: the merge
