@@ -205,7 +205,9 @@ def _hazard_claim(condition: str, result: dict, model: str) -> Claim:
         statistic="total variation between the observed first-divergence distribution of "
                   "pairs (never diverged as its last entry) and the hazard's prediction; "
                   "p: share of multinomial samples of n pairs from the prediction with a TV "
-                  "at least as large",
+                  "at least as large (pairs of one prompt share trajectories but are drawn "
+                  "as independent, so the null is too narrow: a small p is a weaker "
+                  "rejection than it looks)",
         template="{condition}: the {model} is {value:.3f} in total variation from the "
                  "observed first divergences of {n} pairs; a correct prediction gives "
                  "{null_q95:.3f} or less 95% of the time (p = {p:.3f}); never diverged "
