@@ -15,6 +15,7 @@ from rsp_probe.analysis.divergence import temperature_prediction, trajectory_pai
 from rsp_probe.analysis.prefix_tree import first_divergence_counts
 from rsp_probe.analysis.theory_report import branching_section
 from rsp_probe.analysis.theory_stats import branching_statistics
+from rsp_probe.claims import compute_claims
 from rsp_probe.runs import PAIR_OVERLAP_FILE
 from rsp_probe.theory import collision_hazard, pair_overlap, simulated_tv_null
 from rsp_probe.theory.branching import first_divergence_pmf
@@ -109,6 +110,11 @@ def test_branching_stores_exact_pair_overlaps(loaded_qwen2, hf_qwen2, tmp_path):
     assert stats["hazard"] == "exact" and stats["tv"] == pytest.approx(result["tv"])
     assert 0.0 <= stats["null"]["p_value"] <= 1.0
     assert "1 − Σ p_a p_b (exact)" in "\n".join(branching_section(run))
+    # the theory claim states the exact hazard's TV and its simulated-null p
+    table = compute_claims({"branching": run}, only=["branching-hazards"])
+    claim = table.by_id()["theory.hazard.collision.temp+rsp"]
+    assert claim.value == stats["tv"] and claim.n == len(pairs) and not table.unmeasured
+    assert f"(p = {stats['null']['p_value']:.3f})" in claim.sentence
 
 
 EOS = 0

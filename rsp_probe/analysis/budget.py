@@ -7,12 +7,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rsp_probe.analysis.windows import MIDDLE
 from rsp_probe.key_groups import GROUPS, group_sizes
 from rsp_probe.probes.names import BUDGET_PROBES
 from rsp_probe.runs import Run
 from rsp_probe.theory.budget import dilution_part, group_advantage, logit, rsp_advantage
 
-SHARE_STEP = 20  # the step the dilution share is reported at (or the last one reached)
+# The dilution share is reported at the end of the fixed middle window (or the last step
+# reached), not at a step picked from the curves.
+SHARE_STEP = MIDDLE[1]
 CELL = ["trajectory", "layer", "head"]
 
 

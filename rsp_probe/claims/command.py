@@ -59,6 +59,8 @@ def run_claims(runs_dir, out, update_docs: bool = False, check: bool = False,
         print(f"{claim.id}: {claim.sentence}")
     for family, runs in table.missing.items():
         print(f"not computed: {family} (no run {', '.join(runs)})", file=sys.stderr)
+    for family, whats in table.unmeasured.items():
+        print(f"not measured: {family}: {'; '.join(whats)}", file=sys.stderr)
     if update_docs:
         update_documents(table, paths)
         print(f"written into {', '.join(map(str, paths.values()))}", file=sys.stderr)

@@ -56,6 +56,15 @@ def _finite_or_none(value):
 
 
 @dataclass(frozen=True)
+class NotMeasured:
+    """Yielded by a family instead of a claim when its run lacks what the claim needs (an
+    older run without a probe, a table the experiment did not write): said in the documents,
+    never turned into a number."""
+
+    what: str
+
+
+@dataclass(frozen=True)
 class Family:
     """A registered claim family: the runs it needs, the document it belongs to
     ("readme" or "theory"), and compute(runs by name) -> Claims."""
@@ -99,10 +108,13 @@ class ClaimsTable:
 
     claims: list[Claim]
     missing: dict[str, list[str]]  # family name -> the runs it lacked
+    # family name -> what its runs could not measure
+    unmeasured: dict[str, list[str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"claims": [c.to_dict() for c in self.claims],
-                "missing": {k: list(v) for k, v in self.missing.items()}}
+                "missing": {k: list(v) for k, v in self.missing.items()},
+                "unmeasured": {k: list(v) for k, v in self.unmeasured.items()}}
 
     def by_id(self) -> dict[str, Claim]:
         return {c.id: c for c in self.claims}
@@ -110,7 +122,7 @@ class ClaimsTable:
 
 def compute_claims(runs: dict[str, Run], only: Iterable[str] | None = None) -> ClaimsTable:
     """Every registered family (or those named in `only`) over `runs` (run name -> Run)."""
-    claims, missing = [], {}
+    claims, missing, unmeasured = [], {}, {}
     wanted = set(only) if only is not None else None
     for family in families():
         if wanted is not None and family.name not in wanted:
@@ -119,9 +131,13 @@ def compute_claims(runs: dict[str, Run], only: Iterable[str] | None = None) -> C
         if absent:
             missing[family.name] = absent
             continue
-        claims.extend(replace(claim, family=family.name) for claim in family.compute(runs))
+        for item in family.compute(runs):
+            if isinstance(item, NotMeasured):
+                unmeasured.setdefault(family.name, []).append(item.what)
+            else:
+                claims.append(replace(item, family=family.name))
     ids = [c.id for c in claims]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
         raise ValueError(f"duplicate claim ids: {', '.join(duplicated)}")
-    return ClaimsTable(claims, missing)
+    return ClaimsTable(claims, missing, unmeasured)

@@ -56,6 +56,10 @@ def render(table: ClaimsTable, document: str) -> str:
                if documents[name] == document]
     if missing:
         lines += ["Not measured, their runs are missing: " + "; ".join(missing) + ".", ""]
+    lacking = [what for name, whats in table.unmeasured.items() if documents[name] == document
+               for what in whats]
+    if lacking:
+        lines += ["Not measured, their runs lack the data: " + "; ".join(lacking) + ".", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
