@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from rsp_probe.analysis.budget import dilution_shares
@@ -238,3 +239,22 @@ def test_an_ablation_identical_to_the_main_run_differs_by_zero(golden_runs):
     assert lift.sentence.startswith("placement=prefix: Early (steps 1-3), k=4")
     difference = claims["ablation-prefix.lift_vs_main.early.k4"]
     assert (difference.value, difference.ci_low, difference.ci_high) == (0.0, 0.0, 0.0)
+
+
+def test_knockout_paths_are_named_as_paths_not_as_the_intact_rsp():
+    """Sampled paths have no cut and no layer: they must not read as "RSP kept throughout"."""
+    from types import SimpleNamespace
+
+    from rsp_probe.claims.outcomes import _knockout_label
+
+    spec = lambda name, path=None, cut=None: {"name": name, "cut_after": cut, "layers": None,
+                                              "path": path}
+    trajectories = pd.DataFrame({
+        "condition": ["cutnever", "cut2", "direct-only", "indirect-only"],
+        "intervention": [spec("cutnever"), spec("cut2", cut=2), spec("direct-only", "direct"),
+                         spec("indirect-only", "indirect")]})
+    describe = _knockout_label(SimpleNamespace(trajectories=trajectories))
+    labels = {c: describe(c)["what"] for c in trajectories["condition"]}
+    assert labels["cutnever"] == "RSP kept throughout"
+    assert labels["cut2"] == "RSP keys masked after step 2"
+    assert "direct path" in labels["direct-only"] and "indirect path" in labels["indirect-only"]

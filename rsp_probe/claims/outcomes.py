@@ -221,6 +221,10 @@ def _knockout_label(run: Run):
             layers = spec["layers"]
             noun = "layer" if len(layers) == 1 else "layers"
             return {"what": f"RSP keys masked in {noun} {'+'.join(map(str, layers))}"}
+        if spec.get("path") is not None:  # sampled paths: who may read the RSP keys
+            return {"what": {"direct": "only the newest query reads the RSP (direct path)",
+                             "indirect": "only earlier positions read the RSP (indirect path)"}
+                    .get(spec["path"], f"path {spec['path']}")}
         cut = spec.get("cut_after")
         return {"what": "RSP kept throughout" if cut is None
                 else f"RSP keys masked after step {cut}"}
