@@ -76,13 +76,14 @@ def _prompt_positions(shards: list[Run]) -> dict[str, int]:
 def _line_index(shards: list[Run], by_condition: bool) -> list[tuple]:
     """(block, global prompt position, line in shard, shard, byte offset, length) per
     trajectory; the block is the condition's rank when the run is condition-major, else 0."""
-    positions, index, blocks = _prompt_positions(shards), [], {}
+    positions, index, ranks = _prompt_positions(shards), [], {}
     for shard_index, run in enumerate(shards):
         offset = 0
         with open(run.path / TRAJECTORIES_FILE, "rb") as handle:
             for line_number, line in enumerate(handle):
                 record = json.loads(line)
-                block = blocks.setdefault(record["condition"], len(blocks)) if by_condition else 0
+                condition = record["condition"]
+                block = ranks.setdefault(condition, len(ranks)) if by_condition else 0
                 index.append((block, positions[record["prompt_id"]], line_number, shard_index,
                               offset, len(line)))
                 offset += len(line)
@@ -102,9 +103,9 @@ def _carry_tables(shards: list[Run], writer: RunWriter, by_condition: bool) -> N
         frames = [run.table(path.name).assign(_shard=i) for i, run in enumerate(shards)]
         frame = pd.concat(frames, ignore_index=True)
         if "prompt_id" in frame.columns:
-            blocks = (frame["condition"].map({c: i for i, c in enumerate(
+            ranks = (frame["condition"].map({c: i for i, c in enumerate(
                 frame["condition"].unique())}) if by_condition and "condition" in frame else 0)
-            frame = frame.assign(_block=blocks, _prompt=frame["prompt_id"].map(positions),
+            frame = frame.assign(_block=ranks, _prompt=frame["prompt_id"].map(positions),
                                  _row=frame.groupby("_shard").cumcount())
             frame = frame.sort_values(["_block", "_prompt", "_row"], kind="stable")
         columns = [c for c in frame.columns if not c.startswith("_")]

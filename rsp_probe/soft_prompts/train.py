@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from contextlib import contextmanager
 from dataclasses import asdict
 
 import torch
@@ -108,7 +109,27 @@ def tune(model, options: TuneOptions, progress: bool = False) -> tuple[torch.Ten
     """Train the prompt on a loaded HF backend; returns (vectors [k, D] float32, log).
 
     The log holds the loss per step and the mean answer loss of a fixed set of training
-    examples before and after (the same examples, so the two are comparable)."""
+    examples before and after (the same examples, so the two are comparable). On CPU it
+    trains on one thread: multi-threaded backward reductions differ in the last bits from run
+    to run, and the prompt must be a function of its seed."""
+    with _one_thread_on_cpu(model.device):
+        return _tune(model, options, progress)
+
+
+@contextmanager
+def _one_thread_on_cpu(device):
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _tune(model, options: TuneOptions, progress: bool) -> tuple[torch.Tensor, dict]:
     if options.k < 1 or options.steps < 1 or options.batch_size < 1 or options.lr <= 0:
         raise UsageError("--k, --steps and --batch-size must be >= 1 and --lr > 0")
     train, _ = split_problems(options)
