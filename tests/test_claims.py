@@ -258,3 +258,17 @@ def test_knockout_paths_are_named_as_paths_not_as_the_intact_rsp():
     assert labels["cutnever"] == "RSP kept throughout"
     assert labels["cut2"] == "RSP keys masked after step 2"
     assert "direct path" in labels["direct-only"] and "indirect path" in labels["indirect-only"]
+
+
+def test_family_order_does_not_depend_on_import_order():
+    """The table's order is fixed: a process that imported the theory claims first (as
+    test_claims_theory does) lists the families as the CLI does."""
+    import subprocess
+    import sys
+
+    script = ("import rsp_probe.claims.{} ; from rsp_probe.claims.core import families; "
+              "print([f.name for f in families()])")
+    orders = {subprocess.run([sys.executable, "-c", script.format(module)], check=True,
+                             capture_output=True, text=True).stdout
+              for module in ("theory", "soft_prompts", "core")}
+    assert len(orders) == 1
