@@ -9,6 +9,12 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One torch thread per process (set before torch is imported; inherited by the CLI
+# subprocesses and the notebook kernel): `make test` runs two xdist workers on two cores, and
+# two workers x two OpenMP threads spin against each other. Measured on the 2-core machine
+# with a background job: tests/test_knockout.py + test_sampler.py took 455 s with two threads
+# per worker, 33 s with one.
+os.environ["OMP_NUM_THREADS"] = "1"
 
 SAMPLE_TEXT = [
     "Mia has 12 pencils. She buys 7 more and gives 5 to Leo. How many pencils does Mia have now?",

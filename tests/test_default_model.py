@@ -53,10 +53,13 @@ def test_the_card_states_the_measured_quality():
         assert needle in card
 
 
-def test_smoke_train_toy_quick(tmp_path, capsys):
-    """Smoke test: train-toy --quick runs end to end and writes a loadable checkpoint."""
+def test_smoke_train_toy_quick(tmp_path, capsys, monkeypatch):
+    """Smoke test: train-toy --quick runs end to end and writes a loadable checkpoint; its
+    card measurement saves no run, so it leaves nothing (no lock file) in ./runs."""
+    monkeypatch.chdir(tmp_path)
     out = tmp_path / "toy"
     assert main(["train-toy", "--out", str(out), "--quick", "--quiet"]) == 0
+    assert not (tmp_path / "runs").exists()
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     card = (out / "README.md").read_text()
     assert "## Quality on 4 held-out test problems" in card and "stop_step" not in card

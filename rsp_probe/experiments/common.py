@@ -115,22 +115,27 @@ def shard_problems(problems: list, shard: str | None) -> list:
 class Session:
     """A loaded model plus the run being written; closes the run on success or failure."""
 
-    def __init__(self, spec: Spec, model=None):
+    def __init__(self, spec: Spec, model=None, write: bool = True):
+        """write=False: problems and model only, for a measurement that saves no run (the
+        model card): no --out is claimed, so no lock file is left behind."""
         self.spec = spec
         self.out = Path(spec.output.out) if spec.output.out else default_out(spec.command)
         # Lock --out and run every model-free check before the slow load (rsp_probe.preflight);
         # the lock is held until the run is published or abandoned.
-        self.lock = prepare_out(self.out, spec.output.overwrite)
+        self.lock = prepare_out(self.out, spec.output.overwrite) if write else None
         try:
             self.problems = shard_problems(load_problems(spec.data), spec.data.shard)
             preflight(spec, self.problems, model)
             self.model = model if model is not None else _load(spec.model)
         except BaseException:
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
             raise
         self.writer: RunWriter | None = None
 
     def __enter__(self):
+        if self.lock is None:
+            raise RuntimeError("a Session made with write=False writes no run")
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
                   {**self.model.info.to_dict(), "backend": self.model.name}}
         self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite,

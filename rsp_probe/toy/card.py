@@ -52,13 +52,14 @@ def measure_quality(model, n_prompts: int = 200, seed: int = 0, quiet: bool = Tr
     results = {}
     for name, (law, placement, k) in GREEDY_ROWS.items():
         spec = _spec(base, law, placement, k, samples=1, temperature=0.0)
-        sampled = _sample(Session(spec, model), Condition(name, k, 0.0), 1)
+        sampled = _sample(Session(spec, model, write=False), Condition(name, k, 0.0), 1)
         results[name] = _mean_ci(sampled["correct"][:, 0])
     clean = results["greedy accuracy"]["mean"]
     results["robustness ratio (noise / clean greedy)"] = {
         "mean": results[NOISE_ROW]["mean"] / clean if clean else float("nan")}
     spec = _spec(base, "gaussian", "suffix", 0, samples=SAMPLES, temperature=1.0)
-    sampled = _sample(Session(spec, model), Condition("temperature 1", 0, 1.0), SAMPLES)
+    sampled = _sample(Session(spec, model, write=False), Condition("temperature 1", 0, 1.0),
+                      SAMPLES)
     results.update(_sampled_rows(sampled))
     return results
 
