@@ -147,6 +147,22 @@ def test_evidence_is_a_run_without_its_vectors(tmp_path):
         open_run(kept)
 
 
+def test_compacting_the_same_run_again_keeps_its_done(tmp_path):
+    """reproduce compacts every run each time: an unchanged run keeps its DONE (and its
+    timestamp) byte for byte, a changed one is replaced."""
+    kept = compact_run(GOLDEN / "entropy", tmp_path / "entropy")
+    done = (kept / "DONE").read_bytes()
+    (kept / "DONE").write_bytes(done.replace(b'"completed": "', b'"completed": "x'))
+    marked = (kept / "DONE").read_bytes()
+    compact_run(GOLDEN / "entropy", kept)
+    assert (kept / "DONE").read_bytes() == marked
+    (kept / EVIDENCE_FILE).write_text("{}\n")
+    compact_run(GOLDEN / "entropy", kept)
+    assert (kept / "DONE").read_bytes() != marked
+    check_evidence(kept)
+    open_run(kept)
+
+
 def test_evidence_check_sees_a_changed_value_under_a_fresh_done(tmp_path):
     """A value edited in the rewritten steps table, DONE rewritten to match: the run opens,
     the evidence check against the original's content digest does not pass."""
