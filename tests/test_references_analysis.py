@@ -369,3 +369,14 @@ def test_passk_table_leaves_ungraded_samples_and_problems_out(tmp_path):
     assert one["pass_at_k"] == pytest.approx((2 / 4 + 1.0) / 2)
     assert two["pass_at_k"] == pytest.approx(1 - comb(2, 2) / comb(4, 2))
     assert one["ungraded"] == two["ungraded"] == 3 + 4
+
+
+def test_percentile_interval_defaults_to_95_percent_and_keeps_the_axis():
+    from rsp_probe.analysis.stats import percentile_interval
+
+    draws = np.random.default_rng(2).normal(size=(400, 3)) * [1.0, 2.0, 5.0]
+    assert percentile_interval(draws[:, 0]) == pytest.approx(
+        tuple(np.quantile(draws[:, 0], [0.025, 0.975])), abs=1e-12)
+    low, high = percentile_interval(draws, 0.8, axis=0)
+    np.testing.assert_allclose(low, np.quantile(draws, 0.1, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(high, np.quantile(draws, 0.9, axis=0), rtol=1e-12)

@@ -451,3 +451,10 @@ def test_constructed_model_kl_and_tv_slopes() -> None:
 def test_theory_does_not_import_torch() -> None:
     code = "import sys, rsp_probe.theory; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_bad_scale_is_named_in_the_error() -> None:
+    with pytest.raises(ValueError, match=r"^A \(effective RSP weight\) must be >= 0$"):
+        sink_mass(1, 5, -1.0, 0.0)
+    with pytest.raises(ValueError, match=r"^a \(power-law scale\) must be >= 0$"):
+        power_law(1, 5, -1.0, 1.0)
