@@ -81,3 +81,10 @@ def test_grade_routes_dataset_texts_through_math_verify_and_arithmetic_through_i
     # the built-in task's rule: only the integer after the last #### counts, no math-verify
     arithmetic = grade(DataConfig(), ["2 + 3 = 5\n#### 5", "\\boxed{5}"], ["5", "5"])
     assert arithmetic == [Grade("5", True), Grade(None, False)]
+
+
+def test_a_latex_answer_sympy_cannot_read_is_recorded_as_its_string():
+    """math-verify then returns the string alone, with no expression before it."""
+    text = "so \\boxed{\\sqrt[]{2}}"
+    assert MV.parse(text, reading.extraction_config(), parsing_timeout=None) == ["\\sqrt[]{2}"]
+    assert reading.read_answer(text) == (["\\sqrt[]{2}"], "\\sqrt[]{2}")

@@ -423,3 +423,11 @@ def test_pass_at_k_table_takes_one_problem_as_a_plain_number():
 
     np.testing.assert_allclose(pass_at_k_table(3, 8, [1, 2]),
                                [[3 / 8, 1 - comb(5, 2) / comb(8, 2)]], rtol=1e-12)
+
+
+def test_a_constant_mass_has_no_r2():
+    """R^2 = 1 - RSS/TSS is undefined (NaN) when the mass does not vary: TSS = 0."""
+    from rsp_probe.theory.fit import fit_dilution
+
+    fit = fit_dilution(np.arange(1.0, 6.0), np.full(5, 0.2), 10, 4)
+    assert np.isnan(fit.r2) and np.isfinite(fit.aic)

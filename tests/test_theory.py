@@ -458,3 +458,14 @@ def test_a_bad_scale_is_named_in_the_error() -> None:
         sink_mass(1, 5, -1.0, 0.0)
     with pytest.raises(ValueError, match=r"^a \(power-law scale\) must be >= 0$"):
         power_law(1, 5, -1.0, 1.0)
+
+
+def test_a_nan_scale_is_refused_and_a_zero_scale_is_zero_mass_without_a_warning() -> None:
+    with pytest.raises(ValueError, match="effective RSP weight"):
+        sink_mass(1, 5, np.nan, 0.0)
+    with pytest.raises(ValueError, match="power-law scale"):
+        power_law(1, 5, np.nan, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log(0) = -inf is meant, not a divide-by-zero warning
+        assert sink_mass(1, 5, 0.0, 0.0) == 0.0
+        assert power_law(1, 5, 0.0, 1.0) == 0.0
