@@ -77,7 +77,10 @@ def test_grade_routes_dataset_texts_through_math_verify_and_arithmetic_through_i
     references = ["\\frac{1}{2}", "\\frac{1}{2}", "1/2"]
     expected = [Grade(*reading.grade_text(r, t)) for r, t in zip(references, texts)]
     assert [g.correct for g in expected] == [True, False, True]
-    assert grade(DataConfig(dataset="problems.jsonl"), texts, references) == expected
+    # a reference that cannot be read is ungraded, with the reason, not wrong
+    graded = grade(DataConfig(dataset="problems.jsonl"), [*texts, "\\boxed{1}"], [*references, ""])
+    assert graded == [*expected, Grade(None, None, "ValueError: the reference answer '' could "
+                                                   "not be read")]
     # the built-in task's rule: only the integer after the last #### counts, no math-verify
     arithmetic = grade(DataConfig(), ["2 + 3 = 5\n#### 5", "\\boxed{5}"], ["5", "5"])
     assert arithmetic == [Grade("5", True), Grade(None, False)]

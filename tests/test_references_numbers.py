@@ -431,3 +431,14 @@ def test_a_constant_mass_has_no_r2():
 
     fit = fit_dilution(np.arange(1.0, 6.0), np.full(5, 0.2), 10, 4)
     assert np.isnan(fit.r2) and np.isfinite(fit.aic)
+
+
+def test_fits_refuse_steps_before_the_first():
+    """t < 1 is refused up front, as the laws refuse it, even where the starting guess would
+    already fail on log(n + t - 1) = log(0)."""
+    from rsp_probe.theory.fit import fit_dilution, fit_power_law
+
+    t, m = np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.5, 0.4, 0.3, 0.25])
+    for fit in (lambda: fit_power_law(t, m, 1), lambda: fit_dilution(t, m, 1, 1)):
+        with pytest.raises(ValueError, match="steps t must be >= 1"):
+            fit()
