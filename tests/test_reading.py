@@ -91,3 +91,28 @@ def test_a_latex_answer_sympy_cannot_read_is_recorded_as_its_string():
     text = "so \\boxed{\\sqrt[]{2}}"
     assert MV.parse(text, reading.extraction_config(), parsing_timeout=None) == ["\\sqrt[]{2}"]
     assert reading.read_answer(text) == (["\\sqrt[]{2}"], "\\sqrt[]{2}")
+
+
+def test_a_box_wins_over_a_later_final_answer_sentence():
+    """The regression suite's configuration (boxed_match_priority=0), not math-verify's
+    default, under which "the final answer is 3" would win."""
+    text = "\\boxed{5} so the final answer is 3"
+    assert MV.parse(text, parsing_timeout=None)[0] == 3  # the default configuration
+    assert reading.read_answer(text)[1] == "5"
+
+
+def test_grade_hands_its_timeout_to_the_pool(monkeypatch):
+    from rsp_probe.config import DataConfig
+    from rsp_probe.tasks import mathcheck
+    from rsp_probe.tasks.grading import Grade, grade
+
+    seen = {}
+
+    def fake_pool(pairs, timeout_s=5.0, workers=None):
+        seen.update(pairs=pairs, timeout_s=timeout_s)
+        return [mathcheck.CheckResult(True, "1") for _ in pairs]
+
+    monkeypatch.setattr(mathcheck, "grade_texts", fake_pool)
+    assert grade(DataConfig(dataset="p.jsonl"), ["t"], ["1"], timeout_s=0.25) == [
+        Grade("1", True, None)]
+    assert seen == {"pairs": [("1", "t")], "timeout_s": 0.25}
