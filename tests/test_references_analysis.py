@@ -406,8 +406,13 @@ def test_window_summaries_average_steps_then_trajectories_then_prompts():
                 per_prompt.setdefault((condition, window), []).append(np.mean(m))
     frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
     out = summarise_windows(frame, seed=3, n_boot=300)
+    assert list(out.columns) == ["condition", "probe", "window", "mean", "ci_low", "ci_high",
+                                 "n_prompts"]
     assert list(zip(out["condition"], out["window"].astype(str))) == [
         (c, w) for c in ("base", "k4") for w in ("early", "middle", "late")]
+    by_condition = summarise_windows(frame.drop(columns="probe"), by=("condition",), seed=3,
+                                     n_boot=300)
+    pd.testing.assert_frame_equal(by_condition, out.drop(columns="probe"))
     for row in out.itertuples():
         values = np.array(per_prompt[(row.condition, str(row.window))])
         idx = np.random.default_rng(3).integers(0, values.size, size=(300, values.size))

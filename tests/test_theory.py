@@ -515,3 +515,16 @@ def test_refit_on_new_data_is_a_fresh_fit_of_the_same_law(model) -> None:
             assert warm.params[name] == pytest.approx(value, rel=1e-4, abs=1e-8)
             assert warm.stderr[name] == pytest.approx(cold.stderr[name], rel=1e-3, abs=1e-8)
         assert (warm.r2, warm.aic) == pytest.approx((cold.r2, cold.aic), rel=1e-6)
+
+
+def test_refit_keeps_the_exponential_floor_non_negative() -> None:
+    """Fast decay to exactly zero, where an unconstrained floor b would go below zero."""
+    from rsp_probe.theory.fit import refit
+
+    t = np.arange(1.0, 31.0)
+    m = np.clip(0.4 * np.exp(-0.15 * (t - 1)) - 0.03, 0.0, None)
+    start = fit_exponential(t, np.clip(0.3 * np.exp(-0.1 * (t - 1)), 0.0, None) + 0.01)
+    warm, cold = refit(start, t, m), fit_exponential(t, m)
+    assert all(value >= 0 for value in warm.params.values())
+    for name, value in cold.params.items():
+        assert warm.params[name] == pytest.approx(value, rel=1e-4, abs=1e-8)
