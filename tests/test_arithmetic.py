@@ -296,3 +296,17 @@ def test_numbers_written_as_words_count_whatever_their_case():
     assert solution_is_consistent("3 * 4 = 12. #### 12", question)
     assert solution_is_consistent("3 * 4 = 12. #### 12", question.lower())
     assert not solution_is_consistent("5 * 4 = 20. #### 20", question)  # five is not stated
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("2 + 3 * 4", 14), ("(2 + 3) * 4", 20), ("12 / 4 / 3", 1), ("10 - 4 - 3", 3),
+    ("-3 + 5", 2), ("2 * -3", -6), ("-(2 + 3) * 2", -10), ("- -4", 4),
+    ("100000000000000002 / 2", 50000000000000001),  # exact integers, never a float
+    ("2 3", None), ("2 + 3)", None), ("(2 + 3", None), ("7 / 2", None), ("1 / 0", None),
+    ("2 ^ 3", None),
+])
+def test_evaluate_reads_signs_precedence_and_exact_division(expression, value):
+    from rsp_probe.tasks.answers_arithmetic import evaluate
+
+    result = evaluate(expression)
+    assert result == value and type(result) is type(value)

@@ -77,7 +77,42 @@ def test_grade_routes_dataset_texts_through_math_verify_and_arithmetic_through_i
     references = ["\\frac{1}{2}", "\\frac{1}{2}", "1/2"]
     expected = [Grade(*reading.grade_text(r, t)) for r, t in zip(references, texts)]
     assert [g.correct for g in expected] == [True, False, True]
-    assert grade(DataConfig(dataset="problems.jsonl"), texts, references) == expected
+    # a reference that cannot be read is ungraded, with the reason, not wrong
+    graded = grade(DataConfig(dataset="problems.jsonl"), [*texts, "\\boxed{1}"], [*references, ""])
+    assert graded == [*expected, Grade(None, None, "ValueError: the reference answer '' could "
+                                                   "not be read")]
     # the built-in task's rule: only the integer after the last #### counts, no math-verify
     arithmetic = grade(DataConfig(), ["2 + 3 = 5\n#### 5", "\\boxed{5}"], ["5", "5"])
     assert arithmetic == [Grade("5", True), Grade(None, False)]
+
+
+def test_a_latex_answer_sympy_cannot_read_is_recorded_as_its_string():
+    """math-verify then returns the string alone, with no expression before it."""
+    text = "so \\boxed{\\sqrt[]{2}}"
+    assert MV.parse(text, reading.extraction_config(), parsing_timeout=None) == ["\\sqrt[]{2}"]
+    assert reading.read_answer(text) == (["\\sqrt[]{2}"], "\\sqrt[]{2}")
+
+
+def test_a_box_wins_over_a_later_final_answer_sentence():
+    """The regression suite's configuration (boxed_match_priority=0), not math-verify's
+    default, under which "the final answer is 3" would win."""
+    text = "\\boxed{5} so the final answer is 3"
+    assert MV.parse(text, parsing_timeout=None)[0] == 3  # the default configuration
+    assert reading.read_answer(text)[1] == "5"
+
+
+def test_grade_hands_its_timeout_to_the_pool(monkeypatch):
+    from rsp_probe.config import DataConfig
+    from rsp_probe.tasks import mathcheck
+    from rsp_probe.tasks.grading import Grade, grade
+
+    seen = {}
+
+    def fake_pool(pairs, timeout_s=5.0, workers=None):
+        seen.update(pairs=pairs, timeout_s=timeout_s)
+        return [mathcheck.CheckResult(True, "1") for _ in pairs]
+
+    monkeypatch.setattr(mathcheck, "grade_texts", fake_pool)
+    assert grade(DataConfig(dataset="p.jsonl"), ["t"], ["1"], timeout_s=0.25) == [
+        Grade("1", True, None)]
+    assert seen == {"pairs": [("1", "t")], "timeout_s": 0.25}

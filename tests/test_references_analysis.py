@@ -369,3 +369,54 @@ def test_passk_table_leaves_ungraded_samples_and_problems_out(tmp_path):
     assert one["pass_at_k"] == pytest.approx((2 / 4 + 1.0) / 2)
     assert two["pass_at_k"] == pytest.approx(1 - comb(2, 2) / comb(4, 2))
     assert one["ungraded"] == two["ungraded"] == 3 + 4
+
+
+def test_percentile_interval_defaults_to_95_percent_and_keeps_the_axis():
+    from rsp_probe.analysis.stats import percentile_interval
+
+    draws = np.random.default_rng(2).normal(size=(400, 3)) * [1.0, 2.0, 5.0]
+    assert percentile_interval(draws[:, 0]) == pytest.approx(
+        tuple(np.quantile(draws[:, 0], [0.025, 0.975])), abs=1e-12)
+    low, high = percentile_interval(draws, 0.8, axis=0)
+    np.testing.assert_allclose(low, np.quantile(draws, 0.1, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(high, np.quantile(draws, 0.9, axis=0), rtol=1e-12)
+
+
+def test_window_summaries_average_steps_then_trajectories_then_prompts():
+    """Early (steps 1-3), middle (4-16) and late (each trajectory's own last 10 steps), each a
+    mean over the trajectory's steps, then over a prompt's trajectories, then a percentile
+    bootstrap over prompts, all written out here with loops."""
+    import pandas as pd
+
+    from rsp_probe.analysis.stats import summarise_windows
+
+    rows, per_prompt = [], {}
+    for c, condition in enumerate(["k4", "base"]):
+        for p in range(5):
+            means = {"early": [], "middle": [], "late": []}
+            for s, length in enumerate([20 + p, 26 - 2 * p]):
+                values = [np.sin(0.3 * step + p + 2 * s) + c for step in range(1, length + 1)]
+                rows += [{"condition": condition, "probe": "entropy", "prompt_id": f"p{p}",
+                          "trajectory": f"{condition}-p{p}-s{s}", "step": step, "value": v}
+                         for step, v in enumerate(values, start=1)]
+                means["early"].append(np.mean(values[:3]))
+                means["middle"].append(np.mean(values[3:16]))
+                means["late"].append(np.mean(values[-10:]))
+            for window, m in means.items():
+                per_prompt.setdefault((condition, window), []).append(np.mean(m))
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
+    out = summarise_windows(frame, seed=3, n_boot=300)
+    assert list(out.columns) == ["condition", "probe", "window", "mean", "ci_low", "ci_high",
+                                 "n_prompts"]
+    assert list(zip(out["condition"], out["window"].astype(str))) == [
+        (c, w) for c in ("base", "k4") for w in ("early", "middle", "late")]
+    by_condition = summarise_windows(frame.drop(columns="probe"), by=("condition",), seed=3,
+                                     n_boot=300)
+    pd.testing.assert_frame_equal(by_condition, out.drop(columns="probe"))
+    for row in out.itertuples():
+        values = np.array(per_prompt[(row.condition, str(row.window))])
+        idx = np.random.default_rng(3).integers(0, values.size, size=(300, values.size))
+        low, high = np.quantile(values[idx].mean(axis=1), [0.025, 0.975])
+        assert (row.mean, row.ci_low, row.ci_high) == pytest.approx(
+            (values.mean(), low, high), abs=1e-12)
+        assert row.n_prompts == 5 and row.probe == "entropy"

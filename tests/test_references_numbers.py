@@ -246,3 +246,199 @@ def test_bootstrap_edges_one_problem_one_replicate_and_open_ci():
         bootstrap_pass_at_k([], 4, 1)
     with pytest.raises(ValueError, match="n_boot"):
         bootstrap_pass_at_k([1], 4, 1, n_boot=0)
+
+
+# -- the curve fits with per-step standard errors, and on masses measured as exactly 0 or 1 -----
+
+T_FIT, N_FIT, K_FIT = np.arange(1.0, 41.0), 20.0, 4.0
+
+
+def _fit_setups():
+    """model: (our fit given m and sigma, the reference curve, truth, curve_fit's lower bound)."""
+    from rsp_probe.theory import dilution as law
+    from rsp_probe.theory import fit as fits
+
+    t, n, k = T_FIT, N_FIT, K_FIT
+    return {
+        "dilution": (lambda m, s: fits.fit_dilution(t, m, n, k, s),
+                     lambda t, delta: law.dilution_mass(t, n, k, delta), [1.0], -np.inf),
+        "sink": (lambda m, s: fits.fit_sink(t, m, n, s),
+                 lambda t, A, S: law.sink_mass(t, n, A, S), [20.0, 40.0], 0.0),
+        "power_law": (lambda m, s: fits.fit_power_law(t, m, n, s),
+                      lambda t, a, alpha: law.power_law(t, n, a, alpha), [3.0, 1.2], -np.inf),
+        "exponential": (lambda m, s: fits.fit_exponential(t, m, s),
+                        lambda t, a, lam, b: law.exponential(t, a, lam, b), [0.3, 0.2, 0.02],
+                        0.0),
+    }
+
+
+def _check_against_curve_fit(fit, curve, m, truth, lower, sigma=None, rtol=1e-4):
+    """Parameters and standard errors as scipy's curve_fit (absolute_sigma=False) gives them."""
+    from scipy.optimize import curve_fit
+
+    params, cov = curve_fit(curve, T_FIT, m, p0=truth, sigma=sigma, bounds=(lower, np.inf),
+                            method="trf")
+    names = list(fit.params)
+    np.testing.assert_allclose([fit.params[p] for p in names], params, rtol=rtol)
+    np.testing.assert_allclose([fit.stderr[p] for p in names], np.sqrt(np.diag(cov)), rtol=1e-2)
+    return params
+
+
+@pytest.mark.parametrize("model", ["dilution", "sink", "power_law", "exponential"])
+def test_weighted_fits_match_curve_fit_with_sigma(model):
+    """Residuals divided by sigma: parameters and errors as curve_fit(sigma=...); R^2 against
+    the best weighted constant; AIC from the weighted RSS; compare_models passes sigma on."""
+    from rsp_probe.theory.fit import compare_models
+
+    ours, curve, truth, lower = _fit_setups()[model]
+    rng = np.random.default_rng(4)
+    sigma = 0.001 + 0.01 * rng.random(T_FIT.size)
+    m = np.clip(curve(T_FIT, *truth) + sigma * rng.standard_normal(T_FIT.size), 1e-4, 1.0)
+    fit = ours(m, sigma)
+    params = _check_against_curve_fit(fit, curve, m, truth, lower, sigma)
+    chi2 = float((((curve(T_FIT, *params) - m) / sigma) ** 2).sum())
+    centre = np.sum(m / sigma**2) / np.sum(1 / sigma**2)
+    assert fit.r2 == pytest.approx(1 - chi2 / float((((m - centre) / sigma) ** 2).sum()),
+                                   rel=1e-6)
+    assert fit.aic == pytest.approx(T_FIT.size * np.log(chi2 / T_FIT.size) + 2 * len(params),
+                                    rel=1e-6)
+    assert fit.params != ours(m, None).params  # the weights matter on this curve
+    same = {f.model: f for f in compare_models(T_FIT, m, N_FIT, K_FIT, sigma)}[model]
+    assert same.aic == pytest.approx(fit.aic, rel=1e-9)
+
+
+def test_one_sigma_for_every_point_moves_only_the_aic():
+    from rsp_probe.theory.dilution import dilution_mass
+    from rsp_probe.theory.fit import fit_dilution
+
+    t = T_FIT
+    m = dilution_mass(t, 20, 4, 0.7) + 0.003 * np.sin(t)
+    plain, scaled = fit_dilution(t, m, 20, 4), fit_dilution(t, m, 20, 4, sigma=0.01)
+    assert scaled.params["delta"] == pytest.approx(plain.params["delta"], rel=1e-7)
+    assert scaled.stderr["delta"] == pytest.approx(plain.stderr["delta"], rel=1e-6)
+    assert scaled.r2 == pytest.approx(plain.r2, rel=1e-9)
+    assert scaled.aic == pytest.approx(plain.aic - t.size * np.log(0.01**2), rel=1e-9)
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.01, np.nan, np.inf])
+def test_a_sigma_that_is_not_finite_and_positive_is_refused(bad):
+    from rsp_probe.theory.dilution import dilution_mass
+    from rsp_probe.theory.fit import fit_dilution
+
+    sigma = np.full(T_FIT.size, 0.01)
+    sigma[5] = bad
+    with pytest.raises(ValueError, match="sigma"):
+        fit_dilution(T_FIT, dilution_mass(T_FIT, 20, 4, 0.7), 20, 4, sigma)
+
+
+@pytest.mark.parametrize("model, last_nonzero", [("dilution", 15), ("sink", 38),
+                                                 ("power_law", 15), ("exponential", 15)])
+def test_fits_take_masses_measured_as_exactly_zero(model, last_nonzero):
+    """Late steps whose mass underflowed to 0 are data like any other (more than half of
+    them for the dilution law, whose starting guess is a median)."""
+    ours, curve, truth, lower = _fit_setups()[model]
+    m = curve(T_FIT, *truth).copy()
+    m[T_FIT > last_nonzero] = 0.0
+    fit = ours(m, None)
+    if model == "exponential":  # the floor b sits on its bound 0: compare the decay only
+        from scipy.optimize import curve_fit
+
+        assert fit.params["b"] == pytest.approx(0.0, abs=1e-9)
+        params, _ = curve_fit(curve, T_FIT, m, p0=truth, bounds=(lower, np.inf), method="trf")
+        np.testing.assert_allclose([fit.params["a"], fit.params["lam"]], params[:2], rtol=1e-5)
+    else:
+        _check_against_curve_fit(fit, curve, m, truth, lower)
+
+
+def test_dilution_fit_of_masses_that_are_all_zero_or_one():
+    """No inner point to start from: the fit still finds the least-squares delta."""
+    from scipy.optimize import minimize_scalar
+
+    from rsp_probe.theory.dilution import dilution_mass
+    from rsp_probe.theory.fit import fit_dilution
+
+    t, m = np.arange(1.0, 5.0), np.array([1.0, 1.0, 0.0, 0.0])
+    best = minimize_scalar(lambda d: float(((dilution_mass(t, 1, 1, d) - m) ** 2).sum()),
+                           bounds=(-10, 10), method="bounded", options={"xatol": 1e-10})
+    assert fit_dilution(t, m, 1, 1).params["delta"] == pytest.approx(best.x, abs=1e-4)
+
+
+def test_power_law_and_exponential_fits_of_a_single_nonzero_mass():
+    """One positive point gives no log-log line to start from: the fits still put the curve
+    through it and to ~0 after it."""
+    from rsp_probe.theory.fit import fit_exponential, fit_power_law
+
+    t, m = np.arange(1.0, 5.0), np.array([0.5, 0.0, 0.0, 0.0])
+    for fit in (fit_power_law(t[:3], m[:3], 5), fit_exponential(t, m)):
+        np.testing.assert_allclose(fit.predict(t[:3]), m[:3], atol=1e-3)
+
+
+def test_power_law_fit_keeps_a_negative_exponent():
+    """A mass that grows with t: alpha < 0 is a value the fit must be able to report."""
+    from rsp_probe.theory.dilution import power_law
+    from rsp_probe.theory.fit import fit_power_law
+
+    def curve(t, a, alpha):
+        return power_law(t, N_FIT, a, alpha)
+
+    m = np.clip(curve(T_FIT, 0.01, -0.5) + 0.002 * np.cos(T_FIT), 0.0, 1.0)
+    fit = fit_power_law(T_FIT, m, N_FIT)
+    params = _check_against_curve_fit(fit, curve, m, [0.01, -0.5], -np.inf)
+    assert params[1] < -0.4
+
+
+def test_parameter_errors_do_not_depend_on_the_units_of_the_jacobian():
+    """A tiny but full-rank Jacobian (masses are small numbers) gives the finite errors of
+    s^2 (J^T J)^-1; scaling J by c scales them by 1/c."""
+    from rsp_probe.theory.fit import _stderr_theta
+
+    jac = np.array([[1.0, 0.0], [0.0, 1e-5], [0.0, 0.0], [0.5, 0.0]])
+    for scale in (1.0, 1e-6):
+        ours = _stderr_theta(jac * scale, rss=0.3, n_points=4)
+        cov = np.linalg.inv((jac * scale).T @ (jac * scale)) * 0.3 / (4 - 2)
+        np.testing.assert_allclose(ours, np.sqrt(np.diag(cov)), rtol=1e-9)
+
+
+def test_pass_at_k_intervals_use_the_seed_they_are_given():
+    """Against a percentile bootstrap over problems written out with the same seed."""
+    from rsp_probe.analysis.pass_at_k import pass_at_k_table
+
+    a, b = COUNTS[:20], np.clip(COUNTS[:20] - 2, 0, 8)
+
+    def direct(per_problem, seed):
+        idx = np.random.default_rng(seed).integers(0, 20, size=(500, 20))
+        return tuple(np.quantile(per_problem[idx].mean(axis=1), [0.05, 0.95]))
+
+    per_a, per_b = pass_at_k_table(a, 8, 2), pass_at_k_table(b, 8, 2)
+    assert direct(per_a, 3) != direct(per_a, 4)  # the seed shows
+    for seed in (3, 4):
+        ours = bootstrap_pass_at_k(a, 8, 2, n_boot=500, seed=seed, ci=0.9)
+        assert ours[1:] == pytest.approx(direct(per_a, seed), abs=1e-12)
+        ours = paired_difference(a, b, 8, 8, 2, n_boot=500, seed=seed, ci=0.9)
+        assert ours[1:] == pytest.approx(direct(per_a - per_b, seed), abs=1e-12)
+
+
+def test_pass_at_k_table_takes_one_problem_as_a_plain_number():
+    from rsp_probe.analysis.pass_at_k import pass_at_k_table
+
+    np.testing.assert_allclose(pass_at_k_table(3, 8, [1, 2]),
+                               [[3 / 8, 1 - comb(5, 2) / comb(8, 2)]], rtol=1e-12)
+
+
+def test_a_constant_mass_has_no_r2():
+    """R^2 = 1 - RSS/TSS is undefined (NaN) when the mass does not vary: TSS = 0."""
+    from rsp_probe.theory.fit import fit_dilution
+
+    fit = fit_dilution(np.arange(1.0, 6.0), np.full(5, 0.2), 10, 4)
+    assert np.isnan(fit.r2) and np.isfinite(fit.aic)
+
+
+def test_fits_refuse_steps_before_the_first():
+    """t < 1 is refused up front, as the laws refuse it, even where the starting guess would
+    already fail on log(n + t - 1) = log(0)."""
+    from rsp_probe.theory.fit import fit_dilution, fit_power_law
+
+    t, m = np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.5, 0.4, 0.3, 0.25])
+    for fit in (lambda: fit_power_law(t, m, 1), lambda: fit_dilution(t, m, 1, 1)):
+        with pytest.raises(ValueError, match="steps t must be >= 1"):
+            fit()

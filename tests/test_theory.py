@@ -451,3 +451,80 @@ def test_constructed_model_kl_and_tv_slopes() -> None:
 def test_theory_does_not_import_torch() -> None:
     code = "import sys, rsp_probe.theory; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_bad_scale_is_named_in_the_error() -> None:
+    with pytest.raises(ValueError, match=r"^A \(effective RSP weight\) must be >= 0$"):
+        sink_mass(1, 5, -1.0, 0.0)
+    with pytest.raises(ValueError, match=r"^a \(power-law scale\) must be >= 0$"):
+        power_law(1, 5, -1.0, 1.0)
+
+
+def test_a_nan_scale_is_refused_and_a_zero_scale_is_zero_mass_without_a_warning() -> None:
+    with pytest.raises(ValueError, match="effective RSP weight"):
+        sink_mass(1, 5, np.nan, 0.0)
+    with pytest.raises(ValueError, match="power-law scale"):
+        power_law(1, 5, np.nan, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log(0) = -inf is meant, not a divide-by-zero warning
+        assert sink_mass(1, 5, 0.0, 0.0) == 0.0
+        assert power_law(1, 5, 0.0, 1.0) == 0.0
+
+
+def test_invert_delta_is_the_log_mean_exp_advantage_of_any_logits() -> None:
+    """For any logits, the step's delta is logmeanexp(RSP logits) - logmeanexp(the others'),
+    with n, t and k broadcast; masses of exactly 0 and 1 give -inf and +inf, silently."""
+    from rsp_probe.theory import invert_delta
+
+    rng = np.random.default_rng(5)
+    ns, ts, ks = np.array([3, 7, 12]), np.array([1, 4, 9]), np.array([1, 2, 5])
+    masses, deltas = [], []
+    for n, t, k in zip(ns, ts, ks):
+        rsp, other = rng.normal(0, 2, k), rng.normal(0, 2, n + t - 1)
+        masses.append(softmax(np.concatenate([rsp, other]))[:k].sum())
+        deltas.append(logsumexp(rsp) - np.log(k) - logsumexp(other) + np.log(n + t - 1))
+    np.testing.assert_allclose(invert_delta(masses, ts, ns, ks), deltas, rtol=1e-9, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert invert_delta([0.0, 1.0], [1, 2], 5, 2).tolist() == [-np.inf, np.inf]
+    for m, k in [(-0.1, 2), (1.1, 2), (np.nan, 2), (0.5, 0), (0.5, -1), (0.5, np.nan)]:
+        with pytest.raises(ValueError, match="masses must lie" if k == 2 else "k \\(number"):
+            invert_delta(m, 1, 5, k)
+
+
+@pytest.mark.parametrize("model", ["dilution", "sink", "power_law", "exponential"])
+def test_refit_on_new_data_is_a_fresh_fit_of_the_same_law(model) -> None:
+    """A bootstrap refit starts from the old optimum but must land where a cold fit of the
+    new data, with the same constants and weights, lands."""
+    from rsp_probe.theory.fit import refit
+
+    rng = np.random.default_rng(6)
+    t = np.arange(1.0, 31.0)
+    sigma = 0.002 + 0.01 * rng.random(t.size)
+    first = dilution_mass(t, 10, 4, 0.7) * np.exp(0.05 * rng.standard_normal(t.size))
+    again = dilution_mass(t, 12, 4, 0.4) * np.exp(0.05 * rng.standard_normal(t.size))
+    fresh = {"dilution": lambda m, s: fit_dilution(t, m, 12, 4, s),
+             "sink": lambda m, s: fit_sink(t, m, 12, s),
+             "power_law": lambda m, s: fit_power_law(t, m, 12, s),
+             "exponential": lambda m, s: fit_exponential(t, m, s)}[model]
+    for s in (sigma, None):
+        old, cold = fresh(first, s), fresh(again, s)
+        warm = refit(old, t, again, s)
+        assert (warm.model, warm.fixed, warm.n_points) == (model, cold.fixed, t.size)
+        for name, value in cold.params.items():
+            assert warm.params[name] == pytest.approx(value, rel=1e-4, abs=1e-8)
+            assert warm.stderr[name] == pytest.approx(cold.stderr[name], rel=1e-3, abs=1e-8)
+        assert (warm.r2, warm.aic) == pytest.approx((cold.r2, cold.aic), rel=1e-6)
+
+
+def test_refit_keeps_the_exponential_floor_non_negative() -> None:
+    """Fast decay to exactly zero, where an unconstrained floor b would go below zero."""
+    from rsp_probe.theory.fit import refit
+
+    t = np.arange(1.0, 31.0)
+    m = np.clip(0.4 * np.exp(-0.15 * (t - 1)) - 0.03, 0.0, None)
+    start = fit_exponential(t, np.clip(0.3 * np.exp(-0.1 * (t - 1)), 0.0, None) + 0.01)
+    warm, cold = refit(start, t, m), fit_exponential(t, m)
+    assert all(value >= 0 for value in warm.params.values())
+    for name, value in cold.params.items():
+        assert warm.params[name] == pytest.approx(value, rel=1e-4, abs=1e-8)
