@@ -1,0 +1,157 @@
+"""Single decode steps timed side by side: what the probes cost per step, and how a step's
+time grows with the context. Used by sampler.py (not a command of its own).
+
+Whole runs on a shared machine move by 10-15% between runs, more than the effects measured
+here. So each condition is a "lane": its own batch mid-generation on the hf backend, with a
+KV cache of a fixed number of positions (the newest position is dropped again after each
+step, so every step sees exactly that context). The timer alternates between the lanes step
+by step, the order reversed every round, so that a change in the machine's load hits every
+lane alike; each lane's time is the median over its steps, and the spread is the quartiles
+of the per-round ratio.
+
+Next to the measured context ratio stands what the work itself predicts: the FLOP ratio
+(weights at 2 FLOP per parameter per token, plus 4 x heads x head_dim FLOP per cached
+position per layer for q.k and p.v), and a time model that charges the weights' FLOP at the
+machine's measured matmul rate and the K/V cache's bytes at its measured read bandwidth
+(one query row per sequence reads every cached key and value once: memory-bound).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+
+import torch
+
+from rsp_probe.backends.hf import in_place_cache
+from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, build_probes
+
+RSP_TOKENS, PROMPT_TOKENS = 8, 49  # BOS + 48 prompt tokens, then the RSP slots
+
+
+class Lane:
+    """`batch` rows with `context` cached positions (the first PROMPT_TOKENS + RSP_TOKENS
+    the input, the rest generated), stepping as the sampler does, probes on or off."""
+
+    def __init__(self, model, context: int, probes: bool, batch: int, clock: Callable):
+        self.model, self.clock = model, clock
+        device = model.device
+        self.cache = _random_cache(model, batch, context)
+        n_input = PROMPT_TOKENS + RSP_TOKENS
+        rsp_keys = torch.zeros(batch, n_input, device=device)
+        rsp_keys[:, PROMPT_TOKENS:] = 1.0
+        context_ = BatchContext(batch, 1, model.info.n_layers, model.info.n_heads, device,
+                                rsp_keys, torch.zeros(batch, 1, device=device))
+        self.probes = build_probes(DEFAULT_PROBES if probes else (), context_)
+        self.taps = [tap for probe in self.probes for tap in probe.taps()]
+        self.mask = torch.ones(batch, context + 1, dtype=torch.long, device=device)
+        self.positions = torch.full((batch, 1), context, device=device)
+        self.tokens = torch.randint(5, 200, (batch,), device=device)
+
+    @torch.inference_mode()
+    def step(self) -> float:
+        """Seconds of one decode step with everything the sampler does around it."""
+        with self.model.tapped(self.taps):
+            start = self.clock()
+            for probe in self.probes:
+                probe.begin_step(1)
+            last, cache = self.model.decode(self.tokens[:, None], self.mask, self.positions,
+                                            self.cache)
+            for probe in self.probes:
+                probe.record(1, last)
+                probe.check_step()
+            self.tokens = last.argmax(-1)
+            _sync(self.model)
+            seconds = self.clock() - start
+        self.cache = self.model.rewind(cache, 1)  # back to `context` positions
+        return seconds
+
+
+def interleaved(lanes: list[Lane], steps: int) -> list[list[float]]:
+    """Per lane, the seconds of `steps` decode steps, the lanes alternating step by step
+    (order reversed every round); one untimed step each first."""
+    for lane in lanes:
+        lane.step()
+    times: list[list[float]] = [[] for _ in lanes]
+    for round_ in range(steps):
+        order = range(len(lanes)) if round_ % 2 == 0 else reversed(range(len(lanes)))
+        for index in order:
+            times[index].append(lanes[index].step())
+    return times
+
+
+def ratio_summary(numerator: list[float], denominator: list[float]) -> dict:
+    """Ratio of the medians, and the quartiles of the per-round ratios."""
+    per_round = [n / d for n, d in zip(numerator, denominator)]
+    q1, _, q3 = statistics.quantiles(per_round, n=4)
+    return {"ratio": statistics.median(numerator) / statistics.median(denominator),
+            "q1": q1, "q3": q3}
+
+
+def _random_cache(model, batch: int, context: int):
+    """The hf backend's cache holding `context` random positions in every layer: decode cost
+    does not depend on the cached values, and a real prefill of 32 x 512 tokens takes
+    minutes on a 2-core CPU."""
+    config = model.model.config
+    shape = (batch, config.num_key_value_heads, context, _head_dim(config))
+    cache = in_place_cache(model.info.n_layers, context + 1)
+    for layer in range(model.info.n_layers):
+        cache.update(torch.randn(shape, dtype=model.dtype, device=model.device),
+                     torch.randn(shape, dtype=model.dtype, device=model.device), layer)
+    return cache
+
+
+def _head_dim(config) -> int:
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+def _sync(model) -> None:
+    if model.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def kv_read_bandwidth(model, batch: int, context: int, clock: Callable, repeats: int = 5) -> float:
+    """Bytes per second of reading a K/V-cache-shaped tensor once (a sum over it), best of
+    `repeats`: the memory bandwidth one decode step's attention can use."""
+    config = model.model.config
+    keys = torch.randn(batch, config.num_key_value_heads, context, _head_dim(config),
+                       dtype=model.dtype, device=model.device)
+    best = float("inf")
+    for _ in range(repeats):
+        start = clock()
+        keys.sum(dim=-1)
+        _sync(model)
+        best = min(best, clock() - start)
+    return keys.numel() * keys.element_size() / best
+
+
+def step_work(model, batch: int, context: int) -> dict:
+    """The matmul FLOP of one decode step with `context` cached positions (the step's query
+    attends to context + 1 keys), split into the weights' and attention's, and the bytes of
+    K/V cache it reads."""
+    config = model.model.config
+    weights = sum(m.weight.numel() for m in model.model.modules()
+                  if isinstance(m, torch.nn.Linear))
+    keys, layers = context + 1, model.info.n_layers
+    head_dim = _head_dim(config)
+    return {"weight_flops": 2 * batch * weights,
+            "attention_flops": 4 * batch * layers * config.num_attention_heads * head_dim * keys,
+            "kv_bytes": (2 * batch * layers * config.num_key_value_heads * head_dim * keys
+                         * torch.finfo(model.dtype).bits // 8)}
+
+
+def intrinsic(model, batch: int, contexts: tuple[int, int], matmul_flops_per_s: float,
+              bandwidth: float) -> dict:
+    """What the work predicts for the step at contexts[1] over contexts[0]: the FLOP ratio,
+    and the time model (weights' FLOP at the matmul rate + K/V bytes at the bandwidth)."""
+    short, long = (step_work(model, batch, context) for context in contexts)
+
+    def seconds(work: dict) -> float:
+        return work["weight_flops"] / matmul_flops_per_s + work["kv_bytes"] / bandwidth
+
+    def flops(work: dict) -> float:
+        return work["weight_flops"] + work["attention_flops"]
+
+    return {"flop_ratio": flops(long) / flops(short), "model_ratio": seconds(long) / seconds(short),
+            "model_short_ms": 1e3 * seconds(short), "model_long_ms": 1e3 * seconds(long),
+            "kv_mb_long": long["kv_bytes"] / 1e6, "bandwidth_gb_s": bandwidth / 1e9}
