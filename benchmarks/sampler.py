@@ -9,13 +9,16 @@ positions, greedy:
   (d) with --bridge: the sampler on the TransformerLens backend with every probe,
   (r) the fp32 matmul roofline of this machine: torch matmul GFLOP/s at the model's linear
       shapes (batch 32), / (2 FLOP x parameters) = the tok/s of a decoder that only multiplies.
-The arms run interleaved, `--repeats` times; medians are reported. Then, for the 10M model,
-the decode time per step (hf backend, every probe) with 512 vs 64 tokens of context,
-for the largest model of the run.
+The arms run interleaved, `--repeats` times, the order reversed every round; medians are
+reported, with the per-round range of a/b and a/c. Then, for the largest model of the run,
+single decode steps timed in interleaved lanes (benchmarks/decode_steps.py): every probe vs
+none at 64 tokens of context, and every probe at 512 vs 64 tokens of context, next to the
+ratio the work itself predicts.
 
     python benchmarks/sampler.py            # both sizes, a Markdown table
     python benchmarks/sampler.py --quick    # 10M only; the last line reads
-        ratio_vs_hf=.. ratio_vs_noprobe=.. ratio_vs_roofline=..
+        ratio_vs_hf=.. ratio_vs_noprobe=.. ratio_vs_roofline=.. ratio_context=..
+        step_ratio_vs_noprobe=..
     python benchmarks/sampler.py --device cuda --dtype bfloat16 --sizes 0.5B 1.5B   # gpu.sh
 """
 
