@@ -111,11 +111,12 @@ def _sync(model) -> None:
 
 
 def kv_read_bandwidth(model, batch: int, context: int, clock: Callable, repeats: int = 5) -> float:
-    """Bytes per second of reading a K/V-cache-shaped tensor once (a sum over it), best of
-    `repeats`: the memory bandwidth one decode step's attention can use."""
+    """Bytes per second of reading the keys of every layer's K/V cache once (a sum over
+    them, as large as a step's reads: no cache holds them), best of `repeats`: the memory
+    bandwidth one decode step's attention can use."""
     config = model.model.config
-    keys = torch.randn(batch, config.num_key_value_heads, context, _head_dim(config),
-                       dtype=model.dtype, device=model.device)
+    keys = torch.randn(model.info.n_layers, batch, config.num_key_value_heads, context,
+                       _head_dim(config), dtype=model.dtype, device=model.device)
     best = float("inf")
     for _ in range(repeats):
         start = clock()
@@ -155,3 +156,24 @@ def intrinsic(model, batch: int, contexts: tuple[int, int], matmul_flops_per_s: 
     return {"flop_ratio": flops(long) / flops(short), "model_ratio": seconds(long) / seconds(short),
             "model_short_ms": 1e3 * seconds(short), "model_long_ms": 1e3 * seconds(long),
             "kv_mb_long": long["kv_bytes"] / 1e6, "bandwidth_gb_s": bandwidth / 1e9}
+
+
+def time_inside(stats: dict, inside: Callable[[tuple], bool]) -> float:
+    """Seconds spent in functions that `inside(key)` selects, callees included, from a
+    pstats `stats` dict ({(file, line, name): (cc, nc, tottime, cumtime, callers)}): each
+    selected function's cumulative time from callers that are not selected themselves, so
+    nested selected calls are not counted twice. A function without recorded callers was
+    called from the frame that started the profiler: all of its time counts."""
+    total = 0.0
+    for key, (_, _, _, cumulative, callers) in stats.items():
+        if inside(key):
+            total += cumulative if not callers else sum(
+                time for caller, (*_, time) in callers.items() if not inside(caller))
+    return total
+
+
+def in_probe_code(key: tuple) -> bool:
+    """The probes' own code: rsp_probe/probes/ and the hf backend's key-mass reduction."""
+    filename, _, name = key
+    return "rsp_probe/probes/" in filename or (filename.endswith("backends/hf.py")
+                                              and name == "_key_mass")

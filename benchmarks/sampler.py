@@ -25,7 +25,9 @@ ratio the work itself predicts.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import platform
+import pstats
 import statistics
 import sys
 import tempfile
@@ -33,7 +35,15 @@ import time
 from pathlib import Path
 
 import torch
-from decode_steps import Lane, interleaved, intrinsic, kv_read_bandwidth, ratio_summary
+from decode_steps import (
+    Lane,
+    in_probe_code,
+    interleaved,
+    intrinsic,
+    kv_read_bandwidth,
+    ratio_summary,
+    time_inside,
+)
 
 from rsp_probe.models import load_model
 from rsp_probe.probes.base import DEFAULT_PROBES
@@ -168,9 +178,22 @@ def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge
     medians = {name: statistics.median(values) for name, values in rates.items()}
     spread = {f"a/{arm}": [a / x for a, x in zip(rates["a"], rates[arm])] for arm in "bc"}
     return {"size": size, "params": n_params, "model": model, **medians, "spread": spread,
+            "probe_share": probe_share(model, jobs),
             "ratio_vs_hf": medians["a"] / medians["c"],
             "ratio_vs_noprobe": medians["a"] / medians["b"],
             "ratio_vs_roofline": medians["a"] / medians["r"]}
+
+
+def probe_share(model, jobs) -> float:
+    """The share of a probed run's time spent in the probes' own code, by cProfile on the
+    benchmark's clock: immune to the machine's load, which moves whole runs by 10-15%."""
+    profile = cProfile.Profile(CLOCK)
+    profile.enable()
+    generate(model, jobs, NEW_TOKENS, batch_size=N_TRAJECTORIES, probes=DEFAULT_PROBES)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = sum(tottime for _, _, tottime, _, _ in stats.values())
+    return time_inside(stats, in_probe_code) / total
 
 
 def decode_steps(result: dict, steps: int) -> dict:
@@ -242,7 +265,9 @@ def main(argv=None) -> int:
         for r in results:
             rounds = ", ".join(f"{name} {min(v):.2f}-{max(v):.2f}"
                                for name, v in r["spread"].items())
-            print(f"{r['size']}, per round (min-max of {len(r['spread']['a/b'])}): {rounds}")
+            print(f"{r['size']}, per round (min-max of {len(r['spread']['a/b'])}): {rounds}; "
+                  f"the probes' own code (cProfile) takes {100 * r['probe_share']:.2f}% of an "
+                  "(a) run")
         steps = decode_steps(results[-1], args.steps)
     report_steps(steps)
     last = results[-1]

@@ -52,3 +52,35 @@ def test_lanes_keep_their_context_and_probes_deliver_every_step(hf_model):
     mass = lanes[0].probes[-1].values["rsp_attention"]  # filled at every layer and head
     assert mass.shape[2:] == (hf_model.info.n_layers, hf_model.info.n_heads)
     assert bool((mass[:, 0] > 0).all()) and bool((mass[:, 0] < 1).all())
+
+
+def _leaf():
+    return sum(i * i for i in range(20000))
+
+
+def _selected_inner():
+    return _leaf() + _leaf()
+
+
+def _selected_outer():
+    return _selected_inner() + _leaf()
+
+
+def test_time_inside_counts_nested_selected_calls_once():
+    import cProfile
+    import pstats
+
+    from decode_steps import time_inside
+
+    profile = cProfile.Profile(time.process_time)
+    profile.enable()
+    for _ in range(3):
+        _selected_outer()
+    _leaf()  # outside the selection
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    cumulative = {key[2]: value[3] for key, value in stats.items()}
+    selected = time_inside(stats, lambda key: key[2].startswith("_selected"))
+    assert selected == pytest.approx(cumulative["_selected_outer"], rel=1e-9)
+    assert selected < cumulative["_selected_outer"] + cumulative["_selected_inner"]
+    assert selected < cumulative["_leaf"]  # the unselected call of _leaf is left out
