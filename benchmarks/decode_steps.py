@@ -12,8 +12,10 @@ of the per-round ratio.
 Next to the measured context ratio stands what the work itself predicts: the FLOP ratio
 (weights at 2 FLOP per parameter per token, plus 4 x heads x head_dim FLOP per cached
 position per layer for q.k and p.v), and a time model that charges the weights' FLOP at the
-machine's measured matmul rate and the K/V cache's bytes at its measured read bandwidth
-(one query row per sequence reads every cached key and value once: memory-bound).
+machine's measured matmul rate and the K/V cache's bytes at a measured read bandwidth (one
+query row per sequence reads every cached key and value once: memory-bound), twice: at the
+rate of a plain sum over them (the memory's) and at the rate the backend's decode attention
+reads them (what a step gets).
 """
 
 from __future__ import annotations
@@ -110,20 +112,40 @@ def _sync(model) -> None:
         torch.cuda.synchronize()
 
 
-def kv_read_bandwidth(model, batch: int, context: int, clock: Callable, repeats: int = 5) -> float:
-    """Bytes per second of reading the keys of every layer's K/V cache once (a sum over
-    them, as large as a step's reads: no cache holds them), best of `repeats`: the memory
-    bandwidth one decode step's attention can use."""
+@torch.inference_mode()
+def kv_read_bandwidths(model, batch: int, context: int, clock: Callable,
+                       repeats: int = 3) -> dict:
+    """Bytes per second at which one decode step reads every layer's K/V cache (as large
+    as a step's reads: no CPU cache holds them), best of `repeats`: "stream" reads them
+    with a plain sum (the memory's rate), "attention" with the hf backend's decode attention
+    (tapped_sdpa, one query row per sequence, no taps), the rate the step really gets."""
+    from rsp_probe.backends.hf import tapped_sdpa
+
     config = model.model.config
-    keys = torch.randn(model.info.n_layers, batch, config.num_key_value_heads, context,
-                       _head_dim(config), dtype=model.dtype, device=model.device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = clock()
+    shape = (model.info.n_layers, batch, config.num_key_value_heads, context, _head_dim(config))
+    keys, values = (torch.randn(shape, dtype=model.dtype, device=model.device) for _ in "kv")
+    query = torch.randn(batch, config.num_attention_heads, 1, shape[-1], dtype=model.dtype,
+                        device=model.device)
+    attention = model.model.model.layers[0].self_attn
+
+    def stream() -> None:
         keys.sum(dim=-1)
-        _sync(model)
-        best = min(best, clock() - start)
-    return keys.numel() * keys.element_size() / best
+        values.sum(dim=-1)
+
+    def attend() -> None:
+        for layer in range(shape[0]):
+            tapped_sdpa(attention, query, keys[layer], values[layer], None)
+
+    rates = {}
+    for name, read in (("stream", stream), ("attention", attend)):
+        best = float("inf")
+        for _ in range(repeats):
+            start = clock()
+            read()
+            _sync(model)
+            best = min(best, clock() - start)
+        rates[name] = 2 * keys.numel() * keys.element_size() / best
+    return rates
 
 
 def step_work(model, batch: int, context: int) -> dict:
@@ -142,20 +164,23 @@ def step_work(model, batch: int, context: int) -> dict:
 
 
 def intrinsic(model, batch: int, contexts: tuple[int, int], matmul_flops_per_s: float,
-              bandwidth: float) -> dict:
+              bandwidths: dict) -> dict:
     """What the work predicts for the step at contexts[1] over contexts[0]: the FLOP ratio,
-    and the time model (weights' FLOP at the matmul rate + K/V bytes at the bandwidth)."""
+    and per bandwidth (kv_read_bandwidths) a time model: the weights' FLOP at the matmul
+    rate plus the K/V bytes at that bandwidth."""
     short, long = (step_work(model, batch, context) for context in contexts)
 
-    def seconds(work: dict) -> float:
+    def seconds(work: dict, bandwidth: float) -> float:
         return work["weight_flops"] / matmul_flops_per_s + work["kv_bytes"] / bandwidth
 
     def flops(work: dict) -> float:
         return work["weight_flops"] + work["attention_flops"]
 
-    return {"flop_ratio": flops(long) / flops(short), "model_ratio": seconds(long) / seconds(short),
-            "model_short_ms": 1e3 * seconds(short), "model_long_ms": 1e3 * seconds(long),
-            "kv_mb_long": long["kv_bytes"] / 1e6, "bandwidth_gb_s": bandwidth / 1e9}
+    return {"flop_ratio": flops(long) / flops(short), "kv_mb_long": long["kv_bytes"] / 1e6,
+            "models": {name: {"ratio": seconds(long, rate) / seconds(short, rate),
+                              "short_ms": 1e3 * seconds(short, rate),
+                              "long_ms": 1e3 * seconds(long, rate), "gb_s": rate / 1e9}
+                       for name, rate in bandwidths.items()}}
 
 
 def time_inside(stats: dict, inside: Callable[[tuple], bool]) -> float:

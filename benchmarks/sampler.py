@@ -40,7 +40,7 @@ from decode_steps import (
     in_probe_code,
     interleaved,
     intrinsic,
-    kv_read_bandwidth,
+    kv_read_bandwidths,
     ratio_summary,
     time_inside,
 )
@@ -186,7 +186,8 @@ def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge
 
 def probe_share(model, jobs) -> float:
     """The share of a probed run's time spent in the probes' own code, by cProfile on the
-    benchmark's clock: immune to the machine's load, which moves whole runs by 10-15%."""
+    benchmark's clock: immune to the machine's load, which moves whole runs by 10-15%. (On
+    CUDA, kernels run asynchronously: this counts the probes' launch overhead only.)"""
     profile = cProfile.Profile(CLOCK)
     profile.enable()
     generate(model, jobs, NEW_TOKENS, batch_size=N_TRAJECTORIES, probes=DEFAULT_PROBES)
@@ -205,12 +206,12 @@ def decode_steps(result: dict, steps: int) -> dict:
              Lane(model, CONTEXTS[1], True, N_TRAJECTORIES, CLOCK)]
     probed, bare, long = interleaved(lanes, steps)
     matmul_rate = result["r"] * 2 * result["params"]  # FLOP/s of the roofline arm
-    bandwidth = kv_read_bandwidth(model, N_TRAJECTORIES, CONTEXTS[1], CLOCK)
+    bandwidths = kv_read_bandwidths(model, N_TRAJECTORIES, CONTEXTS[1], CLOCK)
     return {"size": result["size"], "steps": steps,
             "probes": ratio_summary(bare, probed),  # a/b as a rate: t(b) / t(a)
             "context": ratio_summary(long, probed),
             "short_ms": 1e3 * statistics.median(probed), "long_ms": 1e3 * statistics.median(long),
-            "intrinsic": intrinsic(model, N_TRAJECTORIES, CONTEXTS, matmul_rate, bandwidth)}
+            "intrinsic": intrinsic(model, N_TRAJECTORIES, CONTEXTS, matmul_rate, bandwidths)}
 
 
 def report_steps(s: dict) -> None:
@@ -222,11 +223,11 @@ def report_steps(s: dict) -> None:
           f"- every probe, {s['short_ms']:.1f} ms at {CONTEXTS[0]} tokens of context, "
           f"{s['long_ms']:.1f} ms at {CONTEXTS[1]}: ratio_context={context['ratio']:.3f} "
           f"[{context['q1']:.3f}-{context['q3']:.3f}]\n"
-          f"- the work predicts: FLOP ratio {work['flop_ratio']:.3f}; time model "
-          f"{work['model_ratio']:.3f} ({work['model_short_ms']:.1f} -> "
-          f"{work['model_long_ms']:.1f} ms: weights at the roofline rate, "
-          f"{work['kv_mb_long']:.0f} MB of K/V at {CONTEXTS[1]} read at "
-          f"{work['bandwidth_gb_s']:.1f} GB/s)", flush=True)
+          f"- the work predicts: FLOP ratio {work['flop_ratio']:.3f}; weights at the roofline "
+          f"rate plus {work['kv_mb_long']:.0f} MB of K/V at {CONTEXTS[1]} tokens read at")
+    for name, model in work["models"].items():
+        print(f"  - {name} rate, {model['gb_s']:.1f} GB/s: {model['short_ms']:.1f} -> "
+              f"{model['long_ms']:.1f} ms, ratio {model['ratio']:.3f}", flush=True)
 
 
 def main(argv=None) -> int:
