@@ -99,3 +99,14 @@ def test_the_shared_distribution_follows_new_and_modified_logits():
     other = torch.tensor(_logits(2), dtype=torch.float32)
     np.testing.assert_allclose(step_distribution(other)[1].numpy(), _softmax(_logits(2)),
                                rtol=1e-6)
+
+
+def test_logit_probes_of_bfloat16_logits_equal_those_of_the_widened_logits():
+    """Every value in float32 arithmetic: a margin subtracted in bfloat16 would round."""
+    from rsp_probe.probes.logits import logit_probes
+
+    logits = torch.tensor(_logits(3) * 7.3, dtype=torch.bfloat16)
+    low, wide = logit_probes(logits), logit_probes(logits.float())
+    for name in wide:
+        assert low[name].dtype == torch.float32
+        torch.testing.assert_close(low[name], wide[name], rtol=0, atol=0)

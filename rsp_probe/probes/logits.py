@@ -38,9 +38,10 @@ def logit_probes(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     logit) of next-token logits [B, V]; each value [B], float32."""
     _, probs = step_distribution(logits)
     entropy = -torch.special.xlogy(probs, probs).sum(dim=-1)  # 0 log 0 = 0, not nan
-    top2 = logits.float().topk(2, dim=-1)
+    top2 = logits.topk(2, dim=-1)  # in the logits' dtype: widening to float32 is exact
+    values = top2.values.float()
     return {"entropy": entropy, "top1_prob": probs.gather(-1, top2.indices[:, :1])[:, 0],
-            "margin": top2.values[:, 0] - top2.values[:, 1]}
+            "margin": values[:, 0] - values[:, 1]}
 
 
 def collision_probability(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
