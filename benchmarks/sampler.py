@@ -9,20 +9,25 @@ positions, greedy:
   (d) with --bridge: the sampler on the TransformerLens backend with every probe,
   (r) the fp32 matmul roofline of this machine: torch matmul GFLOP/s at the model's linear
       shapes (batch 32), / (2 FLOP x parameters) = the tok/s of a decoder that only multiplies.
-The arms run interleaved, `--repeats` times; medians are reported. Then, for the 10M model,
-the decode time per step (hf backend, every probe) with 512 vs 64 tokens of context,
-for the largest model of the run.
+The arms run interleaved, `--repeats` times, the order reversed every round; medians are
+reported, with the per-round range of a/b and a/c. Then, for the largest model of the run,
+single decode steps timed in interleaved lanes (benchmarks/decode_steps.py): every probe vs
+none at 64 tokens of context, and every probe at 512 vs 64 tokens of context, next to the
+ratio the work itself predicts.
 
     python benchmarks/sampler.py            # both sizes, a Markdown table
     python benchmarks/sampler.py --quick    # 10M only; the last line reads
-        ratio_vs_hf=.. ratio_vs_noprobe=.. ratio_vs_roofline=..
+        ratio_vs_hf=.. ratio_vs_noprobe=.. ratio_vs_roofline=.. ratio_context=..
+        step_ratio_vs_noprobe=..
     python benchmarks/sampler.py --device cuda --dtype bfloat16 --sizes 0.5B 1.5B   # gpu.sh
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import platform
+import pstats
 import statistics
 import sys
 import tempfile
@@ -30,9 +35,18 @@ import time
 from pathlib import Path
 
 import torch
+from decode_steps import (
+    Lane,
+    in_probe_code,
+    interleaved,
+    intrinsic,
+    kv_read_bandwidths,
+    ratio_summary,
+    time_inside,
+)
 
 from rsp_probe.models import load_model
-from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, build_probes
+from rsp_probe.probes.base import DEFAULT_PROBES
 from rsp_probe.rsp import build_inputs_embeds, draw_rsp, fit_law
 from rsp_probe.sampler import Job, generate
 from rsp_probe.toy.checkpoint import ToyArchitecture, save_random_checkpoint
@@ -54,7 +68,7 @@ QWEN_VOCAB = 151_936
 # there measures the other jobs as much as ours; wall time on CUDA (kernels run async).
 CLOCK = time.process_time
 N_TRAJECTORIES, NEW_TOKENS, RSP_TOKENS, PROMPT_TOKENS = 32, 64, 8, 48
-CONTEXTS, CONTEXT_STEPS = (64, 512), 32
+CONTEXTS, CONTEXT_STEPS = (64, 512), 32  # decode steps per lane and round
 CORPUS = ["Mia has 12 pencils. She buys 7 more and gives 5 to Leo. How many pencils now?",
           "Mia starts with 12. 12 + 7 = 19. 19 - 5 = 14. #### 14"] * 50
 
@@ -157,74 +171,66 @@ def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge
     for runner in runners.values():  # warm-up
         runner()
     rates = {name: [] for name in runners}
-    for _ in range(repeats):
-        for name, runner in runners.items():
-            rates[name].append(runner())
+    for round_ in range(repeats):  # the order reversed every round
+        names = list(runners) if round_ % 2 == 0 else list(reversed(runners))
+        for name in names:
+            rates[name].append(runners[name]())
     medians = {name: statistics.median(values) for name, values in rates.items()}
-    return {"size": size, "params": n_params, **medians,
+    spread = {f"a/{arm}": [a / x for a, x in zip(rates["a"], rates[arm])] for arm in "bc"}
+    # other jobs only ever slow a run down: each arm's fastest round is its least disturbed
+    best = {f"a/{arm}": max(rates["a"]) / max(rates[arm]) for arm in "bc"}
+    return {"size": size, "params": n_params, "model": model, **medians, "spread": spread,
+            "best": best,
+            "probe_share": probe_share(model, jobs),
             "ratio_vs_hf": medians["a"] / medians["c"],
             "ratio_vs_noprobe": medians["a"] / medians["b"],
             "ratio_vs_roofline": medians["a"] / medians["r"]}
 
 
-def _filled_cache(model, batch: int, context: int, steps: int):
-    """The hf backend's cache holding `context` random positions in every layer: decode cost
-    does not depend on the cached values, and a real prefill of 32 x 512 tokens takes minutes
-    on a 2-core CPU."""
-    from rsp_probe.backends.hf import in_place_cache
-
-    config = model.model.config
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    cache = in_place_cache(model.info.n_layers, context + steps + 1)
-    shape = (batch, config.num_key_value_heads, context, head_dim)
-    for layer in range(model.info.n_layers):
-        cache.update(torch.randn(shape, dtype=model.dtype, device=model.device),
-                     torch.randn(shape, dtype=model.dtype, device=model.device), layer)
-    return cache
+def probe_share(model, jobs) -> float:
+    """The share of a probed run's time spent in the probes' own code, by cProfile on the
+    benchmark's clock: immune to the machine's load, which moves whole runs by 10-15%. (On
+    CUDA, kernels run asynchronously: this counts the probes' launch overhead only.)"""
+    profile = cProfile.Profile(CLOCK)
+    profile.enable()
+    generate(model, jobs, NEW_TOKENS, batch_size=N_TRAJECTORIES, probes=DEFAULT_PROBES)
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = sum(tottime for _, _, tottime, _, _ in stats.values())
+    return time_inside(stats, in_probe_code) / total
 
 
-@torch.inference_mode()
-def decode_step_seconds(model, context: int, steps: int = CONTEXT_STEPS,
-                        batch: int = N_TRAJECTORIES) -> float:
-    """Median seconds per decode step, every probe recording, after `context` cached
-    positions (8 of them RSP keys), driving the backend as the sampler does."""
-    device = model.device
-    cache = _filled_cache(model, batch, context, steps)
-    rsp_keys = torch.zeros(batch, context, device=device)
-    rsp_keys[:, context - RSP_TOKENS:] = 1.0
-    probes = build_probes(DEFAULT_PROBES, BatchContext(
-        batch, steps, model.info.n_layers, model.info.n_heads, device, rsp_keys,
-        torch.zeros(batch, 1, device=device)))
-    mask = torch.ones(batch, context, dtype=torch.long, device=device)
-    positions = torch.full((batch, 1), context - 1, device=device)
-    tokens = torch.randint(5, 200, (batch,), device=device)
-    times = []
-    with model.tapped([tap for probe in probes for tap in probe.taps()]):
-        for step in range(1, steps + 1):
-            start = CLOCK()
-            for probe in probes:
-                probe.begin_step(step)
-            mask = torch.cat([mask, mask.new_ones(batch, 1)], dim=1)
-            positions = positions + 1
-            last, cache = model.decode(tokens[:, None], mask, positions, cache)
-            for probe in probes:
-                probe.record(step, last)
-                probe.check_step()
-            tokens = last.argmax(-1)
-            _sync(model)
-            times.append(CLOCK() - start)
-    return statistics.median(times)
+def decode_steps(result: dict, steps: int) -> dict:
+    """Step-level, interleaved (benchmarks/decode_steps.py): the probes' cost per decode
+    step at CONTEXTS[0], and the step time at CONTEXTS[1] over CONTEXTS[0], with probes."""
+    model = result["model"]
+    lanes = [Lane(model, CONTEXTS[0], True, N_TRAJECTORIES, CLOCK),
+             Lane(model, CONTEXTS[0], False, N_TRAJECTORIES, CLOCK),
+             Lane(model, CONTEXTS[1], True, N_TRAJECTORIES, CLOCK)]
+    probed, bare, long = interleaved(lanes, steps)
+    matmul_rate = result["r"] * 2 * result["params"]  # FLOP/s of the roofline arm
+    bandwidths = kv_read_bandwidths(model, N_TRAJECTORIES, CONTEXTS[1], CLOCK)
+    return {"size": result["size"], "steps": steps,
+            "probes": ratio_summary(bare, probed),  # a/b as a rate: t(b) / t(a)
+            "context": ratio_summary(long, probed),
+            "short_ms": 1e3 * statistics.median(probed), "long_ms": 1e3 * statistics.median(long),
+            "intrinsic": intrinsic(model, N_TRAJECTORIES, CONTEXTS, matmul_rate, bandwidths)}
 
 
-def context_growth(size: str, root: Path, device: str, dtype: str, repeats: int) -> dict:
-    model, _ = build(size, root, device, dtype)
-    seconds = {c: [] for c in CONTEXTS}
-    for _ in range(repeats):
-        for context in CONTEXTS:  # interleaved, like the throughput arms
-            seconds[context].append(decode_step_seconds(model, context))
-    short, long = (statistics.median(seconds[c]) for c in CONTEXTS)
-    return {"size": size, "short_ms": 1e3 * short, "long_ms": 1e3 * long,
-            "ratio": long / short}
+def report_steps(s: dict) -> None:
+    probes, context, work = s["probes"], s["context"], s["intrinsic"]
+    print(f"decode steps, {s['size']}, batch {N_TRAJECTORIES}, {s['steps']} steps per lane, "
+          f"interleaved (median; per-round quartiles in brackets):\n"
+          f"- every probe vs none, {CONTEXTS[0]} tokens of context: step_ratio_vs_noprobe="
+          f"{probes['ratio']:.3f} [{probes['q1']:.3f}-{probes['q3']:.3f}]\n"
+          f"- every probe, {s['short_ms']:.1f} ms at {CONTEXTS[0]} tokens of context, "
+          f"{s['long_ms']:.1f} ms at {CONTEXTS[1]}: ratio_context={context['ratio']:.3f} "
+          f"[{context['q1']:.3f}-{context['q3']:.3f}]\n"
+          f"- the work predicts: FLOP ratio {work['flop_ratio']:.3f}; weights at the roofline "
+          f"rate plus {work['kv_mb_long']:.0f} MB of K/V at {CONTEXTS[1]} tokens read at")
+    for name, model in work["models"].items():
+        print(f"  - {name} rate, {model['gb_s']:.1f} GB/s: {model['short_ms']:.1f} -> "
+              f"{model['long_ms']:.1f} ms, ratio {model['ratio']:.3f}", flush=True)
 
 
 def main(argv=None) -> int:
@@ -234,6 +240,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--steps", type=int, default=CONTEXT_STEPS,
+                        help="decode steps per lane in the interleaved step measurements")
     parser.add_argument("--bridge", action="store_true",
                         help="also (d): the sampler on the TransformerLens backend")
     parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
@@ -258,13 +266,19 @@ def main(argv=None) -> int:
             print(f"| {r['size']} | {r['params'] / 1e6:.1f}M | {r['a']:.0f} | {r['b']:.0f} | "
                   f"{r['c']:.0f} | {r['r']:.0f} | {bridge} | {r['ratio_vs_hf']:.2f} | "
                   f"{r['ratio_vs_noprobe']:.2f} | {r['ratio_vs_roofline']:.2f} |", flush=True)
-        growth = context_growth(sizes[-1], Path(tmp), args.device, args.dtype, args.repeats)
-    print(f"decode step, {growth['size']}, batch {N_TRAJECTORIES}, every probe: "
-          f"{growth['short_ms']:.1f} ms at {CONTEXTS[0]} tokens of context, "
-          f"{growth['long_ms']:.1f} ms at {CONTEXTS[1]}: ratio_context={growth['ratio']:.3f}")
+        for r in results:
+            rounds = ", ".join(f"{name} {min(v):.2f}-{max(v):.2f} (fastest rounds: "
+                               f"{r['best'][name]:.2f})" for name, v in r["spread"].items())
+            print(f"{r['size']}, per round (min-max of {len(r['spread']['a/b'])}): {rounds}; "
+                  f"the probes' own code (cProfile) takes {100 * r['probe_share']:.2f}% of an "
+                  "(a) run")
+        steps = decode_steps(results[-1], args.steps)
+    report_steps(steps)
     last = results[-1]
     print(f"ratio_vs_hf={last['ratio_vs_hf']:.3f} ratio_vs_noprobe="
-          f"{last['ratio_vs_noprobe']:.3f} ratio_vs_roofline={last['ratio_vs_roofline']:.3f}")
+          f"{last['ratio_vs_noprobe']:.3f} ratio_vs_roofline={last['ratio_vs_roofline']:.3f} "
+          f"ratio_context={steps['context']['ratio']:.3f} "
+          f"step_ratio_vs_noprobe={steps['probes']['ratio']:.3f}")
     return 0
 
 

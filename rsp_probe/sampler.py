@@ -118,6 +118,10 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
     probes = recorders + acting
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
     passes = _TwoPasses(recorders, acting)
+    # the attention mask of every step, as views of one buffer: the prompt's, then ones
+    masks = torch.ones(len(jobs), mask.shape[1] + steps_left, dtype=mask.dtype,
+                       device=mask.device)
+    masks[:, :mask.shape[1]] = mask
     with model.tapped(passes.taps()):
         cache, tokens = None, None
         for step in range(1, steps_left + 1):
@@ -140,7 +144,7 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
                 progress.update(int(active_before))
             if not rows.active.any():
                 break
-            mask = torch.cat([mask, mask.new_ones(len(jobs), 1)], dim=1)
+            mask = masks[:, :mask.shape[1] + 1]
             positions = positions[:, -1:] + 1
     return rows.trajectories(probes)
 
@@ -193,15 +197,18 @@ class _TokenChooser:
         self.temperature = torch.tensor([j.temperature for j in jobs], device=device)[:, None]
         self.top_p = torch.tensor([j.top_p for j in jobs], device=device)[:, None]
         self.generators = [torch.Generator(device=device).manual_seed(j.seed) for j in jobs]
+        # known before the first step, so that choosing needs no extra host synchronisation
+        self.sampled_rows = (self.temperature[:, 0] > 0).nonzero().flatten().tolist()
+        self.filters = not bool((self.top_p >= 1).all())
 
     def choose(self, logits: torch.Tensor) -> torch.Tensor:
         greedy = logits.argmax(dim=-1)
-        sampled_rows = (self.temperature[:, 0] > 0).nonzero().flatten().tolist()
-        if not sampled_rows:
+        if not self.sampled_rows:
             return greedy
         probs = torch.softmax(logits.float() / self.temperature.clamp(min=1e-6), dim=-1)
-        probs = _top_p_filter(probs, self.top_p)
-        for row in sampled_rows:
+        if self.filters:
+            probs = _top_p_filter(probs, self.top_p)
+        for row in self.sampled_rows:
             greedy[row] = torch.multinomial(probs[row], 1, generator=self.generators[row])[0]
         return greedy
 

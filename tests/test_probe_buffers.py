@@ -54,3 +54,59 @@ def test_logit_and_collision_probes_record_each_step_of_each_row():
         (values,) = collision_rows[row].values()
         np.testing.assert_allclose(values, collision, rtol=1e-5)
         assert len(values) == n
+
+
+def _record_steps(temperatures: list[float]):
+    """LogitProbe and CollisionProbe over three steps of random logits at `temperatures`."""
+    rows = len(temperatures)
+    context = BatchContext(n_rows=rows, max_steps=3, n_layers=1, n_heads=1,
+                           device=torch.device("cpu"), rsp_key_mask=torch.zeros(rows, 2),
+                           temperature=torch.tensor(temperatures)[:, None])
+    probes = [LogitProbe(context), CollisionProbe(context)]
+    logits = [np.random.default_rng(step).normal(scale=3.0, size=(rows, 11))
+              for step in (1, 2, 3)]
+    for step, step_logits in enumerate(logits, start=1):
+        tensor = torch.tensor(step_logits, dtype=torch.float32)
+        for probe in probes:
+            probe.record(step, tensor)
+    return [probe.finalize([3] * rows) for probe in probes], np.stack(logits, axis=1)
+
+
+def test_collision_of_an_all_greedy_batch_is_one_and_of_tau_one_the_plain_softmax():
+    """The two shortcuts (no softmax for greedy batches, the logit probes' shared softmax
+    when every row is at tau = 1) against numpy."""
+    (_, greedy), _ = _record_steps([0.0, 0.0])
+    for row in greedy:
+        np.testing.assert_array_equal(row["collision"], np.ones(3))
+    (logit_rows, unit), logits = _record_steps([1.0, 1.0])
+    for row, values in enumerate(unit):
+        p = _softmax(logits[row])
+        np.testing.assert_allclose(values["collision"], (p ** 2).sum(-1), rtol=1e-6)
+        np.testing.assert_allclose(logit_rows[row]["top1_prob"], p.max(-1), rtol=1e-6)
+        np.testing.assert_allclose(logit_rows[row]["entropy"], -(p * np.log(p)).sum(-1),
+                                   rtol=1e-5)
+
+
+def test_the_shared_distribution_follows_new_and_modified_logits():
+    from rsp_probe.probes.logits import step_distribution
+
+    logits = torch.tensor(_logits(1), dtype=torch.float32)
+    first = step_distribution(logits)[1].clone()
+    np.testing.assert_allclose(first.numpy(), _softmax(_logits(1)), rtol=1e-6)
+    logits[:, 0] += 5.0  # in place: the remembered result must not be served
+    np.testing.assert_allclose(step_distribution(logits)[1].numpy(),
+                               _softmax(logits.double().numpy()), rtol=1e-6)
+    other = torch.tensor(_logits(2), dtype=torch.float32)
+    np.testing.assert_allclose(step_distribution(other)[1].numpy(), _softmax(_logits(2)),
+                               rtol=1e-6)
+
+
+def test_logit_probes_of_bfloat16_logits_equal_those_of_the_widened_logits():
+    """Every value in float32 arithmetic: a margin subtracted in bfloat16 would round."""
+    from rsp_probe.probes.logits import logit_probes
+
+    logits = torch.tensor(_logits(3) * 7.3, dtype=torch.bfloat16)
+    low, wide = logit_probes(logits), logit_probes(logits.float())
+    for name in wide:
+        assert low[name].dtype == torch.float32
+        torch.testing.assert_close(low[name], wide[name], rtol=0, atol=0)

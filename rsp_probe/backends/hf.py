@@ -187,8 +187,12 @@ def attention_scores(query: torch.Tensor, key: torch.Tensor, attention_mask, sca
     rows = query[:, :, -1:] if newest_only else query
     n_rows = rows.shape[2]
     grouped = rows.reshape(batch, n_kv, n_heads // n_kv * n_rows, dim)
-    scores = torch.matmul(grouped, key.transpose(-1, -2)).float()  # [B, KV, rep * Q', K]
-    scores = scores.reshape(batch, n_heads, n_rows, k_len) * scaling
+    if query.dtype == torch.float32:  # scale the D-wide queries, not the K-wide scores
+        scores = torch.matmul(grouped * scaling, key.transpose(-1, -2))
+        scores = scores.reshape(batch, n_heads, n_rows, k_len)
+    else:  # scale in float32: a low-precision query would round once more
+        scores = torch.matmul(grouped, key.transpose(-1, -2)).float()  # [B, KV, rep*Q', K]
+        scores = scores.reshape(batch, n_heads, n_rows, k_len) * scaling
     lowest = torch.finfo(scores.dtype).min
     if attention_mask is None and n_rows == 1:  # the last query sees every key
         return scores

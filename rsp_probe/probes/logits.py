@@ -1,5 +1,9 @@
 """Probes on the next-token logits: entropy, top-1 probability, margin, and the collision
-probability of the tempered sampling distribution."""
+probability of the tempered sampling distribution.
+
+Both probes read the same step's logits; the untempered distribution is computed once per
+step (`step_distribution`) and shared, and a batch of greedy rows computes no collision at
+all (it is 1 by definition), so the probes add a few passes over [B, V] per step."""
 
 from __future__ import annotations
 
@@ -8,17 +12,36 @@ import torch
 from rsp_probe.probes.base import BatchContext, BufferedProbe
 from rsp_probe.probes.names import COLLISION_PROBE, LOGIT_PROBES
 
+_latest: list[tuple] = []  # [(logits, its version, log_probs, probs)] of the latest call
+
+
+def step_distribution(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log_softmax, softmax) of next-token logits [B, V] in float32. The result for the
+    latest logits tensor is remembered, so the probes of one step share one log_softmax:
+    until the tensor is modified in place where torch counts that; the sampler's logits are
+    inference tensors (no count), which nothing modifies."""
+    version = _version(logits)
+    if _latest and _latest[0][0] is logits and _latest[0][1] == version:
+        return _latest[0][2], _latest[0][3]
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    probs = log_probs.exp()
+    _latest[:] = [(logits, version, log_probs, probs)]
+    return log_probs, probs
+
+
+def _version(tensor: torch.Tensor) -> int | None:
+    return None if tensor.is_inference() else tensor._version
+
 
 def logit_probes(logits: torch.Tensor) -> dict[str, torch.Tensor]:
     """entropy (nats, of the untempered softmax), top1_prob and margin (top-1 minus top-2
     logit) of next-token logits [B, V]; each value [B], float32."""
-    logits = logits.float()
-    log_probs = torch.log_softmax(logits, dim=-1)
-    probs = log_probs.exp()
+    _, probs = step_distribution(logits)
     entropy = -torch.special.xlogy(probs, probs).sum(dim=-1)  # 0 log 0 = 0, not nan
-    top2 = logits.topk(2, dim=-1).values
-    return {"entropy": entropy, "top1_prob": probs.max(dim=-1).values,
-            "margin": top2[:, 0] - top2[:, 1]}
+    top2 = logits.topk(2, dim=-1)  # in the logits' dtype: widening to float32 is exact
+    values = top2.values.float()
+    return {"entropy": entropy, "top1_prob": probs.gather(-1, top2.indices[:, :1])[:, 0],
+            "margin": values[:, 0] - values[:, 1]}
 
 
 def collision_probability(logits: torch.Tensor, temperature: torch.Tensor) -> torch.Tensor:
@@ -45,7 +68,16 @@ class CollisionProbe(BufferedProbe):
     def __init__(self, context: BatchContext):
         super().__init__(context, (COLLISION_PROBE,))
         self.temperature = context.temperature
+        self.values[COLLISION_PROBE].fill_(1.0)  # a greedy row's value, at every step
+        # decided once per batch, so that a step needs no host synchronisation
+        self.tempered = bool((self.temperature > 0).any())
+        self.untempered = bool((self.temperature == 1).all())
 
     def record(self, step: int, logits: torch.Tensor) -> None:
-        self.values[COLLISION_PROBE][:, step - 1] = collision_probability(logits,
-                                                                          self.temperature)
+        if not self.tempered:
+            return
+        if self.untempered:  # tau = 1 everywhere: the logit probes' softmax is p_tau
+            collision = step_distribution(logits)[1].pow(2).sum(dim=-1)
+        else:
+            collision = collision_probability(logits, self.temperature)
+        self.values[COLLISION_PROBE][:, step - 1] = collision
