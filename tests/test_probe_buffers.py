@@ -101,6 +101,21 @@ def test_the_shared_distribution_follows_new_and_modified_logits():
                                rtol=1e-6)
 
 
+def test_one_step_computes_its_distribution_once_also_for_inference_tensors():
+    """The sampler's logits are inference tensors (no version counter): the probes of one
+    step share one log_softmax of them, which equals the plain one."""
+    from rsp_probe.probes.logits import step_distribution
+
+    with torch.inference_mode():
+        logits = torch.tensor(_logits(3), dtype=torch.float32)
+        log_probs, probs = step_distribution(logits)
+        again = step_distribution(logits)
+    assert again[0] is log_probs and again[1] is probs
+    np.testing.assert_allclose(probs.numpy(), _softmax(_logits(3)), rtol=1e-6)
+    np.testing.assert_allclose(log_probs.numpy(), np.log(_softmax(_logits(3))), rtol=1e-6,
+                               atol=1e-6)
+
+
 def test_logit_probes_of_bfloat16_logits_equal_those_of_the_widened_logits():
     """Every value in float32 arithmetic: a margin subtracted in bfloat16 would round."""
     from rsp_probe.probes.logits import logit_probes
