@@ -307,6 +307,25 @@ def test_weighted_fits_match_curve_fit_with_sigma(model):
     assert same.aic == pytest.approx(fit.aic, rel=1e-9)
 
 
+def test_a_sink_weight_driven_to_zero_has_an_infinite_error_not_nan():
+    """Exponential data leave fit_sink's S at 0 (exp of a log that ran off): its error is
+    not identifiable, so inf (as for any unpinned direction), quietly, and A's stays finite."""
+    import warnings
+
+    from rsp_probe.theory.dilution import exponential
+    from rsp_probe.theory.fit import fit_sink
+
+    rng = np.random.default_rng(4)
+    sigma = 0.001 + 0.01 * rng.random(T_FIT.size)
+    m = np.clip(exponential(T_FIT, 0.3, 0.15, 0.02) + sigma * rng.standard_normal(T_FIT.size),
+                1e-4, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_sink(T_FIT, m, 12, sigma)
+    assert fit.params["S"] == 0.0
+    assert fit.stderr["S"] == np.inf and np.isfinite(fit.stderr["A"])
+
+
 def test_one_sigma_for_every_point_moves_only_the_aic():
     from rsp_probe.theory.dilution import dilution_mass
     from rsp_probe.theory.fit import fit_dilution

@@ -163,7 +163,9 @@ def _fit(
     params = natural(result.x)
     se_theta = _stderr_theta(result.jac, rss, n_points)
     scale = np.where(log_mask, np.array(list(params.values())), 1.0)
-    stderr = dict(zip(names, (se_theta * scale).tolist(), strict=True))
+    with np.errstate(invalid="ignore"):  # 0 x inf: a log-space parameter driven to 0
+        se_natural = np.where(np.isinf(se_theta), np.inf, se_theta * scale)
+    stderr = dict(zip(names, se_natural.tolist(), strict=True))
     centre = np.average(m, weights=weight**2)
     tss = float(np.sum(((m - centre) * weight) ** 2))
     r2 = 1.0 - rss / tss if tss > 0 else math.nan
