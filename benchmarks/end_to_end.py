@@ -81,6 +81,26 @@ def generated_tokens(run_dir: Path) -> int:
         return sum(json.loads(line)["n_steps"] for line in handle)
 
 
+def run_ours(model_dir: Path, run_dir: Path, backend: str) -> tuple[float, float, int]:
+    """(wall s, CPU s, generated tokens) of the `rsp-probe entropy` command above."""
+    wall, cpu, _ = timed([sys.executable, "-c", *OURS, "entropy", "--model", str(model_dir),
+                          "--backend", backend, "--rsp-tokens", "8", "--n-prompts", "16",
+                          "--samples", "2", "--temperature", "0", "--max-new-tokens", "64",
+                          "--out", str(run_dir), "--quiet"])
+    return wall, cpu, generated_tokens(run_dir)
+
+
+def add_rates(rates: dict[str, list[float]], tokens: int, wall: float, cpu: float) -> None:
+    rates["wall"].append(tokens / wall)
+    rates["cpu"].append(tokens / cpu)
+
+
+def median_ratios(ours: dict[str, list[float]], other: dict[str, list[float]]) -> dict:
+    """Median tokens/s of ours over the other side's, per clock."""
+    return {clock: statistics.median(ours[clock]) / statistics.median(other[clock])
+            for clock in ("wall", "cpu")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=2)
@@ -98,24 +118,16 @@ def main(argv=None) -> int:
         model_dir = save_random_checkpoint(root / "model", SIZES[args.size], root / "tokenizer")
         for repeat in range(1, args.repeats + 1):  # the checkpoint was just written: cached
             run_dir = root / f"run{repeat}"
-            wall, cpu, _ = timed([sys.executable, "-c", *OURS, "entropy", "--model",
-                                  str(model_dir), "--backend", args.backend, "--rsp-tokens",
-                                  "8", "--n-prompts", "16", "--samples", "2", "--temperature",
-                                  "0", "--max-new-tokens", "64", "--out", str(run_dir),
-                                  "--quiet"])
-            ours = generated_tokens(run_dir)
+            wall, cpu, ours = run_ours(model_dir, run_dir, args.backend)
             plain_wall, plain_cpu, out = timed([sys.executable, "-c", PLAIN, str(model_dir),
                                                 str(run_dir)])
             plain = int(out.split()[-1])
             print(f"round {repeat}: ours {ours} tokens in {wall:.1f} s ({cpu:.1f} s CPU), "
                   f"plain {plain} tokens in {plain_wall:.1f} s ({plain_cpu:.1f} s CPU)",
                   flush=True)
-            for side, tokens, w, c in (("ours", ours, wall, cpu),
-                                       ("plain", plain, plain_wall, plain_cpu)):
-                rates[side]["wall"].append(tokens / w)
-                rates[side]["cpu"].append(tokens / c)
-    ratio = {clock: statistics.median(rates["ours"][clock]) /
-             statistics.median(rates["plain"][clock]) for clock in ("wall", "cpu")}
+            add_rates(rates["ours"], ours, wall, cpu)
+            add_rates(rates["plain"], plain, plain_wall, plain_cpu)
+    ratio = median_ratios(rates["ours"], rates["plain"])
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"ratio_end_to_end={ratio['wall']:.3f} (wall) ratio_end_to_end_cpu={ratio['cpu']:.3f}")
     return 0

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from end_to_end import OURS, generated_tokens, timed
+from end_to_end import add_rates, median_ratios, run_ours, timed
 from sampler import CORPUS, SIZES
 
 NNSIGHT = '''
@@ -127,12 +126,7 @@ def main(argv=None) -> int:
         model_dir = save_random_checkpoint(root / "model", SIZES[args.size], root / "tokenizer")
         for repeat in range(1, args.repeats + 1):
             run_dir = root / f"run{repeat}"
-            wall, cpu, _ = timed([sys.executable, "-c", *OURS, "entropy", "--model",
-                                  str(model_dir), "--backend", args.backend, "--rsp-tokens",
-                                  "8", "--n-prompts", "16", "--samples", "2", "--temperature",
-                                  "0", "--max-new-tokens", "64", "--out", str(run_dir),
-                                  "--quiet"])
-            ours = generated_tokens(run_dir)
+            wall, cpu, ours = run_ours(model_dir, run_dir, args.backend)
             inputs = script_inputs(run_dir, root / f"inputs{repeat}")
             n_wall, n_cpu, out = timed([sys.executable, "-c", NNSIGHT, str(model_dir),
                                         str(inputs)])
@@ -141,12 +135,9 @@ def main(argv=None) -> int:
                   f"nnsight {tokens} tokens in {n_wall:.1f} s ({n_cpu:.1f} s CPU); "
                   f"same greedy tokens in {same}/{rows} trajectories, step-1 entropy within "
                   f"{float(gap):.1e}", flush=True)
-            for side, count, w, c in (("ours", ours, wall, cpu),
-                                      ("nnsight", int(tokens), n_wall, n_cpu)):
-                rates[side]["wall"].append(count / w)
-                rates[side]["cpu"].append(count / c)
-    ratio = {clock: statistics.median(rates["ours"][clock]) /
-             statistics.median(rates["nnsight"][clock]) for clock in ("wall", "cpu")}
+            add_rates(rates["ours"], ours, wall, cpu)
+            add_rates(rates["nnsight"], int(tokens), n_wall, n_cpu)
+    ratio = median_ratios(rates["ours"], rates["nnsight"])
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
     print(f"ratio_vs_nnsight={ratio['wall']:.3f} (wall) ratio_vs_nnsight_cpu={ratio['cpu']:.3f}")
     return 0
