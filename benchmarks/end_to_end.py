@@ -90,32 +90,47 @@ def run_ours(model_dir: Path, run_dir: Path, backend: str) -> tuple[float, float
     return wall, cpu, generated_tokens(run_dir)
 
 
+def parse_args(doc: str, argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--size", default="100M", choices=list(SIZES))
+    return parser.parse_args(argv)
+
+
+def random_checkpoint(root: Path, size: str) -> Path:
+    """A random Qwen2 of benchmarks/sampler.py's `size`, with the benchmark's tokenizer."""
+    from rsp_probe.toy.checkpoint import save_random_checkpoint
+    from rsp_probe.toy.tokenizer import train_tokenizer
+
+    train_tokenizer(CORPUS, vocab_size=512, out_dir=root / "tokenizer")
+    return save_random_checkpoint(root / "model", SIZES[size], root / "tokenizer")
+
+
+def new_rates(other: str) -> dict[str, dict[str, list[float]]]:
+    """{side: {clock: tokens per second of each round}} for ours and the other side."""
+    return {side: {"wall": [], "cpu": []} for side in ("ours", other)}
+
+
 def add_rates(rates: dict[str, list[float]], tokens: int, wall: float, cpu: float) -> None:
     rates["wall"].append(tokens / wall)
     rates["cpu"].append(tokens / cpu)
 
 
-def median_ratios(ours: dict[str, list[float]], other: dict[str, list[float]]) -> dict:
-    """Median tokens/s of ours over the other side's, per clock."""
-    return {clock: statistics.median(ours[clock]) / statistics.median(other[clock])
-            for clock in ("wall", "cpu")}
+def print_ratios(rates: dict, other: str, name: str) -> None:
+    """The threads used and the last line: median tokens/s of ours over the other side's."""
+    ratio = {clock: statistics.median(rates["ours"][clock]) /
+             statistics.median(rates[other][clock]) for clock in ("wall", "cpu")}
+    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+    print(f"{name}={ratio['wall']:.3f} (wall) {name}_cpu={ratio['cpu']:.3f}")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--size", default="100M", choices=list(SIZES))
-    args = parser.parse_args(argv)
-    from rsp_probe.toy.checkpoint import save_random_checkpoint
-    from rsp_probe.toy.tokenizer import train_tokenizer
-
-    rates: dict[str, dict[str, list[float]]] = {side: {"wall": [], "cpu": []}
-                                                 for side in ("ours", "plain")}
+    args = parse_args(__doc__, argv)
+    rates = new_rates("plain")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        train_tokenizer(CORPUS, vocab_size=512, out_dir=root / "tokenizer")
-        model_dir = save_random_checkpoint(root / "model", SIZES[args.size], root / "tokenizer")
+        model_dir = random_checkpoint(root, args.size)
         for repeat in range(1, args.repeats + 1):  # the checkpoint was just written: cached
             run_dir = root / f"run{repeat}"
             wall, cpu, ours = run_ours(model_dir, run_dir, args.backend)
@@ -127,9 +142,7 @@ def main(argv=None) -> int:
                   flush=True)
             add_rates(rates["ours"], ours, wall, cpu)
             add_rates(rates["plain"], plain, plain_wall, plain_cpu)
-    ratio = median_ratios(rates["ours"], rates["plain"])
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"ratio_end_to_end={ratio['wall']:.3f} (wall) ratio_end_to_end_cpu={ratio['cpu']:.3f}")
+    print_ratios(rates, "plain", "ratio_end_to_end")
     return 0
 
 

@@ -22,14 +22,19 @@ wall time and of CPU time (the machine is shared: CPU time is the steadier).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-from end_to_end import add_rates, median_ratios, run_ours, timed
-from sampler import CORPUS, SIZES
+from end_to_end import (
+    add_rates,
+    new_rates,
+    parse_args,
+    print_ratios,
+    random_checkpoint,
+    run_ours,
+    timed,
+)
 
 NNSIGHT = '''
 import json, sys, torch
@@ -111,19 +116,11 @@ def script_inputs(run_dir: Path, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--backend", default="auto")
-    parser.add_argument("--size", default="100M", choices=list(SIZES))
-    args = parser.parse_args(argv)
-    from rsp_probe.toy.checkpoint import save_random_checkpoint
-    from rsp_probe.toy.tokenizer import train_tokenizer
-
-    rates = {side: {"wall": [], "cpu": []} for side in ("ours", "nnsight")}
+    args = parse_args(__doc__, argv)
+    rates = new_rates("nnsight")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        train_tokenizer(CORPUS, vocab_size=512, out_dir=root / "tokenizer")
-        model_dir = save_random_checkpoint(root / "model", SIZES[args.size], root / "tokenizer")
+        model_dir = random_checkpoint(root, args.size)
         for repeat in range(1, args.repeats + 1):
             run_dir = root / f"run{repeat}"
             wall, cpu, ours = run_ours(model_dir, run_dir, args.backend)
@@ -137,9 +134,7 @@ def main(argv=None) -> int:
                   f"{float(gap):.1e}", flush=True)
             add_rates(rates["ours"], ours, wall, cpu)
             add_rates(rates["nnsight"], int(tokens), n_wall, n_cpu)
-    ratio = median_ratios(rates["ours"], rates["nnsight"])
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
-    print(f"ratio_vs_nnsight={ratio['wall']:.3f} (wall) ratio_vs_nnsight_cpu={ratio['cpu']:.3f}")
+    print_ratios(rates, "nnsight", "ratio_vs_nnsight")
     return 0
 
 
