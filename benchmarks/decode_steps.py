@@ -7,7 +7,8 @@ KV cache of a fixed number of positions (the newest position is dropped again af
 step, so every step sees exactly that context). The timer alternates between the lanes step
 by step, the order reversed every round, so that a change in the machine's load hits every
 lane alike; each lane's time is the median over its steps, and the spread is the quartiles
-of the per-round ratio.
+of the per-round ratio. Hugging Face's own decode step (HFLane) runs in the same rotation:
+the reference for the step's speed and for how its time grows with the context.
 
 Next to the measured context ratio stands what the work itself predicts: the FLOP ratio
 (weights at 2 FLOP per parameter per token, plus 4 x heads x head_dim FLOP per cached
@@ -49,6 +50,7 @@ class Lane:
         self.mask = torch.ones(batch, context + 1, dtype=torch.long, device=device)
         self.positions = torch.full((batch, 1), context, device=device)
         self.tokens = torch.randint(5, 200, (batch,), device=device)
+        self.logits = None  # the last step's [batch, vocab]
 
     @torch.inference_mode()
     def step(self) -> float:
@@ -66,10 +68,47 @@ class Lane:
             _sync(self.model)
             seconds = self.clock() - start
         self.cache = self.model.rewind(cache, 1)  # back to `context` positions
+        self.logits = last
         return seconds
 
 
-def interleaved(lanes: list[Lane], steps: int) -> list[list[float]]:
+class HFLane:
+    """Hugging Face's own decode step on the same checkpoint: the model loaded with sdpa
+    attention, its DynamicCache (what generate() uses; it concatenates on every update)
+    holding `context` random positions drawn exactly as Lane draws them, one model call and
+    the argmax per step. generate()'s logits processing and stopping checks are not timed,
+    so this is a lower bound of generate()'s step."""
+
+    def __init__(self, hf_model, context: int, batch: int, clock: Callable):
+        from transformers import DynamicCache
+
+        self.model, self.clock = hf_model, clock
+        config, device = hf_model.config, hf_model.device
+        shape = (batch, config.num_key_value_heads, context, _head_dim(config))
+        self.cache = DynamicCache(config=config)
+        for layer in range(config.num_hidden_layers):
+            self.cache.update(torch.randn(shape, dtype=hf_model.dtype, device=device),
+                              torch.randn(shape, dtype=hf_model.dtype, device=device), layer)
+        self.mask = torch.ones(batch, context + 1, dtype=torch.long, device=device)
+        self.positions = torch.full((batch, 1), context, device=device)
+        self.tokens = torch.randint(5, 200, (batch,), device=device)
+        self.logits = None
+
+    @torch.inference_mode()
+    def step(self) -> float:
+        start = self.clock()
+        out = self.model(input_ids=self.tokens[:, None], attention_mask=self.mask,
+                         position_ids=self.positions, past_key_values=self.cache,
+                         use_cache=True, logits_to_keep=1)
+        self.tokens = out.logits[:, -1].argmax(-1)
+        _sync(self.model)
+        seconds = self.clock() - start
+        self.cache.crop(-1)  # back to `context` positions
+        self.logits = out.logits[:, -1]
+        return seconds
+
+
+def interleaved(lanes: list[Lane | HFLane], steps: int) -> list[list[float]]:
     """Per lane, the seconds of `steps` decode steps, the lanes alternating step by step
     (order reversed every round); one untimed step each first."""
     for lane in lanes:

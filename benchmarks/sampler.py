@@ -12,13 +12,14 @@ positions, greedy:
 The arms run interleaved, `--repeats` times, the order reversed every round; medians are
 reported, with the per-round range of a/b and a/c. Then, for the largest model of the run,
 single decode steps timed in interleaved lanes (benchmarks/decode_steps.py): every probe vs
-none at 64 tokens of context, and every probe at 512 vs 64 tokens of context, next to the
-ratio the work itself predicts.
+none at 64 tokens of context, every probe at 512 vs 64 tokens of context, next to the ratio
+the work itself predicts, and Hugging Face's own decode step (sdpa, DynamicCache) at both
+contexts: a/c per step, and how the reference's step grows with the context.
 
     python benchmarks/sampler.py            # both sizes, a Markdown table
     python benchmarks/sampler.py --quick    # 10M only; the last line reads
         ratio_vs_hf=.. ratio_vs_noprobe=.. ratio_vs_roofline=.. ratio_context=..
-        step_ratio_vs_noprobe=..
+        step_ratio_vs_noprobe=.. step_ratio_vs_hf=.. hf_ratio_context=..
     python benchmarks/sampler.py --device cuda --dtype bfloat16 --sizes 0.5B 1.5B   # gpu.sh
 """
 
@@ -36,6 +37,7 @@ from pathlib import Path
 
 import torch
 from decode_steps import (
+    HFLane,
     Lane,
     in_probe_code,
     interleaved,
@@ -117,11 +119,15 @@ def ours_runner(model, jobs, probes: bool):
     return run
 
 
-def hf_runner(path: Path, model, jobs):
+def load_hf(path: Path, model):
+    """The same checkpoint as plain transformers loads it: sdpa attention, no rsp-probe."""
     from transformers import AutoModelForCausalLM
 
-    hf = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="sdpa",
-                                              dtype=model.dtype).to(model.device).eval()
+    return AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="sdpa",
+                                                dtype=model.dtype).to(model.device).eval()
+
+
+def hf_runner(hf, model, jobs):
     embeds = torch.stack([build_inputs_embeds(model.embedding_table, j.input_ids,
                                               j.rsp_positions, j.rsp) for j in jobs])
     mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=model.device)
@@ -163,8 +169,9 @@ def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge
     model, path = build(size, root, device, dtype)
     jobs = make_jobs(model)
     n_params = model.n_parameters()
+    hf = load_hf(path, model)
     runners = {"a": ours_runner(model, jobs, True), "b": ours_runner(model, jobs, False),
-               "c": hf_runner(path, model, jobs), "r": roofline_runner(model, n_params)}
+               "c": hf_runner(hf, model, jobs), "r": roofline_runner(model, n_params)}
     if bridge:
         tl = load_model(str(path), dtype=dtype, device=device, backend="transformer-lens")
         runners["d"] = ours_runner(tl, jobs, True)
@@ -179,7 +186,8 @@ def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge
     spread = {f"a/{arm}": [a / x for a, x in zip(rates["a"], rates[arm])] for arm in "bc"}
     # other jobs only ever slow a run down: each arm's fastest round is its least disturbed
     best = {f"a/{arm}": max(rates["a"]) / max(rates[arm]) for arm in "bc"}
-    return {"size": size, "params": n_params, "model": model, **medians, "spread": spread,
+    return {"size": size, "params": n_params, "model": model, "hf": hf, **medians,
+            "spread": spread,
             "best": best,
             "probe_share": probe_share(model, jobs),
             "ratio_vs_hf": medians["a"] / medians["c"],
@@ -202,18 +210,27 @@ def probe_share(model, jobs) -> float:
 
 def decode_steps(result: dict, steps: int) -> dict:
     """Step-level, interleaved (benchmarks/decode_steps.py): the probes' cost per decode
-    step at CONTEXTS[0], and the step time at CONTEXTS[1] over CONTEXTS[0], with probes."""
+    step at CONTEXTS[0], the step time at CONTEXTS[1] over CONTEXTS[0], with probes, and
+    both against Hugging Face's own decode step (sdpa, DynamicCache) at the same contexts."""
     model = result["model"]
     lanes = [Lane(model, CONTEXTS[0], True, N_TRAJECTORIES, CLOCK),
              Lane(model, CONTEXTS[0], False, N_TRAJECTORIES, CLOCK),
-             Lane(model, CONTEXTS[1], True, N_TRAJECTORIES, CLOCK)]
-    probed, bare, long = interleaved(lanes, steps)
+             Lane(model, CONTEXTS[1], True, N_TRAJECTORIES, CLOCK),
+             HFLane(result["hf"], CONTEXTS[0], N_TRAJECTORIES, CLOCK),
+             HFLane(result["hf"], CONTEXTS[1], N_TRAJECTORIES, CLOCK)]
+    probed, bare, long, hf_short, hf_long = interleaved(lanes, steps)
     matmul_rate = result["r"] * 2 * result["params"]  # FLOP/s of the roofline arm
     bandwidths = kv_read_bandwidths(model, N_TRAJECTORIES, CONTEXTS[1], CLOCK)
     return {"size": result["size"], "steps": steps,
             "probes": ratio_summary(bare, probed),  # a/b as a rate: t(b) / t(a)
             "context": ratio_summary(long, probed),
             "short_ms": 1e3 * statistics.median(probed), "long_ms": 1e3 * statistics.median(long),
+            "vs_hf": {context: ratio_summary(theirs, ours)  # a/c as a rate: t(c) / t(a)
+                      for context, theirs, ours in zip(CONTEXTS, (hf_short, hf_long),
+                                                       (probed, long))},
+            "hf_context": ratio_summary(hf_long, hf_short),
+            "hf_short_ms": 1e3 * statistics.median(hf_short),
+            "hf_long_ms": 1e3 * statistics.median(hf_long),
             "intrinsic": intrinsic(model, N_TRAJECTORIES, CONTEXTS, matmul_rate, bandwidths)}
 
 
@@ -226,6 +243,14 @@ def report_steps(s: dict) -> None:
           f"- every probe, {s['short_ms']:.1f} ms at {CONTEXTS[0]} tokens of context, "
           f"{s['long_ms']:.1f} ms at {CONTEXTS[1]}: ratio_context={context['ratio']:.3f} "
           f"[{context['q1']:.3f}-{context['q3']:.3f}]\n"
+          f"- Hugging Face's own step (sdpa, DynamicCache, the model call only), "
+          f"{s['hf_short_ms']:.1f} ms at {CONTEXTS[0]} tokens of context, "
+          f"{s['hf_long_ms']:.1f} ms at {CONTEXTS[1]}: hf_ratio_context="
+          f"{s['hf_context']['ratio']:.3f} [{s['hf_context']['q1']:.3f}-"
+          f"{s['hf_context']['q3']:.3f}]\n"
+          f"- every probe vs Hugging Face's step: "
+          + "; ".join(f"{c} tokens step_ratio_vs_hf={r['ratio']:.3f} [{r['q1']:.3f}-"
+                      f"{r['q3']:.3f}]" for c, r in s["vs_hf"].items()) + "\n"
           f"- the work predicts: FLOP ratio {work['flop_ratio']:.3f}; weights at the roofline "
           f"rate plus {work['kv_mb_long']:.0f} MB of K/V at {CONTEXTS[1]} tokens read at")
     for name, model in work["models"].items():
@@ -278,7 +303,9 @@ def main(argv=None) -> int:
     print(f"ratio_vs_hf={last['ratio_vs_hf']:.3f} ratio_vs_noprobe="
           f"{last['ratio_vs_noprobe']:.3f} ratio_vs_roofline={last['ratio_vs_roofline']:.3f} "
           f"ratio_context={steps['context']['ratio']:.3f} "
-          f"step_ratio_vs_noprobe={steps['probes']['ratio']:.3f}")
+          f"step_ratio_vs_noprobe={steps['probes']['ratio']:.3f} "
+          f"step_ratio_vs_hf={steps['vs_hf'][CONTEXTS[0]]['ratio']:.3f} "
+          f"hf_ratio_context={steps['hf_context']['ratio']:.3f}")
     return 0
 
 

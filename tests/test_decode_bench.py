@@ -13,7 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from decode_steps import Lane, interleaved, step_work  # noqa: E402
+from decode_steps import HFLane, Lane, interleaved, step_work  # noqa: E402
 
 from rsp_probe.models import resolve_dtype  # noqa: E402
 
@@ -52,6 +52,24 @@ def test_lanes_keep_their_context_and_probes_deliver_every_step(hf_model):
     mass = lanes[0].probes[-1].values["rsp_attention"]  # filled at every layer and head
     assert mass.shape[2:] == (hf_model.info.n_layers, hf_model.info.n_heads)
     assert bool((mass[:, 0] > 0).all()) and bool((mass[:, 0] < 1).all())
+
+
+@pytest.mark.parametrize("probes", [True, False])
+def test_hf_lane_takes_the_same_step_as_ours_from_the_same_cache(hf_model, tiny_qwen2, probes):
+    """The reference lane does the same work: from identically drawn caches and tokens,
+    Hugging Face's own step (sdpa, DynamicCache) and ours give the same logits, and both
+    return to their context after each step."""
+    from transformers import AutoModelForCausalLM
+
+    hf = AutoModelForCausalLM.from_pretrained(str(tiny_qwen2), attn_implementation="sdpa")
+    torch.manual_seed(7)
+    ours = Lane(hf_model, 64, probes, 3, time.process_time)
+    torch.manual_seed(7)
+    theirs = HFLane(hf.eval(), 64, 3, time.process_time)
+    interleaved([ours, theirs], 2)
+    torch.testing.assert_close(theirs.logits, ours.logits, atol=1e-4, rtol=0)
+    assert ours.cache.get_seq_length() == theirs.cache.get_seq_length() == 64
+    assert bool((ours.logits.std(-1) > 0).all())  # a real distribution, not a constant
 
 
 def _leaf():

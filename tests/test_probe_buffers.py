@@ -116,6 +116,33 @@ def test_one_step_computes_its_distribution_once_also_for_inference_tensors():
                                atol=1e-6)
 
 
+def test_the_shared_distribution_is_released_with_its_logits():
+    """Nothing keeps a finished step's [B, V] tensors alive (on a GPU at B = 64 and a
+    Qwen vocabulary they are ~120 MB): they go when the logits go, and a later step's
+    result is not dropped when an earlier step's logits are freed."""
+    import gc
+    import weakref
+
+    from rsp_probe.probes import logits as module
+
+    with torch.inference_mode():
+        first = torch.tensor(_logits(1), dtype=torch.float32)
+        probs = weakref.ref(module.step_distribution(first)[1])
+        del first
+        gc.collect()
+        assert probs() is None and module._latest == []
+        earlier = torch.tensor(_logits(1), dtype=torch.float32)
+        module.step_distribution(earlier)
+        later = torch.tensor(_logits(2), dtype=torch.float32)
+        kept = module.step_distribution(later)
+        del earlier
+        gc.collect()
+        assert module.step_distribution(later)[1] is kept[1]  # still served from memory
+        del later
+        gc.collect()
+    assert module._latest == []
+
+
 def test_logit_probes_of_bfloat16_logits_equal_those_of_the_widened_logits():
     """Every value in float32 arithmetic: a margin subtracted in bfloat16 would round."""
     from rsp_probe.probes.logits import logit_probes

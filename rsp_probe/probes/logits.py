@@ -7,26 +7,35 @@ all (it is 1 by definition), so the probes add a few passes over [B, V] per step
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 
 from rsp_probe.probes.base import BatchContext, BufferedProbe
 from rsp_probe.probes.names import COLLISION_PROBE, LOGIT_PROBES
 
-_latest: list[tuple] = []  # [(logits, its version, log_probs, probs)] of the latest call
+# [(weakref to the logits, their version, log_probs, probs)] of the latest call; emptied
+# when those logits are freed, so a finished step holds no [B, V] tensors here
+_latest: list[tuple] = []
 
 
 def step_distribution(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(log_softmax, softmax) of next-token logits [B, V] in float32. The result for the
-    latest logits tensor is remembered, so the probes of one step share one log_softmax:
-    until the tensor is modified in place where torch counts that; the sampler's logits are
-    inference tensors (no count), which nothing modifies."""
+    latest logits tensor is remembered while that tensor lives, so the probes of one step
+    share one log_softmax: until the tensor is modified in place where torch counts that;
+    the sampler's logits are inference tensors (no count), which nothing modifies."""
     version = _version(logits)
-    if _latest and _latest[0][0] is logits and _latest[0][1] == version:
+    if _latest and _latest[0][0]() is logits and _latest[0][1] == version:
         return _latest[0][2], _latest[0][3]
     log_probs = torch.log_softmax(logits.float(), dim=-1)
     probs = log_probs.exp()
-    _latest[:] = [(logits, version, log_probs, probs)]
+    _latest[:] = [(weakref.ref(logits, _forget), version, log_probs, probs)]
     return log_probs, probs
+
+
+def _forget(freed: weakref.ref) -> None:
+    if _latest and _latest[0][0] is freed:
+        _latest.clear()
 
 
 def _version(tensor: torch.Tensor) -> int | None:
