@@ -165,6 +165,17 @@ def roofline_runner(model, n_params: int, batch: int = N_TRAJECTORIES):
     return run
 
 
+def measure_steps_only(size: str, root: Path, device: str, dtype: str) -> dict:
+    """What decode_steps needs, without the whole runs: for a model whose whole runs take
+    too long here (0.5B on a 2-core CPU)."""
+    model, path = build(size, root, device, dtype)
+    n_params = model.n_parameters()
+    roofline = roofline_runner(model, n_params)
+    roofline()  # warm-up
+    return {"size": size, "params": n_params, "model": model, "hf": load_hf(path, model),
+            "r": roofline()}
+
+
 def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge: bool) -> dict:
     model, path = build(size, root, device, dtype)
     jobs = make_jobs(model)
@@ -271,6 +282,9 @@ def main(argv=None) -> int:
                         help="also (d): the sampler on the TransformerLens backend")
     parser.add_argument("--clock", choices=("cpu", "wall"), default=None,
                         help="cpu: process CPU time (default on CPU); wall (default on CUDA)")
+    parser.add_argument("--steps-only", action="store_true",
+                        help="only the interleaved decode steps of the last size (no whole "
+                             "runs; the last line then has the step ratios only)")
     args = parser.parse_args(argv)
     global CLOCK
     wall = (args.clock or ("wall" if args.device == "cuda" else "cpu")) == "wall"
@@ -280,6 +294,13 @@ def main(argv=None) -> int:
               else platform.processor() or platform.machine())
     print(f"machine: {device}, {torch.get_num_threads()} torch threads, torch "
           f"{torch.__version__}, {args.dtype}, {'wall' if wall else 'CPU'} time")
+    if args.steps_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            steps = decode_steps(measure_steps_only(sizes[-1], Path(tmp), args.device,
+                                                    args.dtype), args.steps)
+        report_steps(steps)
+        print(step_ratios(steps))
+        return 0
     print("| model | params | (a) probes tok/s | (b) no probes tok/s | (c) HF generate tok/s "
           "| (r) roofline tok/s | (d) bridge tok/s | a/c | a/b | a/r |\n"
           "|---|---|---|---|---|---|---|---|---|---|")
@@ -302,11 +323,15 @@ def main(argv=None) -> int:
     last = results[-1]
     print(f"ratio_vs_hf={last['ratio_vs_hf']:.3f} ratio_vs_noprobe="
           f"{last['ratio_vs_noprobe']:.3f} ratio_vs_roofline={last['ratio_vs_roofline']:.3f} "
-          f"ratio_context={steps['context']['ratio']:.3f} "
-          f"step_ratio_vs_noprobe={steps['probes']['ratio']:.3f} "
-          f"step_ratio_vs_hf={steps['vs_hf'][CONTEXTS[0]]['ratio']:.3f} "
-          f"hf_ratio_context={steps['hf_context']['ratio']:.3f}")
+          + step_ratios(steps))
     return 0
+
+
+def step_ratios(steps: dict) -> str:
+    return (f"ratio_context={steps['context']['ratio']:.3f} "
+            f"step_ratio_vs_noprobe={steps['probes']['ratio']:.3f} "
+            f"step_ratio_vs_hf={steps['vs_hf'][CONTEXTS[0]]['ratio']:.3f} "
+            f"hf_ratio_context={steps['hf_context']['ratio']:.3f}")
 
 
 if __name__ == "__main__":

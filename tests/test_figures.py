@@ -270,6 +270,30 @@ def test_figures_never_import_torch():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_drawing_a_figure_does_not_import_seaborn(tmp_path):
+    """Every command draws its run's figure: importing seaborn (and scipy.stats with it)
+    for the house style cost each one half a second."""
+    code = ("import sys\n"
+            "from rsp_probe.figures.render import render_all\n"
+            f"render_all([{str(RUNS / 'entropy')!r}], {str(tmp_path)!r})\n"
+            "assert 'seaborn' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert (tmp_path / "entropy.png").stat().st_size > 0
+
+
+def test_the_frozen_style_is_seaborns():
+    """rc() and palette() without importing seaborn, equal to what seaborn 0.13 gives."""
+    import seaborn as sns  # a dev dependency: make install brings it
+    from rsp_probe.figures import style
+
+    expected = {**dict(sns.axes_style("whitegrid")), **dict(sns.plotting_context("paper"))}
+    assert expected.pop("image.cmap") == "rocket"  # seaborn's own colormap, left out
+    assert {**style.WHITEGRID, **style.PAPER} == expected
+    for n in range(0, 31):
+        name = "colorblind" if n <= 10 else "viridis"
+        assert style.palette(n) == list(sns.color_palette(name, max(n, 1))), n
+
+
 def test_compare_prompts_figure_plots_the_run_tables(by_command):
     from rsp_probe.analysis.compare_prompts import COMPARE_FILE, CURVES_FILE
 

@@ -143,6 +143,22 @@ def test_the_shared_distribution_is_released_with_its_logits():
     assert module._latest == []
 
 
+def test_masked_and_underflowing_logits_count_zero_and_nan_logits_stay_nan():
+    """0 log 0 = 0 for a masked (-inf) logit and for one whose probability underflows to 0;
+    a row with a NaN logit reports NaN, never a plausible number."""
+    from rsp_probe.probes.logits import logit_probes
+
+    rows = np.array([[0.0, 0.0, -np.inf, 1.0], [0.0, -1e4, 2.0, 1.0], [0.0, np.nan, 1.0, 2.0]])
+    with torch.inference_mode():
+        values = logit_probes(torch.tensor(rows, dtype=torch.float32))
+    finite = np.where(np.isinf(rows[:2]), -1e30, rows[:2])
+    p = _softmax(finite)
+    expected = -(p * np.log(np.where(p > 0, p, 1.0))).sum(-1)
+    np.testing.assert_allclose(values["entropy"][:2].numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(values["top1_prob"][:2].numpy(), p.max(-1), rtol=1e-6)
+    assert bool(torch.isnan(values["entropy"][2]))
+
+
 def test_logit_probes_of_bfloat16_logits_equal_those_of_the_widened_logits():
     """Every value in float32 arithmetic: a margin subtracted in bfloat16 would round."""
     from rsp_probe.probes.logits import logit_probes

@@ -32,7 +32,7 @@ RUN_FIGURE_STEM = "figure"  # a run's own figure: <run>/figure-<name>.png (+ .cs
 DPI = 150
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
-VERSIONED = ("rsp-probe", "matplotlib", "numpy", "pandas", "seaborn")
+VERSIONED = ("rsp-probe", "matplotlib", "numpy", "pandas")
 
 
 def skip_message(name: str, missing: str) -> str:

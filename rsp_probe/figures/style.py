@@ -1,7 +1,7 @@
 """The house look shared by every figure: rcParams for a context manager, condition order and
 colours, and the drawing idioms (an observed mean with its 95% CI band; a dashed, labelled
 theory curve). Nothing here touches global state: `rc()` returns a dict that render.py applies
-with `plt.rc_context`, and matplotlib/seaborn are imported inside the functions.
+with `plt.rc_context`, and matplotlib is imported inside the functions.
 
 Every drawn line carries a gid ("observed:<name>", "theory:<name>", "fit:<name>") so tests
 and readers can count what a panel shows without guessing from colours.
@@ -20,22 +20,55 @@ THEORY_COLOR = "0.25"
 ENVELOPE_COLOR = "0.55"
 
 
+# seaborn 0.13.2's axes_style("whitegrid") and plotting_context("paper"), frozen: importing
+# seaborn for them cost every command half a second (tests/test_figures.py keeps them equal
+# to seaborn's). Its "image.cmap": "rocket" is left out: that colormap exists only once
+# seaborn is imported, and no figure draws with a default colormap.
+WHITEGRID = {
+    "figure.facecolor": "white", "axes.labelcolor": ".15", "xtick.direction": "out",
+    "ytick.direction": "out", "xtick.color": ".15", "ytick.color": ".15",
+    "axes.axisbelow": True, "grid.linestyle": "-", "text.color": ".15",
+    "font.family": ["sans-serif"],
+    "font.sans-serif": ["Arial", "DejaVu Sans", "Liberation Sans", "Bitstream Vera Sans",
+                        "sans-serif"],
+    "lines.solid_capstyle": "round", "patch.edgecolor": "w", "patch.force_edgecolor": True,
+    "xtick.top": False, "ytick.right": False, "axes.grid": True, "axes.facecolor": "white",
+    "axes.edgecolor": ".8", "grid.color": ".8", "axes.spines.left": True,
+    "axes.spines.bottom": True, "axes.spines.right": True, "axes.spines.top": True,
+    "xtick.bottom": False, "ytick.left": False,
+}
+PAPER = {  # the "notebook" sizes x 0.8, as seaborn scales them
+    "axes.linewidth": 1.0, "grid.linewidth": 0.8, "lines.linewidth": 1.5 * 0.8,
+    "lines.markersize": 6 * 0.8, "patch.linewidth": 0.8, "xtick.major.width": 1.25 * 0.8,
+    "ytick.major.width": 1.25 * 0.8, "xtick.minor.width": 0.8, "ytick.minor.width": 0.8,
+    "xtick.major.size": 6 * 0.8, "ytick.major.size": 6 * 0.8, "xtick.minor.size": 4 * 0.8,
+    "ytick.minor.size": 4 * 0.8, "font.size": 12 * 0.8, "axes.labelsize": 12 * 0.8,
+    "axes.titlesize": 12 * 0.8, "xtick.labelsize": 11 * 0.8, "ytick.labelsize": 11 * 0.8,
+    "legend.fontsize": 11 * 0.8, "legend.title_fontsize": 12 * 0.8,
+}
+COLORBLIND = ("#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4",
+              "#949494", "#ece133", "#56b4e9")  # seaborn's "colorblind" palette
+
+
 def rc() -> dict:
     """rcParams for `plt.rc_context`: seaborn's whitegrid/paper look, fixed fonts and salts."""
-    import seaborn as sns
-
-    return {**dict(sns.axes_style("whitegrid")), **dict(sns.plotting_context("paper")),
+    return {**WHITEGRID, **PAPER,
             "font.family": "DejaVu Sans", "svg.hashsalt": "rsp-probe", "pdf.fonttype": 3,
             "figure.dpi": 100, "savefig.dpi": 150, "axes.titlesize": 9, "axes.labelsize": 8,
             "legend.fontsize": 7, "legend.title_fontsize": 7, "xtick.labelsize": 7,
             "ytick.labelsize": 7}
 
 
-def palette(n: int) -> list:
-    import seaborn as sns
+def palette(n: int) -> list[tuple[float, float, float]]:
+    """n distinct colours as seaborn's color_palette gives them: "colorblind" up to 10,
+    else viridis sampled at n inner points of [0, 1]."""
+    import matplotlib as mpl
 
     n = max(n, 1)
-    return sns.color_palette("colorblind", n) if n <= 10 else sns.color_palette("viridis", n)
+    if n <= len(COLORBLIND):
+        return [mpl.colors.to_rgb(color) for color in COLORBLIND[:n]]
+    inner = np.linspace(0, 1, n + 2)[1:-1]
+    return [tuple(color) for color in mpl.colormaps["viridis"](inner)[:, :3]]
 
 
 def round_sig(frame: pd.DataFrame, digits: int = SIG_DIGITS) -> pd.DataFrame:
