@@ -284,6 +284,7 @@ def test_drawing_a_figure_does_not_import_seaborn(tmp_path):
 def test_the_frozen_style_is_seaborns():
     """rc() and palette() without importing seaborn, equal to what seaborn 0.13 gives."""
     import seaborn as sns  # a dev dependency: make install brings it
+
     from rsp_probe.figures import style
 
     expected = {**dict(sns.axes_style("whitegrid")), **dict(sns.plotting_context("paper"))}
