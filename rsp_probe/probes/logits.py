@@ -33,13 +33,9 @@ def step_distribution(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     # which handles 0 log 0 itself, takes three times as long at a 152k vocabulary)
     log_probs.clamp_(min=torch.finfo(log_probs.dtype).min)
     probs = log_probs.exp()
-    _latest[:] = [(weakref.ref(logits, _forget), version, log_probs, probs)]
+    # the callback comes only while its weakref lives, i.e. while this entry is the latest
+    _latest[:] = [(weakref.ref(logits, lambda _: _latest.clear()), version, log_probs, probs)]
     return log_probs, probs
-
-
-def _forget(freed: weakref.ref) -> None:
-    if _latest and _latest[0][0] is freed:
-        _latest.clear()
 
 
 def _version(tensor: torch.Tensor) -> int | None:
