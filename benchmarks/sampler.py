@@ -198,8 +198,7 @@ def measure(size: str, repeats: int, root: Path, device: str, dtype: str, bridge
     # other jobs only ever slow a run down: each arm's fastest round is its least disturbed
     best = {f"a/{arm}": max(rates["a"]) / max(rates[arm]) for arm in "bc"}
     return {"size": size, "params": n_params, "model": model, "hf": hf, **medians,
-            "spread": spread,
-            "best": best,
+            "spread": spread, "best": best,
             "probe_share": probe_share(model, jobs),
             "ratio_vs_hf": medians["a"] / medians["c"],
             "ratio_vs_noprobe": medians["a"] / medians["b"],
