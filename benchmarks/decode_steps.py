@@ -39,7 +39,8 @@ class Lane:
     def __init__(self, model, context: int, probes: bool, batch: int, clock: Callable):
         self.model, self.clock = model, clock
         device = model.device
-        self.cache = _random_cache(model, batch, context)
+        self.cache = _fill_randomly(in_place_cache(model.info.n_layers, context + 1),
+                                    model.model.config, batch, context, model.dtype, device)
         n_input = PROMPT_TOKENS + RSP_TOKENS
         rsp_keys = torch.zeros(batch, n_input, device=device)
         rsp_keys[:, PROMPT_TOKENS:] = 1.0
@@ -84,11 +85,8 @@ class HFLane:
 
         self.model, self.clock = hf_model, clock
         config, device = hf_model.config, hf_model.device
-        shape = (batch, config.num_key_value_heads, context, _head_dim(config))
-        self.cache = DynamicCache(config=config)
-        for layer in range(config.num_hidden_layers):
-            self.cache.update(torch.randn(shape, dtype=hf_model.dtype, device=device),
-                              torch.randn(shape, dtype=hf_model.dtype, device=device), layer)
+        self.cache = _fill_randomly(DynamicCache(config=config), config, batch, context,
+                                    hf_model.dtype, device)
         self.mask = torch.ones(batch, context + 1, dtype=torch.long, device=device)
         self.positions = torch.full((batch, 1), context, device=device)
         self.tokens = torch.randint(5, 200, (batch,), device=device)
@@ -129,16 +127,14 @@ def ratio_summary(numerator: list[float], denominator: list[float]) -> dict:
             "q1": q1, "q3": q3}
 
 
-def _random_cache(model, batch: int, context: int):
-    """The hf backend's cache holding `context` random positions in every layer: decode cost
-    does not depend on the cached values, and a real prefill of 32 x 512 tokens takes
-    minutes on a 2-core CPU."""
-    config = model.model.config
+def _fill_randomly(cache, config, batch: int, context: int, dtype, device):
+    """`cache` (any transformers Cache) with `context` random positions in every layer:
+    decode cost does not depend on the cached values, and a real prefill of 32 x 512 tokens
+    takes minutes on a 2-core CPU. Both lanes draw through here, in the same order."""
     shape = (batch, config.num_key_value_heads, context, _head_dim(config))
-    cache = in_place_cache(model.info.n_layers, context + 1)
-    for layer in range(model.info.n_layers):
-        cache.update(torch.randn(shape, dtype=model.dtype, device=model.device),
-                     torch.randn(shape, dtype=model.dtype, device=model.device), layer)
+    for layer in range(config.num_hidden_layers):
+        cache.update(torch.randn(shape, dtype=dtype, device=device),
+                     torch.randn(shape, dtype=dtype, device=device), layer)
     return cache
 
 

@@ -125,23 +125,30 @@ def print_ratios(rates: dict, other: str, name: str) -> None:
     print(f"{name}={ratio['wall']:.3f} (wall) {name}_cpu={ratio['cpu']:.3f}")
 
 
-def main(argv=None) -> int:
-    args = parse_args(__doc__, argv)
-    rates = new_rates("plain")
+def our_rounds(args: argparse.Namespace):
+    """In a temporary directory with one random checkpoint, per round: (round number, the
+    directory, the checkpoint, our run directory, (wall s, CPU s, tokens) of our command).
+    The other side runs next, before the following round: the two alternate."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         model_dir = random_checkpoint(root, args.size)
         for repeat in range(1, args.repeats + 1):  # the checkpoint was just written: cached
             run_dir = root / f"run{repeat}"
-            wall, cpu, ours = run_ours(model_dir, run_dir, args.backend)
-            plain_wall, plain_cpu, out = timed([sys.executable, "-c", PLAIN, str(model_dir),
-                                                str(run_dir)])
-            plain = int(out.split()[-1])
-            print(f"round {repeat}: ours {ours} tokens in {wall:.1f} s ({cpu:.1f} s CPU), "
-                  f"plain {plain} tokens in {plain_wall:.1f} s ({plain_cpu:.1f} s CPU)",
-                  flush=True)
-            add_rates(rates["ours"], ours, wall, cpu)
-            add_rates(rates["plain"], plain, plain_wall, plain_cpu)
+            yield repeat, root, model_dir, run_dir, run_ours(model_dir, run_dir, args.backend)
+
+
+def main(argv=None) -> int:
+    args = parse_args(__doc__, argv)
+    rates = new_rates("plain")
+    for repeat, _, model_dir, run_dir, (wall, cpu, ours) in our_rounds(args):
+        plain_wall, plain_cpu, out = timed([sys.executable, "-c", PLAIN, str(model_dir),
+                                            str(run_dir)])
+        plain = int(out.split()[-1])
+        print(f"round {repeat}: ours {ours} tokens in {wall:.1f} s ({cpu:.1f} s CPU), "
+              f"plain {plain} tokens in {plain_wall:.1f} s ({plain_cpu:.1f} s CPU)",
+              flush=True)
+        add_rates(rates["ours"], ours, wall, cpu)
+        add_rates(rates["plain"], plain, plain_wall, plain_cpu)
     print_ratios(rates, "plain", "ratio_end_to_end")
     return 0
 

@@ -23,18 +23,9 @@ wall time and of CPU time (the machine is shared: CPU time is the steadier).
 from __future__ import annotations
 
 import sys
-import tempfile
 from pathlib import Path
 
-from end_to_end import (
-    add_rates,
-    new_rates,
-    parse_args,
-    print_ratios,
-    random_checkpoint,
-    run_ours,
-    timed,
-)
+from end_to_end import add_rates, new_rates, our_rounds, parse_args, print_ratios, timed
 
 NNSIGHT = '''
 import json, sys, torch
@@ -118,22 +109,17 @@ def script_inputs(run_dir: Path, out: Path) -> Path:
 def main(argv=None) -> int:
     args = parse_args(__doc__, argv)
     rates = new_rates("nnsight")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        model_dir = random_checkpoint(root, args.size)
-        for repeat in range(1, args.repeats + 1):
-            run_dir = root / f"run{repeat}"
-            wall, cpu, ours = run_ours(model_dir, run_dir, args.backend)
-            inputs = script_inputs(run_dir, root / f"inputs{repeat}")
-            n_wall, n_cpu, out = timed([sys.executable, "-c", NNSIGHT, str(model_dir),
-                                        str(inputs)])
-            tokens, same, rows, gap = out.split()[-4:]
-            print(f"round {repeat}: ours {ours} tokens in {wall:.1f} s ({cpu:.1f} s CPU), "
-                  f"nnsight {tokens} tokens in {n_wall:.1f} s ({n_cpu:.1f} s CPU); "
-                  f"same greedy tokens in {same}/{rows} trajectories, step-1 entropy within "
-                  f"{float(gap):.1e}", flush=True)
-            add_rates(rates["ours"], ours, wall, cpu)
-            add_rates(rates["nnsight"], int(tokens), n_wall, n_cpu)
+    for repeat, root, model_dir, run_dir, (wall, cpu, ours) in our_rounds(args):
+        inputs = script_inputs(run_dir, root / f"inputs{repeat}")
+        n_wall, n_cpu, out = timed([sys.executable, "-c", NNSIGHT, str(model_dir),
+                                    str(inputs)])
+        tokens, same, rows, gap = out.split()[-4:]
+        print(f"round {repeat}: ours {ours} tokens in {wall:.1f} s ({cpu:.1f} s CPU), "
+              f"nnsight {tokens} tokens in {n_wall:.1f} s ({n_cpu:.1f} s CPU); "
+              f"same greedy tokens in {same}/{rows} trajectories, step-1 entropy within "
+              f"{float(gap):.1e}", flush=True)
+        add_rates(rates["ours"], ours, wall, cpu)
+        add_rates(rates["nnsight"], int(tokens), n_wall, n_cpu)
     print_ratios(rates, "nnsight", "ratio_vs_nnsight")
     return 0
 

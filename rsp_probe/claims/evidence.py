@@ -21,7 +21,7 @@ from rsp_probe.runio.integrity import (
     verify,
     write_manifest,
 )
-from rsp_probe.runs import DONE_FILE, RSP_FILE, SCHEMA_VERSION, STEPS_FILE, open_run
+from rsp_probe.runs import RSP_FILE, SCHEMA_VERSION, STEPS_FILE, open_run
 
 EVIDENCE_FILE = "EVIDENCE.json"
 FIGURE_PREFIX = "figure-"  # the per-run figure files of write_derived
@@ -68,15 +68,11 @@ def compact_run(source: Path, target: Path) -> Path:
 
 def _same_files(new: Path, old: Path) -> bool:
     """Whether `old` holds the same files as `new`, byte for byte, DONE aside."""
-    def files(folder: Path) -> dict[str, Path]:
-        return {str(p.relative_to(folder)): p for p in folder.rglob("*")
-                if p.is_file() and p.name != DONE_FILE}
-
     if not old.is_dir():
         return False
-    kept, found = files(new), files(old)
-    return kept.keys() == found.keys() and all(
-        kept[name].read_bytes() == found[name].read_bytes() for name in kept)
+    names = [p.relative_to(new) for p in run_files(new)]
+    return names == [p.relative_to(old) for p in run_files(old)] and all(
+        (new / name).read_bytes() == (old / name).read_bytes() for name in names)
 
 
 def table_digest(path: Path) -> str:
