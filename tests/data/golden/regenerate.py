@@ -17,7 +17,7 @@ if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as tmp:
         for name, argv in GOLDEN_COMMANDS.items():
             out = Path(tmp) / name
-            # the bridge writes them (eager attention); test_golden allows hf its rounding
+            # the bridge writes them (eager attention); test_golden allows any CPU its rounding
             assert main([*argv, "--backend", "transformer-lens", "--out", str(out)]) == 0
             (GOLDEN_DIR / name).mkdir(parents=True, exist_ok=True)
             for file in KEPT_FILES:
