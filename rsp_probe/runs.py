@@ -26,7 +26,7 @@ import sys
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 
 from rsp_probe.config import SCHEMA_VERSION
 from rsp_probe.errors import UsageError
-from rsp_probe.runio.integrity import DamagedRunError, read_manifest, verify, write_manifest
+from rsp_probe.runio.integrity import DamagedRunError, Snapshot, run_files, write_manifest
 from rsp_probe.runio.lock import OutLock
 from rsp_probe.runio.parts import completed_parts, discard_incomplete_parts
 from rsp_probe.runio.publish import leftovers, publish, staging_path
@@ -312,10 +312,13 @@ def _git_commit() -> str | None:
 
 @dataclass
 class Run:
-    """A completed run directory, read lazily. A file that cannot be parsed raises
+    """A run directory, read lazily. An opened run (`open_run`, `find_runs`) is a snapshot:
+    every file is read from the run as its DONE lists it, even while another process
+    publishes over the path (rsp_probe.runio.integrity). A file that cannot be parsed raises
     DamagedRunError (one line naming the run and the file), never a parser's traceback."""
 
     path: Path
+    snapshot: Snapshot | None = field(default=None, repr=False, compare=False)
 
     @cached_property
     def config(self) -> dict:
@@ -326,7 +329,10 @@ class Run:
 
     @cached_property
     def meta(self) -> dict:
-        return self.json(META_FILE)
+        meta = self.json(META_FILE)
+        if not isinstance(meta, dict):
+            raise DamagedRunError(f"{self.path}: {META_FILE} is not an object")
+        return meta
 
     @property
     def command(self) -> str:
@@ -341,46 +347,79 @@ class Run:
         canonical = json.dumps(self.config, sort_keys=True).encode()
         return hashlib.sha256(canonical).hexdigest()[:16]
 
+    def has(self, name: str) -> bool:
+        """Whether the run holds `name` (for an opened run: whether its DONE lists it)."""
+        if self.snapshot is not None:
+            return name in self.snapshot.names
+        return (self.path / name).is_file()
+
+    def files(self) -> list[str]:
+        """The run's files: those DONE lists, for an opened run."""
+        if self.snapshot is not None:
+            return self.snapshot.names
+        return [str(p.relative_to(self.path)) for p in run_files(self.path)]
+
+    def read_bytes(self, name: str) -> bytes:
+        if self.snapshot is not None:
+            return self.snapshot.read(name)
+        with self._damage_is_one_line(name):
+            return (self.path / name).read_bytes()
+
     @cached_property
     def trajectories(self):
         import pandas as pd
 
         # Not pd.read_json: it turns "007" into 7 and 0.7 into 0.7000000000000001.
-        return pd.DataFrame.from_records(list(self._trajectory_records()))
+        return pd.DataFrame.from_records(self.records())
+
+    def records(self) -> list[dict]:
+        """trajectories.jsonl, one dict per line, checked (rsp_probe.runio.records)."""
+        from rsp_probe.runio.records import check_records
+
+        return check_records(self.path, list(self._trajectory_records()))
 
     def _trajectory_records(self):
-        with self._damage_is_one_line(TRAJECTORIES_FILE):
-            with open(self.path / TRAJECTORIES_FILE, encoding="utf-8") as handle:
-                for number, line in enumerate(handle, 1):
-                    try:
-                        yield json.loads(line, parse_constant=_refuse_constant)
-                    except ValueError:
-                        raise DamagedRunError(f"{self.path}: {TRAJECTORIES_FILE} line {number} "
-                                              "is not valid JSON") from None
+        data = self.read_bytes(TRAJECTORIES_FILE)
+        for number, line in enumerate(data.splitlines(), 1):
+            try:
+                record = json.loads(line.decode("utf-8"), parse_constant=_refuse_constant)
+            except ValueError:  # UnicodeDecodeError included
+                raise DamagedRunError(f"{self.path}: {TRAJECTORIES_FILE} line {number} "
+                                      "is not valid JSON") from None
+            if not isinstance(record, dict):
+                raise DamagedRunError(f"{self.path}: {TRAJECTORIES_FILE} line {number} "
+                                      "is not an object")
+            yield record
 
     @cached_property
     def steps(self):
-        frame = self.table(STEPS_FILE)
+        from rsp_probe.runio.records import check_steps
+
+        frame = check_steps(self.path, self.table(STEPS_FILE))
         frame["trajectory"] = frame["trajectory"].astype(str)
         frame["probe"] = frame["probe"].astype(str)
         return frame
 
     def table(self, name: str):
+        import io
+
         import pandas as pd
 
+        data = self.read_bytes(name)
         with self._damage_is_one_line(name):
-            return pd.read_parquet(self.path / name)
+            return pd.read_parquet(io.BytesIO(data))
 
     def json(self, name: str):
+        data = self.read_bytes(name)
         with self._damage_is_one_line(name):
-            return json.loads((self.path / name).read_text(encoding="utf-8"),
-                              parse_constant=_refuse_constant)
+            return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
 
     def rsp_vectors(self) -> dict[str, np.ndarray]:
-        from safetensors.numpy import load_file
+        from safetensors.numpy import load
 
+        data = self.read_bytes(RSP_FILE)
         with self._damage_is_one_line(RSP_FILE):
-            return load_file(str(self.path / RSP_FILE))
+            return load(data)
 
     @contextmanager
     def _damage_is_one_line(self, name: str):
@@ -395,26 +434,18 @@ class Run:
             raise DamagedRunError(f"{self.path}: {name} is damaged ({detail})") from None
 
     def validate(self) -> Run:
-        """Config, schema version and every file against DONE; legacy runs (no manifest) are
-        parsed instead. Raises DamagedRunError."""
+        """Open the run as a snapshot: every file against DONE (strict), then the config and
+        its schema version against DONE's. Raises DamagedRunError."""
+        if self.snapshot is None:
+            self.snapshot = Snapshot.open(self.path)
+            self.__dict__.pop("config", None)
+            self.__dict__.pop("meta", None)
         version = self.config.get("schema_version")
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise DamagedRunError(f"{self.path}: {CONFIG_FILE} has no valid schema_version")
-        if version > SCHEMA_VERSION:
-            raise DamagedRunError(f"{self.path}: written by a newer rsp-probe (run schema "
-                                  f"{version}; this version reads up to {SCHEMA_VERSION})")
-        with self._damage_is_one_line(DONE_FILE):
-            manifest = read_manifest(self.path)
-        if manifest is not None:
-            verify(self.path)
-            return self
-        for _ in self._trajectory_records():
-            pass
-        for name in (n for n in (STEPS_FILE,) if (self.path / n).exists()):
-            import pyarrow.parquet as pq
-
-            with self._damage_is_one_line(name):
-                pq.read_metadata(self.path / name)
+        if version != self.snapshot.done["schema_version"]:
+            raise DamagedRunError(f"{self.path}: {CONFIG_FILE} says schema {version}, "
+                                  f"{DONE_FILE} says {self.snapshot.done['schema_version']}")
         return self
 
 

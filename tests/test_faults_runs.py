@@ -199,6 +199,14 @@ def _config(text_or_edit):
     return damage
 
 
+def _newer_run(run: Path):
+    """What a future rsp-probe writes: a consistent run of a schema this version lacks."""
+    from rsp_probe.runio.integrity import write_manifest
+
+    _config(lambda c: c.update(schema_version=999))(run)
+    write_manifest(run, 999)
+
+
 def _legacy_done_and_bad_line(run: Path):
     (run / "DONE").write_text("2025-01-01T00:00:00+0000\n")  # what older versions wrote
     _bad_line(run)
@@ -208,10 +216,12 @@ DAMAGES = {
     "truncated-steps": (_truncate("steps.parquet"), "steps.parquet is damaged ("),
     "malformed-jsonl-line": (_bad_line, "trajectories.jsonl is damaged ("),
     "invalid-config": (_config("{not json"), "config.json is damaged ("),
-    "newer-schema": (_config(lambda c: c.update(schema_version=999)),
+    "newer-schema": (_newer_run,
                      "written by a newer rsp-probe (run schema 999; this version reads up to 1)"),
+    # a timestamp DONE (what versions before manifests wrote) proves nothing: damaged
     "legacy-done-bad-line": (_legacy_done_and_bad_line,
-                             "trajectories.jsonl line 2 is not valid JSON"),
+                             "DONE is damaged (not a JSON manifest; a run older than manifests "
+                             "is sealed with `python -m rsp_probe.runio.seal`)"),
     "missing-file": (lambda run: (run / "rsp.safetensors").unlink(),
                      "rsp.safetensors is missing"),
 }

@@ -116,7 +116,7 @@ def greedy_prediction(run: Run, condition: str, counts: pd.DataFrame):
 
 
 def has_pair_overlaps(run: Run) -> bool:
-    return (run.path / PAIR_OVERLAP_FILE).exists()
+    return run.has(PAIR_OVERLAP_FILE)
 
 
 def _overlap_lookup(run: Run, condition: str) -> dict[tuple[str, str], np.ndarray]:

@@ -157,8 +157,7 @@ def _budget_lines(run: Run) -> list[str]:
 
 
 def _fit_lines(run: Run) -> list[str]:
-    path = run.path / DILUTION_FILE
-    if not path.exists():
+    if not run.has(DILUTION_FILE):
         return []
     lines = ["", "## dilution fits to the mean curve (best AIC first); dilution: "
              "m_t = k e^delta / (k e^delta + n + t - 1)"]

@@ -14,13 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
-from rsp_probe.runio.integrity import (
-    file_digest,
-    read_manifest,
-    run_files,
-    verify,
-    write_manifest,
-)
+from rsp_probe.runio.integrity import file_digest, run_files, verify, write_manifest
 from rsp_probe.runs import RSP_FILE, SCHEMA_VERSION, STEPS_FILE, open_run
 
 EVIDENCE_FILE = "EVIDENCE.json"
@@ -37,9 +31,7 @@ def compact_run(source: Path, target: Path) -> Path:
     is replaced. The copied files keep the sha256 the original DONE lists."""
     source, target = Path(source), Path(target)
     run = open_run(source)  # refuses incomplete or damaged runs, in one line
-    done = read_manifest(run.path) or {  # a legacy run: its files as they are now
-        "files": {str(p.relative_to(source)): {"sha256": file_digest(p), "size": p.stat().st_size}
-                  for p in run_files(source)}}
+    done = run.snapshot.done  # the DONE the files below were verified against
     staging = target.with_name(f".{target.name}.evidence")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
@@ -49,9 +41,9 @@ def compact_run(source: Path, target: Path) -> Path:
             continue
         (staging / name).parent.mkdir(parents=True, exist_ok=True)
         if name == STEPS_FILE:
-            rewritten[name] = rewrite_table(source / name, staging / name)
+            rewritten[name] = rewrite_table(run.read_bytes(name), staging / name)
         else:
-            shutil.copyfile(source / name, staging / name)
+            (staging / name).write_bytes(run.read_bytes(name))
     record = {"source": str(source), "rewritten": rewritten,
               "left_out": sorted(n for n in done["files"] if left_out(n)),
               "source_done": done}
@@ -75,16 +67,23 @@ def _same_files(new: Path, old: Path) -> bool:
         (new / name).read_bytes() == (old / name).read_bytes() for name in names)
 
 
-def table_digest(path: Path) -> str:
+def _read_table(source):
+    """A parquet table from a path or from the verified bytes of an opened run."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(source) if isinstance(source, bytes) else source)
+
+
+def table_digest(path: Path | bytes) -> str:
     """sha256 of a parquet table's content: column names, types and values (floats by their
     bits, dictionaries decoded), independent of the file's encoding and compression."""
     import hashlib
 
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     digest = hashlib.sha256()
-    table = pq.read_table(path)
+    table = _read_table(path)
     for name, column in zip(table.column_names, table.columns):
         column = column.combine_chunks()
         if pa.types.is_dictionary(column.type):
@@ -97,12 +96,12 @@ def table_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def rewrite_table(source: Path, target: Path) -> dict:
+def rewrite_table(source: Path | bytes, target: Path) -> dict:
     """Write `source` to `target` losslessly in the compact encoding; refuse any change of
     content. Returns the content digest (the same for both files)."""
     import pyarrow.parquet as pq
 
-    pq.write_table(pq.read_table(source), target, compression="zstd", compression_level=19,
+    pq.write_table(_read_table(source), target, compression="zstd", compression_level=19,
                    use_byte_stream_split=["value"], use_dictionary=["trajectory", "probe"])
     content = table_digest(source)
     if table_digest(target) != content:

@@ -129,7 +129,7 @@ def _top_head(slopes) -> dict:
 @claim_family("score-shift", "Influence against mass", runs=("dose",), document="theory")
 def score_shift_claims(runs: dict[str, Run]) -> Iterator[Claim | NotMeasured]:
     run = runs["dose"]
-    if not (run.path / SCORE_SHIFT_FILE).exists():
+    if not run.has(SCORE_SHIFT_FILE):
         yield NotMeasured("the score-shift slope (the dose run has no score-shift table)")
         return
     table = run.table(SCORE_SHIFT_FILE)
@@ -179,7 +179,7 @@ def budget_claims(runs: dict[str, Run]) -> Iterator[Claim | NotMeasured]:
 @claim_family("branching-hazards", "Branching hazards", runs=("branching",), document="theory")
 def branching_claims(runs: dict[str, Run]) -> Iterator[Claim | NotMeasured]:
     run = runs["branching"]
-    if not (run.path / BRANCHING_FILE).exists():
+    if not run.has(BRANCHING_FILE):
         yield NotMeasured("the branching hazards (the branching run has no divergence table)")
         return
     exact = has_pair_overlaps(run)

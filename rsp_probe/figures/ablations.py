@@ -87,7 +87,7 @@ def early_mass(run: Run, factors: pd.DataFrame) -> list[dict]:
 
 
 def pass_at_n(run: Run) -> list[dict]:
-    if not (run.path / PASSK_FILE).exists():
+    if not run.has(PASSK_FILE):
         return []
     table = run.table(PASSK_FILE)
     best = table[table["k"] == table.groupby("condition")["k"].transform("max")]

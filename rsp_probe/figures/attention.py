@@ -41,7 +41,7 @@ MAX_LEGEND_LAYERS = 8  # more layers: a colour bar, and CI bands for the mean on
 
 
 def _fits(run: Run) -> dict:
-    return run.json(DILUTION_FILE) if (run.path / DILUTION_FILE).exists() else dilution_fits(run)
+    return run.json(DILUTION_FILE) if run.has(DILUTION_FILE) else dilution_fits(run)
 
 
 def _delta(entry: dict, layer: int) -> float | None:

@@ -174,7 +174,7 @@ def _tree(run: Run, frame: pd.DataFrame, conditions: pd.DataFrame) -> pd.DataFra
 def data(runs: list[Run]) -> pd.DataFrame:
     frames = []
     for run in runs:
-        if not (run.path / BRANCHING_FILE).exists():
+        if not run.has(BRANCHING_FILE):
             raise UsageError(f"{run.path}: no {BRANCHING_FILE}")
         frame = run.table(BRANCHING_FILE)
         conditions = _conditions(run)

@@ -33,7 +33,7 @@ CONTROL_COLORS = ("tab:green", "tab:olive", "tab:cyan", "tab:brown", "tab:pink",
 def data(runs: list[Run]) -> pd.DataFrame:
     frames = []
     for run in runs:
-        if not (run.path / COMPARE_FILE).exists():
+        if not run.has(COMPARE_FILE):
             raise UsageError(f"{run.path}: no {COMPARE_FILE}")
         table = run.table(COMPARE_FILE)
         for measure, label in ACCURACY.items():

@@ -27,7 +27,7 @@ COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high"]
 def data(runs: list[Run]) -> pd.DataFrame:
     frames = []
     for run in runs:
-        if not (run.path / DOSE_FILE).exists():
+        if not run.has(DOSE_FILE):
             raise UsageError(f"{run.path}: no {DOSE_FILE}")
         table = run.table(DOSE_FILE)
         by_k = table[(table["sigma_scale"] == 1.0)]

@@ -34,7 +34,7 @@ COLUMNS = ["run", "kind", "condition", "x", "x_label", "measure", "y", "ci_low",
 def data(runs: list[Run]) -> pd.DataFrame:
     frames = []
     for run in runs:
-        if not (run.path / KNOCKOUT_FILE).exists():
+        if not run.has(KNOCKOUT_FILE):
             raise UsageError(f"{run.path}: no {KNOCKOUT_FILE}")
         table = run.table(KNOCKOUT_FILE)
         cuts = table["cut_after"].dropna()

@@ -23,7 +23,7 @@ def data(runs: list[Run]) -> pd.DataFrame:
     n (samples per problem)."""
     frames = []
     for run in runs:
-        if not (run.path / PASSK_FILE).exists():
+        if not run.has(PASSK_FILE):
             raise UsageError(f"{run.path}: no {PASSK_FILE}")
         table = _in_run_order(run, run.table(PASSK_FILE))
         frames.append(pd.DataFrame({

@@ -11,7 +11,6 @@ is (the condition's block, the prompt's global position, the line).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rsp_probe.errors import UsageError
@@ -64,29 +63,23 @@ def _prompt_positions(shards: list[Run]) -> dict[str, int]:
     positions: dict[str, int] = {}
     for shard_index, run in enumerate(shards):
         local: dict[str, int] = {}
-        with open(run.path / TRAJECTORIES_FILE, "rb") as handle:
-            for line in handle:
-                prompt = json.loads(line)["prompt_id"]
-                if prompt not in local:
-                    local[prompt] = len(local)
-                    positions[prompt] = shard_index + local[prompt] * len(shards)
+        for record in run.records():
+            prompt = record["prompt_id"]
+            if prompt not in local:
+                local[prompt] = len(local)
+                positions[prompt] = shard_index + local[prompt] * len(shards)
     return positions
 
 
 def _line_index(shards: list[Run], by_condition: bool) -> list[tuple]:
-    """(block, global prompt position, line in shard, shard, byte offset, length) per
-    trajectory; the block is the condition's rank when the run is condition-major, else 0."""
+    """(block, global prompt position, line in shard, shard) per trajectory; the block is
+    the condition's rank when the run is condition-major, else 0."""
     positions, index, ranks = _prompt_positions(shards), [], {}
     for shard_index, run in enumerate(shards):
-        offset = 0
-        with open(run.path / TRAJECTORIES_FILE, "rb") as handle:
-            for line_number, line in enumerate(handle):
-                record = json.loads(line)
-                condition = record["condition"]
-                block = ranks.setdefault(condition, len(ranks)) if by_condition else 0
-                index.append((block, positions[record["prompt_id"]], line_number, shard_index,
-                              offset, len(line)))
-                offset += len(line)
+        for line_number, record in enumerate(run.records()):
+            condition = record["condition"]
+            block = ranks.setdefault(condition, len(ranks)) if by_condition else 0
+            index.append((block, positions[record["prompt_id"]], line_number, shard_index))
     return sorted(index)
 
 
@@ -97,10 +90,10 @@ def _carry_tables(shards: list[Run], writer: RunWriter, by_condition: bool) -> N
     import pandas as pd
 
     positions = _prompt_positions(shards)
-    for path in sorted(shards[0].path.glob("*.parquet")):
-        if path.name == STEPS_FILE:
+    for name in shards[0].files():  # those its DONE lists, never a stray file beside them
+        if not name.endswith(".parquet") or "/" in name or name == STEPS_FILE:
             continue
-        frames = [run.table(path.name).assign(_shard=i) for i, run in enumerate(shards)]
+        frames = [run.table(name).assign(_shard=i) for i, run in enumerate(shards)]
         frame = pd.concat(frames, ignore_index=True)
         if "prompt_id" in frame.columns:
             ranks = (frame["condition"].map({c: i for i, c in enumerate(
@@ -109,7 +102,7 @@ def _carry_tables(shards: list[Run], writer: RunWriter, by_condition: bool) -> N
                                  _row=frame.groupby("_shard").cumcount())
             frame = frame.sort_values(["_block", "_prompt", "_row"], kind="stable")
         columns = [c for c in frame.columns if not c.startswith("_")]
-        writer.write_table(path.name, frame[columns].reset_index(drop=True))
+        writer.write_table(name, frame[columns].reset_index(drop=True))
 
 
 def _condition_major(command: str) -> bool:
@@ -120,15 +113,11 @@ def _condition_major(command: str) -> bool:
 
 
 def _write_trajectories(shards: list[Run], target: Path, by_condition: bool) -> None:
-    handles = [open(run.path / TRAJECTORIES_FILE, "rb") for run in shards]
-    try:
-        with open(target, "wb") as out:
-            for *_, shard, offset, length in _line_index(shards, by_condition):
-                handles[shard].seek(offset)
-                out.write(handles[shard].read(length))
-    finally:
-        for handle in handles:
-            handle.close()
+    """The shards' lines, byte for byte, in the single-process order."""
+    lines = [run.read_bytes(TRAJECTORIES_FILE).splitlines(keepends=True) for run in shards]
+    with open(target, "wb") as out:
+        for *_, line_number, shard in _line_index(shards, by_condition):
+            out.write(lines[shard][line_number])
 
 
 def write_derived_files(writer: RunWriter, command: str) -> None:
@@ -156,8 +145,9 @@ def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False
         by_condition = _condition_major(config["command"])
         _write_trajectories(shards, writer.staging / TRAJECTORIES_FILE, by_condition)
         _carry_tables(shards, writer, by_condition)
-        merge_safetensors([run.path / RSP_FILE for run in shards], writer.staging / RSP_FILE)
-        merge_parquet([run.path / STEPS_FILE for run in shards], writer.staging / STEPS_FILE)
+        merge_safetensors([run.read_bytes(RSP_FILE) for run in shards],
+                          writer.staging / RSP_FILE)
+        merge_parquet([run.read_bytes(STEPS_FILE) for run in shards], writer.staging / STEPS_FILE)
         write_derived_files(writer, config["command"])
         draw_run_figure(config["command"], writer.staged_run())
         meta = {key: shards[0].meta.get(key) for key in ("device", "dtype")}

@@ -100,7 +100,14 @@ def _merge_jsonl(parts: list[Path], out: Path) -> None:
             handle.close()
 
 
-def merge_parquet(parts: list[Path], out: Path) -> None:
+def _source(part: Path | bytes):
+    """A part to read: a file, or the verified bytes of an opened run's file (merge)."""
+    import io
+
+    return io.BytesIO(part) if isinstance(part, bytes) else open(part, "rb")
+
+
+def merge_parquet(parts: list[Path | bytes], out: Path) -> None:
     """One row group per part, streamed: never more than one part in memory."""
     import pyarrow.parquet as pq
 
@@ -109,21 +116,23 @@ def merge_parquet(parts: list[Path], out: Path) -> None:
     if not parts:
         write_steps(out, {})
         return
-    schema = pq.read_schema(parts[0])
+    with _source(parts[0]) as handle:
+        schema = pq.read_schema(handle)
     with pq.ParquetWriter(out, schema) as writer:
         for part in parts:
-            writer.write_table(pq.read_table(part, schema=schema))
+            with _source(part) as handle:
+                writer.write_table(pq.read_table(handle, schema=schema))
 
 
-def _safetensors_header(path: Path) -> tuple[dict, int]:
-    with open(path, "rb") as handle:
+def _safetensors_header(path: Path | bytes) -> tuple[dict, int]:
+    with _source(path) as handle:
         (size,) = struct.unpack("<Q", handle.read(8))
         header = json.loads(handle.read(size))
     header.pop("__metadata__", None)
     return header, 8 + size
 
 
-def merge_safetensors(parts: list[Path], out: Path) -> None:
+def merge_safetensors(parts: list[Path | bytes], out: Path) -> None:
     """Concatenate the tensors of several files without loading them: a new header with
     shifted offsets, then each part's data block copied in order."""
     headers = [_safetensors_header(part) for part in parts]
@@ -143,7 +152,7 @@ def merge_safetensors(parts: list[Path], out: Path) -> None:
         target.write(struct.pack("<Q", len(text)) + text)
         for part, (header, data_start) in zip(parts, headers):
             length = max((e["data_offsets"][1] for e in header.values()), default=0)
-            with open(part, "rb") as source:
+            with _source(part) as source:
                 source.seek(data_start)
                 _copy(source, target, length)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -33,8 +32,7 @@ from rsp_probe.tasks.grading import grade
 
 
 def _read_records(run: Run) -> list[dict]:
-    with open(run.path / TRAJECTORIES_FILE) as handle:
-        return [json.loads(line) for line in handle]
+    return run.records()
 
 
 def _data_config(config: dict) -> DataConfig:
@@ -76,9 +74,10 @@ def _copy_unchanged(source: Run, staging: Path) -> None:
     """Every file of the run except those re-grading rewrites (derived tables are copied, then
     replaced)."""
     skip = {CONFIG_FILE, META_FILE, DONE_FILE, TRAJECTORIES_FILE}
-    for item in source.path.iterdir():
-        if item.is_file() and item.name not in skip:
-            shutil.copy2(item, staging / item.name)
+    for name in source.files():  # those its DONE lists: never a stray file beside them
+        if name not in skip:
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(source.read_bytes(name))
 
 
 def changes_line(old: list[dict], new: Run) -> str:
