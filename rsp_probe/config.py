@@ -120,6 +120,11 @@ EXPERIMENT_PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputC
 def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
                  output: OutputConfig | None = None) -> None:
     """Validate numbers before any model is loaded or any file is written."""
+    from rsp_probe.validation import check_piece
+
+    for piece in (rsp, sampling, data, output):
+        if piece is not None:
+            check_piece(piece)  # the types first: the API passes anything
     for flag, value in (("--sigma-scale", rsp.sigma_scale), ("--temperature", sampling.temperature),
                         ("--top-p", sampling.top_p)):
         if not math.isfinite(value):  # nan compares False to every bound below
@@ -146,6 +151,8 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
         parse_shard(data.shard)
     if data.n_prompts < 1:
         raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
+    if output is not None and output.out is not None and not output.out.strip():
+        raise UsageError("--out must name a directory, got an empty string")
     if output is not None and output.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {output.workers}")
 

@@ -76,6 +76,9 @@ def check_prompts_fit(problems, tokenizer, n_ctx: int | None, k: int, placement:
 
     if n_ctx is None:
         return
+    if k >= n_ctx:  # before building any input of k positions (k may be 10^9)
+        raise UsageError(f"--rsp-tokens {k} does not fit the model's context of {n_ctx} "
+                         "with room to generate")
     chat = use_chat_template(tokenizer, chat_template)
     for problem in problems:
         ids, _ = place_rsp(encode_problem(tokenizer, problem, chat), k, placement)

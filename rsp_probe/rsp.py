@@ -88,11 +88,22 @@ def fit_law(table: torch.Tensor, kind: str = "gaussian", sigma_scale: float = 1.
         std = (column_sq.mean() - mean**2).clamp(min=0).sqrt()
         return RSPLaw(kind, mean, std, d_model, token_pool=pool, table=table)
     elif kind in CONTROL_LAWS:
-        return _control_law(table, kind, column_mean, column_sq, sigma_scale)
+        return _finite(_control_law(table, kind, column_mean, column_sq, sigma_scale),
+                       sigma_scale)
     else:
         raise UsageError(f"unknown --law {kind!r}; expected gaussian, per-dim, tokens or one "
                          f"of the controls {', '.join(CONTROL_LAWS)}")
-    return RSPLaw(kind, mean, std * sigma_scale, d_model)
+    return _finite(RSPLaw(kind, mean, std * sigma_scale, d_model), sigma_scale)
+
+
+def _finite(law: RSPLaw, sigma_scale: float) -> RSPLaw:
+    """Refuse a law whose draws would not be finite float32 numbers (a huge --sigma-scale):
+    the model would only turn them into NaN logits mid-run."""
+    moments = torch.stack([law.mean.reshape(-1).abs().max(), law.std.reshape(-1).max()])
+    if not bool(torch.isfinite(moments.float() * 8).all()):  # 8 sigma: the largest draws
+        raise UsageError(f"--sigma-scale {sigma_scale:g}: the RSP's sigma "
+                         f"({float(law.std.reshape(-1).max()):.3g}) does not fit float32")
+    return law
 
 
 def _control_law(table, kind: str, column_mean, column_sq, sigma_scale: float) -> RSPLaw:

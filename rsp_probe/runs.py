@@ -37,7 +37,12 @@ from rsp_probe.config import SCHEMA_VERSION
 from rsp_probe.errors import UsageError
 from rsp_probe.runio.integrity import DamagedRunError, Snapshot, run_files, write_manifest
 from rsp_probe.runio.lock import OutLock
-from rsp_probe.runio.parts import completed_parts, discard_incomplete_parts
+from rsp_probe.runio.parts import (
+    MERGED_FILE,
+    PARTS_DIR,
+    completed_parts,
+    discard_incomplete_parts,
+)
 from rsp_probe.runio.publish import leftovers, publish, staging_path
 
 CONFIG_FILE = "config.json"
@@ -60,6 +65,21 @@ SCORE_SHIFT_FILE = "score_shift.parquet"
 # per pair of trajectories of one prompt and condition, per step of their shared prefix:
 # sum_v p_a(v) p_b(v) of the two tempered distributions (rsp_probe.probes.pair_overlap)
 PAIR_OVERLAP_FILE = "pair_overlap.parquet"
+
+
+def resolve_out(out: str | Path) -> Path:
+    """The run path to write: `.` or `..` made absolute (so the run has a name, and its lock
+    file lies beside it, not inside it); a symbolic link followed to the directory it names
+    (publishing swaps directories: a link would be replaced, then never cleaned)."""
+    out = Path(out)
+    if out.name in ("", "..", "."):
+        out = Path(os.path.abspath(out))
+    if out.is_symlink():
+        target = Path(os.path.realpath(out))
+        if not target.exists():
+            raise UsageError(f"--out {out}: a symbolic link to {target}, which does not exist")
+        out = target
+    return out
 
 
 def check_output_dir(out: Path, overwrite: bool) -> None:
@@ -92,7 +112,7 @@ def kill_point(name: str) -> None:
 
 def prepare_out(out: Path, overwrite: bool) -> OutLock:
     """Lock `out` for this run and check it may be written, before any model is loaded."""
-    out = Path(out)
+    out = resolve_out(out)
     lock = OutLock(out).acquire()
     try:
         check_output_dir(out, overwrite)
@@ -115,7 +135,7 @@ class RunWriter:
 
     def __init__(self, out: Path, config: dict, overwrite: bool = False,
                  lock: OutLock | None = None, resume: bool = False):
-        self.out = Path(out)
+        self.out = resolve_out(out)
         self.lock = lock or prepare_out(self.out, overwrite)
         try:
             self.staging = staging_path(self.out)
@@ -135,7 +155,7 @@ class RunWriter:
                 raise UsageError(f"--out {self.out}: an interrupted run is staged in "
                                  f"{self.staging.name}; --resume continues it, --overwrite "
                                  f"or `rsp-probe clean {self.out.parent}` discards it")
-            shutil.rmtree(self.staging)
+            _remove(self.staging)
         self.staging.mkdir()
         write_json(self.staging / CONFIG_FILE, self.config)
 
@@ -189,17 +209,32 @@ class RunWriter:
 
     def staged_run(self) -> Run:
         """The run as written so far, for analyses whose results go into the run itself."""
-        return Run(self.staging)
+        return Run(self.staging, name=self.out.name)
 
     def finish(self, meta: dict) -> Path:
+        """Publish the staged run. Ctrl-C before it is in place keeps it staged, without
+        DONE, for --resume (its batches are merged: nothing is recomputed)."""
+        published = []
         try:
             write_json(self.staging / META_FILE, self._meta(meta, "complete"))
-            write_manifest(self.staging, SCHEMA_VERSION)
+            shutil.rmtree(self.staging / PARTS_DIR, ignore_errors=True)  # merged: not needed
+            kill_point("parts-deleted")
+            write_manifest(self.staging, SCHEMA_VERSION, leave_out=(MERGED_FILE,))
             kill_point("publish")
-            publish(self.staging, self.out, hook=lambda point: kill_point(f"publish-{point}"))
+            publish(self.staging, self.out, hook=lambda point: (
+                published.append(point in ("exchanged", "renamed-away")),
+                kill_point(f"publish-{point}")))
+        except KeyboardInterrupt:
+            if not any(published) and (self.staging / MERGED_FILE).exists():
+                (self.staging / DONE_FILE).unlink(missing_ok=True)  # interrupted, not done
+                self.lock.release()
+            else:
+                self._discard()
+            raise
         except BaseException:
             self._discard()
             raise
+        (self.out / MERGED_FILE).unlink(missing_ok=True)  # not in DONE; a reader ignores it
         self.lock.release()
         return self.out
 
@@ -220,6 +255,10 @@ class RunWriter:
         """Ctrl-C: keep the staged batches for --resume, let other writers in."""
         self.lock.release()
 
+    def discard(self) -> None:
+        """Drop the staged run and let other writers in (bad input found mid-run)."""
+        self._discard()
+
     def _discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
         self.lock.release()
@@ -227,6 +266,14 @@ class RunWriter:
     def _meta(self, meta: dict, status: str) -> dict:
         return {**provenance(), **meta, "status": status,
                 "wall_time_s": round(time.time() - self.started, 3)}
+
+
+def _remove(path: Path) -> None:
+    """A staged folder, or the link an older version left in its place."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
 
 
 def write_json(path: Path, payload) -> None:
@@ -319,6 +366,7 @@ class Run:
 
     path: Path
     snapshot: Snapshot | None = field(default=None, repr=False, compare=False)
+    name: str | None = None  # a staged run's: the name it will be published under
 
     @cached_property
     def config(self) -> dict:
@@ -340,7 +388,7 @@ class Run:
 
     @property
     def id(self) -> str:
-        return self.path.name
+        return self.name or self.path.name
 
     @cached_property
     def config_hash(self) -> str:

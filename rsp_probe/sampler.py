@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rsp_probe.backends.base import Backend
+from rsp_probe.errors import UsageError
 from rsp_probe.key_groups import input_key_groups
 from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, StepProbe, build_probes
 from rsp_probe.rsp import job_embeds
@@ -208,8 +209,14 @@ class _TokenChooser:
         probs = torch.softmax(logits.float() / self.temperature.clamp(min=1e-6), dim=-1)
         if self.filters:
             probs = _top_p_filter(probs, self.top_p)
-        for row in self.sampled_rows:
-            greedy[row] = torch.multinomial(probs[row], 1, generator=self.generators[row])[0]
+        try:
+            for row in self.sampled_rows:
+                greedy[row] = torch.multinomial(probs[row], 1, generator=self.generators[row])[0]
+        except RuntimeError:  # checked only here: a check per step would cost a host sync
+            if bool(torch.isfinite(logits).all()):
+                raise
+            raise UsageError("the model's next-token logits are not finite (NaN or inf): the "
+                             "injected vectors overflow it; lower --sigma-scale") from None
         return greedy
 
 

@@ -69,6 +69,9 @@ class Experiment:
 
         own = self.option_defaults()
         extra = {name: _as_tuple(options.pop(name, default)) for name, default in own.items()}
+        from rsp_probe.validation import check_options
+
+        check_options(self.options, extra)
         return build_spec(self.name, extra=extra, model=model, **{**self.defaults, **options})
 
     def __call__(self, model: Any = None, **options: Any) -> tuple[Run, pd.DataFrame]:

@@ -22,7 +22,8 @@ from rsp_probe.config import (
 )
 from rsp_probe.errors import UsageError
 from rsp_probe.preflight import preflight
-from rsp_probe.runs import RunWriter, prepare_out
+from rsp_probe.runs import RunWriter, prepare_out, resolve_out
+from rsp_probe.validation import check_piece
 
 LOG = logging.getLogger("rsp_probe")
 
@@ -59,6 +60,7 @@ def build_spec(command: str, extra: dict | None = None, **options) -> Spec:
     if options:
         raise UsageError(f"unknown option(s) for {command}: {', '.join(sorted(options))}")
     spec = Spec(command, *pieces, extra=tuple(sorted((extra or {}).items())))
+    check_piece(spec.model)
     check_ranges(spec.rsp, spec.sampling, spec.data, spec.output)
     return spec
 
@@ -119,7 +121,7 @@ class Session:
         """write=False: problems and model only, for a measurement that saves no run (the
         model card): no --out is claimed, so no lock file is left behind."""
         self.spec = spec
-        self.out = Path(spec.output.out) if spec.output.out else default_out(spec.command)
+        self.out = resolve_out(spec.output.out or default_out(spec.command))
         # Lock --out and run every model-free check before the slow load (rsp_probe.preflight);
         # the lock is held until the run is published or abandoned.
         self.lock = prepare_out(self.out, spec.output.overwrite) if write else None
@@ -145,6 +147,8 @@ class Session:
     def __exit__(self, kind, error, traceback):
         if isinstance(error, KeyboardInterrupt):  # the finished batches stay for --resume
             self.writer.suspend()
+        elif isinstance(error, UsageError):  # bad input found late: nothing to inspect
+            self.writer.discard()
         elif error is not None:
             self.writer.abort({"device": self.model.info.device},
                               reason=f"{kind.__name__}: {error}")

@@ -53,15 +53,17 @@ def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
     from rsp_probe.runs import kill_point
 
     model, spec, writer = session.model, session.spec, session.writer
-    continuation = {r["prompt_id"]: r["generated_token_ids"]
-                    for r in part_records(writer.staging, range(base_parts))}
     law = rsp_law(session)
     jobs, records = build_jobs(session, rsp_conditions(spec), spec.sampling.samples, law=law,
                                draw=False)
     done = set(writer.resumed_batches)
+    continuation = None  # read only when a batch is left to do: a merged run has no parts
     for number, indices in enumerate(_batches(records, spec.sampling.batch_size), base_parts):
         if number in done:
             continue
+        if continuation is None:
+            continuation = {r["prompt_id"]: r["generated_token_ids"]
+                            for r in part_records(writer.staging, range(base_parts))}
         kill_point(f"batch-{number}-prefill")
         chunk = [with_vectors(law, jobs[i], records[i]["rsp_seed"]) for i in indices]
         tokens = continuation[records[indices[0]]["prompt_id"]]

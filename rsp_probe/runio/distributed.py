@@ -124,7 +124,7 @@ def run_on_ray(experiment, spec, model=None):
     """The experiment as shards on Ray workers, merged into spec.output.out."""
     from rsp_probe.experiments.common import default_out
     from rsp_probe.runio.merge import merge_runs
-    from rsp_probe.runs import EXECUTION_KEYS, prepare_out
+    from rsp_probe.runs import EXECUTION_KEYS, prepare_out, resolve_out
 
     if model is not None:
         raise UsageError("--workers loads one model per worker: give a checkpoint path or "
@@ -132,7 +132,7 @@ def run_on_ray(experiment, spec, model=None):
     if spec.data.shard is not None:
         raise UsageError("--workers runs every shard itself; leave out --shard")
     ray = _import_ray()
-    out = Path(spec.output.out) if spec.output.out else default_out(spec.command)
+    out = resolve_out(spec.output.out or default_out(spec.command))
     lock = prepare_out(out, spec.output.overwrite)
     started = False
     try:

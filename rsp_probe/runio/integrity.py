@@ -52,9 +52,10 @@ def run_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != DONE_FILE)
 
 
-def write_manifest(folder: Path, schema_version: int) -> None:
+def write_manifest(folder: Path, schema_version: int, leave_out: tuple[str, ...] = ()) -> None:
+    """DONE listing every file of `folder` but those named in `leave_out` (writer markers)."""
     files = {str(p.relative_to(folder)): {"sha256": file_digest(p), "size": p.stat().st_size}
-             for p in run_files(folder)}
+             for p in run_files(folder) if str(p.relative_to(folder)) not in leave_out}
     done = {"completed": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "schema_version": schema_version,
             "files": files}
     (folder / DONE_FILE).write_text(json.dumps(done, indent=2, sort_keys=True) + "\n")

@@ -23,6 +23,10 @@ from pathlib import Path
 
 PARTS_DIR = "parts"
 ORDER_KEY = "_order"
+# written once the parts are merged into the contract files: the numbers of the merged parts.
+# --resume then knows every batch is done even after the parts are deleted (RunWriter.finish
+# deletes them, and leaves this marker out of DONE)
+MERGED_FILE = "parts.merged"
 
 
 def part_path(staging: Path, number: int, suffix: str) -> Path:
@@ -55,13 +59,28 @@ def _fsync_dir_entries(folder: Path, number: int) -> None:
 
 
 def completed_parts(staging: Path) -> list[int]:
+    merged = merged_parts(staging)
+    if merged is not None:
+        return merged
     folder = staging / PARTS_DIR
     if not folder.is_dir():
         return []
     return sorted(int(p.stem) for p in folder.glob("*.done"))
 
 
+def merged_parts(staging: Path) -> list[int] | None:
+    """The parts already merged into the contract files (MERGED_FILE), or None."""
+    try:
+        numbers = json.loads((staging / MERGED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return numbers if isinstance(numbers, list) else None
+
+
 def discard_incomplete_parts(staging: Path) -> None:
+    if merged_parts(staging) is not None:  # merged: the parts are no longer needed
+        shutil.rmtree(staging / PARTS_DIR, ignore_errors=True)
+        return
     done = set(completed_parts(staging))
     for file in (staging / PARTS_DIR).glob("*") if (staging / PARTS_DIR).is_dir() else ():
         if int(file.stem) not in done:
@@ -69,12 +88,22 @@ def discard_incomplete_parts(staging: Path) -> None:
 
 
 def merge_parts(staging: Path, trajectories: Path, vectors: Path, steps: Path) -> None:
-    """The contract files from the complete parts; the parts folder is removed after."""
+    """The contract files from the complete parts, then MERGED_FILE; the parts stay until
+    the run is published (a run killed in between resumes without recomputing them). A run
+    merged already (a resumed one) is left as it is."""
+    if merged_parts(staging) is not None:
+        return
     numbers = completed_parts(staging)
     _merge_jsonl([part_path(staging, n, "jsonl") for n in numbers], trajectories)
     merge_safetensors([part_path(staging, n, "safetensors") for n in numbers], vectors)
     merge_parquet([part_path(staging, n, "parquet") for n in numbers], steps)
-    shutil.rmtree(staging / PARTS_DIR)
+    for path in (trajectories, vectors, steps):  # on disk before the marker says so
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    (staging / MERGED_FILE).write_text(json.dumps(numbers) + "\n")
 
 
 def _merge_jsonl(parts: list[Path], out: Path) -> None:

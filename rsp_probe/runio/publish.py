@@ -115,7 +115,7 @@ def clean(folder: Path) -> list[str]:
         if item.kind == "previous" and not item.out.exists():
             os.rename(item.path, item.out)
             done.append(f"restored {item.out} from {item.path.name}")
-        elif item.path.is_dir():
+        elif item.path.is_dir() and not item.path.is_symlink():
             shutil.rmtree(item.path)
             done.append(f"removed {item.path}")
         else:

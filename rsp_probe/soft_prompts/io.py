@@ -48,17 +48,35 @@ def read_card(path: str | Path) -> dict:
         with open(path, "rb") as handle:
             (size,) = struct.unpack("<Q", handle.read(8))
             header = json.loads(handle.read(size))
-        card = json.loads(header["__metadata__"][CARD_KEY])
-        shape = header[TENSOR]["shape"]
+            card = json.loads(header["__metadata__"][CARD_KEY])
+            shape, dtype = header[TENSOR]["shape"], header[TENSOR]["dtype"]
+            start, stop = header[TENSOR]["data_offsets"]
+            if not isinstance(card, dict) or dtype != "F32":
+                raise ValueError("not a card, or not float32")
+            handle.seek(8 + size + start)
+            data = handle.read(stop - start)
     except FileNotFoundError:
         raise UsageError(f"--soft-prompt {path}: no such file") from None
-    except (OSError, struct.error, ValueError, KeyError, TypeError):
+    except (OSError, struct.error, ValueError, KeyError, TypeError, AttributeError):
         raise UsageError(f"--soft-prompt {path}: not a soft prompt written by "
                          "`rsp-probe tune-prompt` (a safetensors file with a card)") from None
+    _check_values(path, data, stop - start)
     if [card.get("k"), card.get("d_model")] != shape:
         raise UsageError(f"--soft-prompt {path}: its card says k={card.get('k')}, d_model="
                          f"{card.get('d_model')} but the tensor is {shape}")
     return card
+
+
+def _check_values(path: Path, data: bytes, expected: int) -> None:
+    """The whole tensor is there (a file cut short is refused here, before the model loads)
+    and finite (NaN vectors would only give NaN logits mid-run)."""
+    import numpy as np
+
+    if len(data) != expected:
+        raise UsageError(f"--soft-prompt {path}: truncated ({len(data)} of {expected} bytes "
+                         "of vectors)")
+    if not np.isfinite(np.frombuffer(data, dtype="<f4")).all():
+        raise UsageError(f"--soft-prompt {path}: its vectors hold NaN or infinite values")
 
 
 def load_soft_prompt(path: str | Path):

@@ -148,9 +148,24 @@ def _field(record: dict, field: str, where: str) -> str:
     return str(value)
 
 
+def _checked_text(value, field: str, where: str, numbers: bool) -> None:
+    """A question must be text; an answer text or a finite number. NaN (a Parquet/pandas
+    missing value), lists and objects would otherwise run as "nan" or as their repr."""
+    import math
+
+    ok = isinstance(value, str) and value.strip() != "" or (
+        numbers and isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(value))
+    if not ok:
+        raise UsageError(f"{where}: field {field!r} is {type(value).__name__} {value!r:.40}, "
+                         f"not {'text or a number' if numbers else 'text'}")
+
+
 def _to_problem(record: dict, fields: tuple[str, str], default_id: str, where: str) -> Problem:
     question = _field(record, fields[0], where)
     answer = _field(record, fields[1], where)
+    _checked_text(record[fields[0]], fields[0], where, numbers=False)
+    _checked_text(record[fields[1]], fields[1], where, numbers=True)
     solution = next((str(record[f]) for f in SOLUTION_FIELDS if record.get(f) is not None), None)
     if "####" in answer:  # GSM8K: "<rationale> #### 42"
         rationale = answer.rpartition("####")[0].strip()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -95,18 +96,21 @@ def changes_line(old: list[dict], new: Run) -> str:
 def read_answer_file(path: Path) -> list[dict]:
     """The lines of a JSONL file of {"text": str, "answer": str} objects."""
     rows = []
-    with open(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UsageError(f"{path}:{number}: not JSON ({error.msg})") from None
-            if not (isinstance(row, dict) and isinstance(row.get("text"), str)
-                    and isinstance(row.get("answer"), str)):
-                raise UsageError(f'{path}:{number}: expected {{"text": str, "answer": str}}')
-            rows.append(row)
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text (byte {error.start}); JSONL is UTF-8") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UsageError(f"{path}:{number}: not JSON ({error.msg})") from None
+        if not (isinstance(row, dict) and isinstance(row.get("text"), str)
+                and isinstance(row.get("answer"), str)):
+            raise UsageError(f'{path}:{number}: expected {{"text": str, "answer": str}}')
+        rows.append(row)
     if not rows:
         raise UsageError(f"{path}: no lines to grade")
     return rows
@@ -137,7 +141,7 @@ def grade_command(path: str, out: str | None, overwrite: bool, timeout_s: float)
     from rsp_probe.analysis.summaries import describe
 
     target = Path(path)
-    if timeout_s <= 0:
+    if not math.isfinite(timeout_s) or timeout_s <= 0:  # nan passes `<= 0`; inf never ends
         raise UsageError(f"--timeout must be positive, got {timeout_s}")
     if target.is_dir():
         source = open_run(target)
