@@ -55,6 +55,7 @@ DONE_FILE = "DONE"
 EXECUTION_KEYS = ("out", "overwrite", "quiet", "resume", "workers", "ray_address")
 KILL_POINT_ENV = "RSP_PROBE_KILL_AT"  # tests: SIGKILL ourselves at this named point
 KILL_ONCE_ENV = "RSP_PROBE_KILL_ONCE"  # tests: ... only if this marker file can be created
+KILL_SIGNAL_ENV = "RSP_PROBE_KILL_SIGNAL"  # tests: INT sends a Ctrl-C there instead
 # derived files some experiments add (named here once; figures and summaries read them)
 DILUTION_FILE = "dilution_fit.json"
 BRANCHING_FILE = "branching.parquet"
@@ -107,7 +108,8 @@ def kill_point(name: str) -> None:
             return
     import signal
 
-    os.kill(os.getpid(), signal.SIGKILL)
+    interrupt = os.environ.get(KILL_SIGNAL_ENV) == "INT"
+    os.kill(os.getpid(), signal.SIGINT if interrupt else signal.SIGKILL)
 
 
 def prepare_out(out: Path, overwrite: bool) -> OutLock:
@@ -188,6 +190,7 @@ class RunWriter:
 
         merge_parts(self.staging, self.staging / TRAJECTORIES_FILE, self.staging / RSP_FILE,
                     self.staging / STEPS_FILE)
+        kill_point("merged")
 
     def write_trajectories(self, records: list[dict], rsp: dict[str, np.ndarray],
                            steps: dict[str, dict[str, np.ndarray]]) -> None:
@@ -422,6 +425,10 @@ class Run:
 
     def records(self) -> list[dict]:
         """trajectories.jsonl, one dict per line, checked (rsp_probe.runio.records)."""
+        return [dict(record) for record in self._checked_records]
+
+    @cached_property
+    def _checked_records(self) -> list[dict]:
         from rsp_probe.runio.records import check_records
 
         return check_records(self.path, list(self._trajectory_records()))
@@ -494,7 +501,24 @@ class Run:
         if version != self.snapshot.done["schema_version"]:
             raise DamagedRunError(f"{self.path}: {CONFIG_FILE} says schema {version}, "
                                   f"{DONE_FILE} says {self.snapshot.done['schema_version']}")
+        self._check_shapes()
         return self
+
+    def _check_shapes(self) -> None:
+        """What every reader relies on: the trajectory records and the steps columns (the
+        Parquet schema only, not the values)."""
+        import io
+
+        import pyarrow.parquet as pq
+
+        from rsp_probe.runio.records import check_steps_columns
+
+        self._checked_records  # noqa: B018 (parsed and checked once, kept for the readers)
+        if self.has(STEPS_FILE):
+            data = self.read_bytes(STEPS_FILE)
+            with self._damage_is_one_line(STEPS_FILE):
+                names = pq.read_schema(io.BytesIO(data)).names
+            check_steps_columns(self.path, names)
 
 
 def _refuse_constant(name: str):

@@ -39,8 +39,12 @@ def _is(value, types) -> bool:
     return isinstance(value, types)
 
 
-def check_steps(folder: Path, frame):
-    missing = [c for c in STEP_COLUMNS if c not in frame.columns]
+def check_steps_columns(folder: Path, names) -> None:
+    missing = [c for c in STEP_COLUMNS if c not in names]
     if missing:
         raise DamagedRunError(f"{folder}: steps.parquet has no {', '.join(missing)} column")
+
+
+def check_steps(folder: Path, frame):
+    check_steps_columns(folder, frame.columns)
     return frame
