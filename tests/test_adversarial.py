@@ -142,13 +142,20 @@ def test_case2_an_entry_outside_the_run_is_damaged(runs, name):
 def _publish_alternately(out: str, rounds: int, ready) -> None:
     """Another process: publish runs of seed 1 and seed 2 over `out`, `rounds` times."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from synthetic_runs import record, write_run
+    from synthetic_runs import record
+
+    from rsp_probe.runs import RunWriter
 
     for number in range(rounds):
         seed = 1 + number % 2
         records = [{**record("k0", f"p{i}", 0), "seed": seed, "text": "x" * (seed * 2000)}
                    for i in range(40)]
-        write_run(Path(out), {"command": "entropy", "seed": seed, "overwrite": True}, records)
+        writer = RunWriter(Path(out), {"command": "entropy", "seed": seed}, overwrite=True)
+        writer.write_trajectories(records, {r["id"]: np.zeros((0, 4), np.float32)
+                                            for r in records},
+                                  {r["id"]: {"entropy": np.zeros(3, np.float32)}
+                                   for r in records})
+        writer.finish({})
         if number == 0:
             ready.set()
 
@@ -164,8 +171,7 @@ def _publishing(out: Path, rounds: int):
 
 def _read_whole(path: Path) -> tuple[int, set]:
     run = open_run(path)
-    seeds = {record["seed"] for record in run.records()}
-    return run.config["seed"], seeds
+    return run.config["seed"], set(run.trajectories["seed"])
 
 
 def test_case3_no_torn_read_while_another_process_publishes(tmp_path, monkeypatch):
@@ -436,6 +442,8 @@ def _in_child(point: str, run, signal_name: str | None = None) -> int:
             run()
         except KeyboardInterrupt:
             code = 130
+        except SystemExit as exit:  # the command line's status
+            code = exit.code
         except BaseException:
             code = 1
         finally:
