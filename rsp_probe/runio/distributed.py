@@ -70,17 +70,34 @@ def _import_ray():
     return ray
 
 
-def _connect(ray, output) -> bool:
-    """Join --ray-address, or start a small local cluster; True when we started Ray."""
+def _connect(ray, output):
+    """Join --ray-address, or start a small local cluster guarded by a watchdog that kills
+    it if this process dies without shutting it down (rsp_probe.runio.ray_watchdog).
+    Returns what `_disconnect` needs: None when Ray was running before."""
     if ray.is_initialized():
-        return False
+        return None
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
     if output.ray_address:
         ray.init(address=output.ray_address, **quiet)
-    else:
-        ray.init(num_cpus=output.workers, include_dashboard=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
-    return True
+        return ()
+    from rsp_probe.runio import ray_watchdog
+
+    ray.init(num_cpus=output.workers, include_dashboard=False,
+             object_store_memory=LOCAL_OBJECT_STORE_BYTES, **quiet)
+    try:
+        return (ray_watchdog.start(ray_watchdog.node_pids(ray)),)
+    except BaseException:
+        ray.shutdown()
+        raise
+
+
+def _disconnect(ray, connection) -> None:
+    if connection is None:
+        return
+    ray.shutdown()
+    for watchdog in connection:  # Ray is down: the watchdog has nothing left to guard
+        watchdog.kill()
+        watchdog.wait()
 
 
 def _shard_count(ray, spec) -> int:
@@ -134,17 +151,16 @@ def run_on_ray(experiment, spec, model=None):
     ray = _import_ray()
     out = resolve_out(spec.output.out or default_out(spec.command))
     lock = prepare_out(out, spec.output.overwrite)
-    started = False
+    connection = None
     try:
         _prepare_folder(out, spec.output)
-        started = _connect(ray, spec.output)
+        connection = _connect(ray, spec.output)
         paths = _run_tasks(ray, experiment.name, shard_specs(spec, out, _shard_count(ray, spec)))
         execution = {key: spec.to_dict()[key] for key in EXECUTION_KEYS}
         run = merge_runs(paths, out, overwrite=spec.output.overwrite, lock=lock,
                          execution={**execution, "out": str(out)})
     finally:
         lock.release()
-        if started:
-            ray.shutdown()
+        _disconnect(ray, connection)
     shutil.rmtree(shards_folder(out), ignore_errors=True)
     return run, experiment.summary(run)
