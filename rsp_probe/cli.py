@@ -154,11 +154,19 @@ def cmd_claims(args) -> int:
 
 
 def cmd_show(args) -> int:
+    """A run directory is opened as asked (damaged: one line, exit 2); a folder of runs
+    shows the intact ones and skips the others with a warning."""
+    from pathlib import Path
+
     from rsp_probe.analysis.summaries import describe
-    from rsp_probe.runs import open_run
+    from rsp_probe.runs import find_runs, is_run_directory, open_run
 
     for path in args.runs:
-        print(describe(open_run(path), full=args.full))
+        runs = [open_run(path)] if is_run_directory(Path(path)) else find_runs([path])
+        if not runs:
+            raise UsageError(f"{path}: not a run directory, and no intact run below it")
+        for run in runs:
+            print(describe(run, full=args.full))
     return 0
 
 
@@ -319,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "docs/theory.md no longer state the claims the runs give")
     claims.set_defaults(handler=cmd_claims)
     show = sub.add_parser("show", help="print a run's summary again, without a model")
-    show.add_argument("runs", nargs="+", help="run directories")
+    show.add_argument("runs", nargs="+", help="run directories, or folders holding runs")
     show.add_argument("--full", action="store_true",
                       help="every report step in the tables (default: a few)")
     show.set_defaults(handler=cmd_show)

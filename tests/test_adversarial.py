@@ -127,6 +127,18 @@ def test_case2_a_malformed_entry_is_skipped_not_a_crash(runs, capsys, entry):
         assert main(["figures", "--runs", str(runs), "--out", str(runs.parent / "fig")]) == 0
 
 
+def test_case2_show_of_a_folder_skips_the_damaged_run(runs, capsys):
+    done = json.loads((runs / "bad" / "DONE").read_text())
+    done["files"]["config.json"] = None
+    (runs / "bad" / "DONE").write_text(json.dumps(done))
+    with pytest.warns(UserWarning, match="skipping damaged run"):
+        assert main(["show", str(runs)]) == 0
+    assert capsys.readouterr().out.count("entropy") >= 1
+    shutil.rmtree(runs / "good")
+    with pytest.warns(UserWarning, match="skipping damaged run"):
+        _one_line_exit_2(["show", str(runs)], capsys, "no intact run below it")
+
+
 @pytest.mark.parametrize("name", ["../escape.json", "/etc/passwd", "DONE"])
 def test_case2_an_entry_outside_the_run_is_damaged(runs, name):
     bad = runs / "bad"
