@@ -105,6 +105,7 @@ def labelled_branching_run(tmp_path):
     import shutil
     from pathlib import Path
 
+    from rsp_probe.runio.integrity import write_manifest
     from rsp_probe.runs import open_run
 
     source = Path(__file__).parent / "data" / "runs" / "branching"
@@ -116,6 +117,7 @@ def labelled_branching_run(tmp_path):
         if record["condition"] == "temp" and record["sample"] == 0:
             record["strategy"] = "other"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_manifest(tmp_path / "branching", 1)  # labelled: a run of its own, so a DONE of its own
     return open_run(tmp_path / "branching"), pd.DataFrame(records)
 
 

@@ -35,7 +35,8 @@ def _snapshot(path: Path) -> dict[str, bytes]:
 
 def _write(out: Path, note: str, **kwargs) -> Path:
     writer = RunWriter(out, {"command": "entropy", "note": note}, **kwargs)
-    writer.write_trajectories([{"id": "t", "note": note}], {"t": np.zeros((1, 4))},
+    writer.write_trajectories([{"id": "t", "prompt_id": "p", "condition": "k0", "note": note}],
+                              {"t": np.zeros((1, 4))},
                               {"t": {"entropy": np.ones(2, np.float32)}})
     return writer.finish({"device": "cpu"})
 
@@ -58,7 +59,8 @@ def test_second_writer_is_refused_naming_the_holder_and_nothing_is_lost(tmp_path
         f"rsp-probe entropy: error: --out {out}: another rsp-probe run (PID {os.getpid()}) is "
         "writing it; wait for it to finish or choose another --out"]
     assert _snapshot(out) == before  # the refused writer touched nothing
-    first.write_trajectories([{"id": "t"}], {"t": np.zeros((0, 4))}, {"t": {}})
+    first.write_trajectories([{"id": "t", "prompt_id": "p", "condition": "k0"}],
+                             {"t": np.zeros((0, 4))}, {"t": {}})
     first.finish({"device": "cpu"})  # the holder still publishes
     assert open_run(out).config["note"] == "second"
     assert _hidden(tmp_path) == []  # lock released, staging gone

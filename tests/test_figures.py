@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from rsp_probe.errors import UsageError
+from rsp_probe.runio.integrity import write_manifest
 from rsp_probe.runs import find_runs
 
 RUNS = Path(__file__).parent / "data" / "runs"
@@ -212,6 +213,7 @@ def test_several_runs_grouped_by_the_config_fields_that_differ(tmp_path):
         shutil.copytree(RUNS / "entropy", tmp_path / name)
         config = json.loads((tmp_path / name / "config.json").read_text())
         (tmp_path / name / "config.json").write_text(json.dumps({**config, "sigma_scale": sigma}))
+        write_manifest(tmp_path / name, 1)  # a run of its own now: DONE says so
     runs = find_runs([tmp_path])
     frame = ablations.data(runs)
     assert list(dict.fromkeys(frame["factor"])) == ["k", "sigma_scale"]
@@ -246,6 +248,7 @@ def test_nothing_drawable_is_a_usage_error(tmp_path):
     shutil.copytree(RUNS / "passk", run)
     config = json.loads((run / "config.json").read_text())
     (run / "config.json").write_text(json.dumps({**config, "command": "other"}))
+    write_manifest(run, 1)  # a run of its own now: DONE says so
     with pytest.raises(UsageError, match="needs an `rsp-probe entropy` run"):
         render_all([run], tmp_path / "out")
 

@@ -187,7 +187,12 @@ class Snapshot:
             raise DamagedRunError(f"{self.folder}: {name} is missing (not listed in "
                                   f"{DONE_FILE})")
         expected = self.done["files"][name]
-        data = os.pread(self._fds[name], expected["size"] + 1, 0)
+        chunks, offset = [], 0
+        while offset <= expected["size"] and (
+                chunk := os.pread(self._fds[name], expected["size"] + 1 - offset, offset)):
+            chunks.append(chunk)  # a pread may return less than asked (files over 2 GiB)
+            offset += len(chunk)
+        data = b"".join(chunks)
         if len(data) != expected["size"] or hashlib.sha256(data).hexdigest() != expected[
                 "sha256"]:
             raise DamagedRunError(f"{self.folder}: {name} was changed in place after the run "
