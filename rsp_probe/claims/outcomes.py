@@ -147,9 +147,9 @@ def dose_claims(runs: dict[str, Run]) -> Iterator[Claim]:
         run, "dose", "dose_kl", "dose.kl", "Dose-response",
         "{window_text}, {dose}: KL from the k=0 distribution {value:.4f} nats, 95% CI "
         "[{ci_low:.4f}, {ci_high:.4f}] ({n} prompts).",
-        "teacher-forced KL of the dose's next-token distribution from k=0's along the same "
-        "tokens",
-        lambda condition: {"dose": dose(condition)})
+        "teacher-forced KL of the dose's next-token distribution from k=0's along k=0's "
+        "tokens (windows by the k=0 trajectory's length)",
+        lambda condition: {"dose": dose(condition)}, reference=baseline_condition(run))
     yield from accuracy_claims(run, "dose", "dose.accuracy", "Dose-response", describe=dose)
 
 
@@ -220,14 +220,16 @@ def _knockout_label(run: Run):
         if spec.get("layers") is not None:
             layers = spec["layers"]
             noun = "layer" if len(layers) == 1 else "layers"
-            return {"what": f"RSP keys masked in {noun} {'+'.join(map(str, layers))}"}
+            cut = spec.get("cut_after")
+            since = "" if cut in (None, 1) else f" from step {cut} on"
+            return {"what": f"RSP keys masked in {noun} {'+'.join(map(str, layers))}{since}"}
         if spec.get("path") is not None:  # sampled paths: who may read the RSP keys
             return {"what": {"direct": "only the newest query reads the RSP (direct path)",
                              "indirect": "only earlier positions read the RSP (indirect path)"}
                     .get(spec["path"], f"path {spec['path']}")}
         cut = spec.get("cut_after")
         return {"what": "RSP kept throughout" if cut is None
-                else f"RSP keys masked after step {cut}"}
+                else f"RSP keys masked from step {cut} on"}
     return describe
 
 
@@ -239,7 +241,7 @@ def knockout_claims(runs: dict[str, Run]) -> Iterator[Claim]:
         "{window_text}, {what}: KL(p_full‖p_knocked) {value:.4f} nats along the full RSP's "
         "tokens, 95% CI [{ci_low:.4f}, {ci_high:.4f}] ({n} prompts).",
         "teacher-forced KL of the full-RSP distribution from the knocked-out one",
-        _knockout_label(run))
+        _knockout_label(run), reference="full")
     for path, probe in (("direct-only", "kl_direct_only"), ("indirect-only", "kl_indirect_only")):
         if not np.any(run.steps["probe"] == probe):
             continue
