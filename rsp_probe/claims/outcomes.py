@@ -22,6 +22,7 @@ from rsp_probe.claims.measures import (
     window_by_prompt,
     window_frame,
 )
+from rsp_probe.claims.knockout_paths import path_claims
 from rsp_probe.claims.mechanism import accuracy_claims, lift_claims, window_means
 from rsp_probe.experiments.reproduce import PLAN
 from rsp_probe.runs import BRANCHING_FILE, Run
@@ -228,8 +229,10 @@ def _knockout_label(run: Run):
                              "indirect": "only earlier positions read the RSP (indirect path)"}
                     .get(spec["path"], f"path {spec['path']}")}
         cut = spec.get("cut_after")
-        return {"what": "RSP kept throughout" if cut is None
-                else f"RSP keys masked from step {cut} on"}
+        if cut is None:
+            return {"what": "RSP kept throughout"}
+        prefill = " (the prefill)" if cut == 1 else ""
+        return {"what": f"RSP keys masked from step {cut}{prefill} on"}
     return describe
 
 
@@ -242,6 +245,7 @@ def knockout_claims(runs: dict[str, Run]) -> Iterator[Claim]:
         "tokens, 95% CI [{ci_low:.4f}, {ci_high:.4f}] ({n} prompts).",
         "teacher-forced KL of the full-RSP distribution from the knocked-out one",
         _knockout_label(run), reference="full")
+    yield from path_claims(run)
     for path, probe in (("direct-only", "kl_direct_only"), ("indirect-only", "kl_indirect_only")):
         if not np.any(run.steps["probe"] == probe):
             continue
