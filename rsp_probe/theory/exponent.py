@@ -16,7 +16,9 @@ keeps its own intercept ``delta_i`` and its own ``n`` (never a curve averaged ov
 of different lengths), and one ``b`` is shared by the trajectories of a head. Its interval
 is cluster-robust over prompts (trajectories of one prompt, and steps of one trajectory,
 may be correlated in any way) with a t critical value on (prompts - 1) degrees of freedom,
-so it contains the point estimate by construction. Masses of exactly 0 or 1 have no finite
+so it contains the point estimate by construction, widened on each side by the most that
+float32 storage of the masses can move ``b`` (:func:`rounding_bound`): data that follow the
+law up to rounding are never rejected for it. Masses of exactly 0 or 1 have no finite
 ``delta_t``; they are left out and counted. Pure numpy/scipy, vectorised over leading
 (replicate) axes so that the calibration (:mod:`rsp_probe.theory.calibration`) is cheap.
 """
@@ -28,9 +30,11 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.stats import t as student_t
 
-__all__ = ["ExponentTest", "excess_exponent", "exponent_test"]
+__all__ = ["ExponentTest", "excess_exponent", "exponent_test", "rounding_bound"]
 
 LEVEL = 0.95
+# Runs store masses as float32: rounding to nearest moves m by at most 2^-24 of itself
+FLOAT32_HALF_ULP = 2.0**-24
 
 
 @dataclass(frozen=True)
@@ -127,7 +131,30 @@ def exponent_test(mass: np.ndarray, steps: np.ndarray, n: np.ndarray, k: float,
     delta = np.where(present, delta, np.nan)
     b, _, low, high = excess_exponent(delta, x, prompt)
     finite = np.isfinite(delta)
+    slack = rounding_bound(np.where(finite, m, np.nan), np.where(finite, x, np.nan))
+    low, high = low - slack, high + slack
     return ExponentTest(float(b), float(low), float(high), int(finite.sum()),
                         int(finite.any(axis=1).sum()),
                         int(np.unique(np.asarray(prompt)[finite.any(axis=1)]).size),
                         int((present & ~finite).sum()))
+
+
+def rounding_bound(mass: np.ndarray, x: np.ndarray) -> float:
+    """The most float32 rounding of the masses can move the within-trajectory slope ``b``.
+
+    A mass rounded to float32 is off by at most 2^-24 of itself, so ``delta_t = logit(m) +
+    ...`` is off by at most ``2^-24 / (1 - m)``; the slope is a linear map of the deltas with
+    weights ``x~ / sum x~^2`` (``x~`` centred within trajectories), so it moves by at most
+    ``max err * sum |x~| / sum x~^2``. ``mass`` and ``x`` are [I, T], NaN where left out.
+    """
+    valid = np.isfinite(mass) & np.isfinite(x)
+    if not valid.any():
+        return 0.0
+    with np.errstate(invalid="ignore"):
+        xc = np.where(valid, x - np.nanmean(np.where(valid, x, np.nan), axis=1,
+                                             keepdims=True), 0.0)
+    sxx = float((xc**2).sum())
+    if sxx <= 0:
+        return 0.0
+    worst = FLOAT32_HALF_ULP / (1.0 - float(np.max(mass[valid])))
+    return worst * float(np.abs(xc).sum()) / sxx
