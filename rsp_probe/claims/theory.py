@@ -16,7 +16,9 @@ import numpy as np
 
 from rsp_probe.analysis.budget import has_budget
 from rsp_probe.analysis.divergence import has_pair_overlaps
-from rsp_probe.analysis.scaling import THEORY_SLOPES, within_cell_slopes
+from rsp_probe.analysis.scaling import THEORY_SLOPES, influence_points, within_cell_slopes
+from rsp_probe.analysis.scaling_calibration import N_REPLICATES as SLOPE_REPLICATES
+from rsp_probe.analysis.scaling_calibration import calibrate_slope
 from rsp_probe.analysis.theory_stats import (
     branching_statistics,
     dilution_statistics,
@@ -27,7 +29,13 @@ from rsp_probe.claims.core import Claim, NotMeasured, claim_family
 from rsp_probe.claims.measures import estimate, paired, verdict
 from rsp_probe.probes.names import ATTENTION_PROBE
 from rsp_probe.runs import BRANCHING_FILE, SCORE_SHIFT_FILE, Run
-from rsp_probe.theory.calibration import ALTERNATIVES, N_REPLICATES, NULL
+from rsp_probe.theory.calibration import (
+    ALTERNATIVES,
+    MIN_ACCEPTANCE,
+    MIN_POWER,
+    N_REPLICATES,
+    NULL,
+)
 
 SCALING_QUANTITIES = ("kl", "tv")
 
@@ -120,6 +128,7 @@ def scaling_claims(runs: dict[str, Run]) -> Iterator[Claim | NotMeasured]:
         theory = THEORY_SLOPES[quantity]
         slopes = [s for s in within_cell_slopes(run, quantity)
                   if np.isfinite(s.ci_low) and np.isfinite(s.ci_high)]
+        points = influence_points(run, quantity)
         for condition in sorted({s.condition for s in slopes}):
             mine = [s for s in slopes if s.condition == condition]
             yield Claim(
@@ -129,23 +138,33 @@ def scaling_claims(runs: dict[str, Run]) -> Iterator[Claim | NotMeasured]:
                           "head mass within (prompt, step) cells, prompt-bootstrap CI; heads "
                           "whose CI contains the first-order theory's slope",
                 template="{condition}, {name} against one head's RSP mass within (prompt, "
-                         "step) cells (a consistency check: not calibrated by simulation): "
-                         "the 95% CI of the slope contains the first-order theory's "
-                         "{theory:g} in {value:.0f} of {n} heads (below it in {below}, above "
-                         "it in {above}); median slope {median:.2f}; the head with the most "
-                         "mass (layer {layer}, head {head}): {top:.2f}, 95% CI [{top_low:.2f}, "
-                         "{top_high:.2f}].",
+                         "step) cells: the 95% CI of the slope contains the first-order "
+                         "theory's {theory:g} in {value:.0f} of {n} heads (below it in "
+                         "{below}, above it in {above}); median slope {median:.2f}; the head "
+                         "with the most mass (layer {layer}, head {head}): {top:.2f}, 95% CI "
+                         "[{top_low:.2f}, {top_high:.2f}]. Calibrated at that head's own "
+                         "masses and noise ({reps} replicates): a slope of {theory:g} is "
+                         "accepted in {size:.2f}, and {powers}: {kind}.",
                 fields={"condition": condition, "name": quantity.upper(), "theory": theory,
                         "below": sum(s.ci_high < theory for s in mine),
                         "above": sum(s.ci_low > theory for s in mine),
                         "median": float(np.median([s.slope for s in mine])),
-                        **_top_head(mine)})
+                        **_top_head(mine, points, theory)})
 
 
-def _top_head(slopes) -> dict:
+def _top_head(slopes, points, theory: float) -> dict:
+    """The head with the most mass, and the calibration of its comparison."""
     top = max(slopes, key=lambda s: s.mean_mass)
+    mine = points[(points["condition"] == top.condition) & (points["layer"] == top.layer)
+                  & (points["head"] == top.head)]
+    rates = calibrate_slope(mine, theory)
+    null, *alternatives = rates
+    powers = ", ".join(f"{name} rejected in {rates[name]:.2f}" for name in alternatives)
+    passed = (rates[null] >= MIN_ACCEPTANCE
+              and all(rates[name] >= MIN_POWER for name in alternatives))
     return {"layer": top.layer, "head": top.head, "top": top.slope, "top_low": top.ci_low,
-            "top_high": top.ci_high}
+            "top_high": top.ci_high, "reps": SLOPE_REPLICATES, "size": rates[null],
+            "powers": powers, "kind": "a test" if passed else "a consistency check"}
 
 
 @claim_family("score-shift", "Influence against mass", runs=("dose",), document="theory")
