@@ -107,7 +107,8 @@ def scaling_section(run: Run) -> list[str]:
                     f"slopes have a 95% CI containing the theory's value (the {TOP_HEADS} heads "
                     "with the most mass per condition are shown). Slopes compare draws of one "
                     "prompt at one step, so differences between prompts and steps cannot fake "
-                    "a slope."]
+                    "a slope. The claims (`rsp-probe claims`) calibrate the comparison at the "
+                    "head with the most mass: size and power by simulation."]
 
 
 def branching_section(run: Run) -> list[str]:
@@ -133,8 +134,12 @@ def branching_section(run: Run) -> list[str]:
     return lines + ["", "Verdict: TV 0 is a perfect prediction, 1 a disjoint one; p is the "
                     "share of simulated histograms from the prediction (as many pairs, drawn "
                     "independently) at least as far from it, so a small p rejects the hazard "
-                    "model. The greedy row fits c to the same histogram. A shared EOS is "
-                    "agreement in both the observed and the predicted distribution."]
+                    "model. The greedy row fits c to the same histogram, and no simulation has "
+                    "measured the power of either row against named alternatives: both are "
+                    "consistency checks. The exact row compares the sampler with its own "
+                    "sampling probabilities, so it checks the sampler, not the theory. A "
+                    "shared EOS is agreement in both the observed and the predicted "
+                    "distribution."]
 
 
 def theory_report(runs: list[Run]) -> str:
