@@ -18,9 +18,9 @@ from rsp_probe.analysis.theory_stats import (
     scaling_statistics,
     split_statistics,
 )
-from rsp_probe.theory.calibration import ALTERNATIVES, N_REPLICATES, NULL
 from rsp_probe.errors import UsageError
 from rsp_probe.runs import Run
+from rsp_probe.theory.calibration import ALTERNATIVES, N_REPLICATES, NULL
 
 BEGIN, END = "<!-- BEGIN GENERATED COMPARISON -->", "<!-- END GENERATED COMPARISON -->"
 TOP_HEADS = 3  # heads per condition shown in the scaling table (largest mean mass)

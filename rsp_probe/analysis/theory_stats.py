@@ -15,13 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rsp_probe.analysis.budget import SHARE_STEP, budget_frame
 from rsp_probe.analysis.divergence import (
     divergence_counts,
     greedy_prediction,
     has_pair_overlaps,
     temperature_prediction,
 )
-from rsp_probe.analysis.budget import SHARE_STEP, budget_frame
 from rsp_probe.analysis.head_fits import HeadExponent, head_cells, head_exponents
 from rsp_probe.analysis.scaling import THEORY_SLOPES, CellSlope, within_cell_slopes
 from rsp_probe.analysis.stats import N_BOOT

@@ -13,6 +13,7 @@ from rsp_probe.analysis.diversity import OTHER_STRATEGY, diversity_frame
 from rsp_probe.analysis.passk import default_pairs, paired_table, passk_table, problem_counts
 from rsp_probe.analysis.windows import EARLY, MIDDLE
 from rsp_probe.claims.core import Claim, claim_family
+from rsp_probe.claims.knockout_paths import path_claims
 from rsp_probe.claims.measures import (
     baseline_condition,
     estimate,
@@ -22,7 +23,6 @@ from rsp_probe.claims.measures import (
     window_by_prompt,
     window_frame,
 )
-from rsp_probe.claims.knockout_paths import path_claims
 from rsp_probe.claims.mechanism import accuracy_claims, lift_claims, window_means
 from rsp_probe.experiments.reproduce import PLAN
 from rsp_probe.runs import BRANCHING_FILE, Run

@@ -111,8 +111,9 @@ def _step1_claim(k: int, fits) -> Claim:
                   "identity, mean over prompts with a prompt-bootstrap CI; median, range and "
                   "CI signs over heads",
         template="k={k}: the step-1 RSP logit advantage δ₁ (the identity inverted, per head; "
-                 "a measurement, not a test) has median {value:+.2f} over {n} heads (range {low:+.2f} to {high:+.2f}); "
-                 "its 95% CI lies above 0 in {above} heads and below 0 in {below}.",
+                 "a measurement, not a test) has median {value:+.2f} over {n} heads (range "
+                 "{low:+.2f} to {high:+.2f}); its 95% CI lies above 0 in {above} heads and "
+                 "below 0 in {below}.",
         fields={"k": k, "low": float(values.min()), "high": float(values.max()),
                 "above": int(above), "below": int(below)})
 
