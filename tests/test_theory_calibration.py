@@ -212,3 +212,11 @@ def test_slope_calibration_has_size_and_power_and_matches_cell_slope():
     direct = np.mean([low <= 2.0 <= high for low, high in (
         cell_slope(_slope_frame(2.0, rng), n_boot=500)[1:3] for _ in range(60))])
     assert abs(direct - rates["slope 2"]) < 0.15  # two binomial shares of ~0.95
+
+
+def test_a_head_without_finite_advantages_is_not_measurable_not_rejected():
+    design = _design(sigma=1.0, prompts=4, steps=10)
+    mass = np.where(design.measured, 0.0, np.nan)
+    test = exponent_test(mass, design.steps, np.exp(design.x[:, 0]), 4, design.prompt)
+    assert test.verdict == "not measurable" and test.n_zero == int(design.measured.sum())
+    assert test.n_points == 0

@@ -51,7 +51,7 @@ def dilution_section(run: Run) -> list[str]:
                      f"[{e.ci_low:.2f}, {e.ci_high:.2f}] | {e.verdict} | {e.n_zero} of "
                      f"{e.n_zero + e.n_points} | {_ci(head.delta_step1)} | {head.sigma:.1f} | "
                      f"{rates.get(NULL, float('nan')):.2f} | {power:.2f} | {head.kind} |")
-    rejected = sum(not h.exponent.consistent for h in heads)
+    rejected = sum(h.exponent.verdict.endswith("than dilution") for h in heads)
     tests = sum(h.kind == "test" for h in heads)
     lines += ["", f"Verdict: the law is rejected in {rejected} of {len(heads)} heads; the "
               f"comparison reaches size and power (a test) in {tests} of them and is a "

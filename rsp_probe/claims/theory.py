@@ -64,9 +64,9 @@ def dilution_claims(runs: dict[str, Run]) -> Iterator[Claim | NotMeasured]:
 
 
 def _exponent_claim(k: int, heads) -> Claim:
-    rejected = [h for h in heads if not h.exponent.consistent]
     faster = sum(h.exponent.verdict == "faster than dilution" for h in heads)
     slower = sum(h.exponent.verdict == "slower than dilution" for h in heads)
+    rejected = faster + slower  # a head without a finite interval is not measurable
     sizes = [h.rates[NULL] for h in heads if h.rates]
     powers = {name: float(np.median([h.rates[name] for h in heads if h.rates]))
               for name in ALTERNATIVES}
@@ -75,7 +75,7 @@ def _exponent_claim(k: int, heads) -> Claim:
     cells = zero + sum(h.exponent.n_points for h in heads)
     return Claim(
         id=f"theory.dilution.exponent.k{k}", section="Dilution law", runs=("attention",),
-        value=float(len(rejected)), n=len(heads),
+        value=float(rejected), n=len(heads),
         statistic="per (layer, head): b = 1 - alpha, the slope of delta_t (the identity "
                   "inverted at each step, each trajectory with its own n) on log(n + t - 1) "
                   "within trajectories, cluster-robust 95% CI over prompts; heads whose CI "
