@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.special import expit
 
-from rsp_probe.analysis.budget import dilution_shares
 from rsp_probe.analysis.stats import bootstrap_mean
 from rsp_probe.claims import compute_claims
 from rsp_probe.claims.documents import check_document, update_documents
@@ -71,16 +71,28 @@ def committed_runs():
     return {run.id: run for run in find_runs([ROOT / "figures" / "runs"])}
 
 
-def test_budget_share_agrees_with_the_analysis(committed_runs):
-    """The golden runs predate the budget probes; the committed attention run has them."""
+def test_budget_split_is_the_pooled_mass_by_hand(committed_runs):
+    """The golden runs predate the budget probes; the committed attention run has them. The
+    split is redone from the raw budget masses: pooled (mean) RSP mass at step 16 minus at
+    step 1, and the dilution counterfactual with each cell's own n."""
     run = committed_runs["attention"]
-    claims = compute_claims({"attention": run}, only=["budget"])
-    shares = dilution_shares(run)
-    overall = shares[shares["layer"] == -1].set_index("condition")["dilution_share"]
-    for condition, expected in overall.items():
-        k = int(condition.removeprefix("k"))
-        claim = claims.by_id()[f"theory.budget.dilution_share.k{k}"]
-        assert claim.value == pytest.approx(expected)
+    claims = compute_claims({"attention": run}, only=["budget"]).by_id()
+    steps = run.steps[run.steps["probe"] == "budget_rsp"]
+    traj = run.trajectories.set_index("id")
+    for condition in ("k4", "k16"):
+        mine = steps[steps["trajectory"].map(traj["condition"]) == condition]
+        cell = ["trajectory", "layer", "head"]
+        last = mine[mine["step"] == 16].set_index(cell)["value"].astype(float).clip(0, 1)
+        first = mine[mine["step"] == 1].set_index(cell)["value"].astype(float).clip(0, 1)
+        first = first.reindex(last.index)
+        n = last.index.get_level_values("trajectory").map(
+            traj["prompt_token_ids"].map(len)).to_numpy(float)
+        with np.errstate(divide="ignore"):
+            counterfactual = expit(np.log(first) - np.log1p(-first) - np.log((n + 15) / n))
+        claim = claims[f"theory.budget.split.k{condition.removeprefix('k')}"]
+        assert claim.value == pytest.approx(last.mean() - counterfactual.mean())
+        assert claim.fields["zero_s"] == int((last == 0).sum())
+        assert claim.fields["rises"] == int((last.to_numpy() > first.to_numpy()).sum())
         assert claim.ci_low <= claim.value <= claim.ci_high
 
 
@@ -272,7 +284,7 @@ def test_knockout_paths_are_named_as_paths_not_as_the_intact_rsp():
     describe = _knockout_label(SimpleNamespace(trajectories=trajectories))
     labels = {c: describe(c)["what"] for c in trajectories["condition"]}
     assert labels["cutnever"] == "RSP kept throughout"
-    assert labels["cut2"] == "RSP keys masked after step 2"
+    assert labels["cut2"] == "RSP keys masked from step 2 on"  # the code masks from step s
     assert "direct path" in labels["direct-only"] and "indirect path" in labels["indirect-only"]
 
 

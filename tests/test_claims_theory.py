@@ -1,5 +1,5 @@
 """The theory claims (rsp_probe/claims/theory.py) recomputed by hand from the runs: the step-1
-delta from the identity per head, the dilution verdict count at the decisive delta-AIC, the
+delta from the identity per head, the dilution law's excess-exponent verdict counts, the
 within-cell slope counts; and a run without what a family needs is said, never a number."""
 
 from pathlib import Path
@@ -7,17 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rsp_probe.analysis.head_fits import head_fits
 from rsp_probe.analysis.scaling import within_cell_slopes
 from rsp_probe.analysis.stats import bootstrap_mean
-from rsp_probe.analysis.windows import DELTA_AIC_DECISIVE
+from rsp_probe.analysis.theory_stats import dilution_statistics
 from rsp_probe.claims import compute_claims
 from rsp_probe.claims import theory as theory_claims
 from rsp_probe.claims.documents import render
 from rsp_probe.runs import find_runs
 
 ROOT = Path(__file__).resolve().parent.parent
-THEORY = ["dilution-fits", "scaling", "budget", "branching-hazards", "score-shift"]
+THEORY = ["dilution-fits", "scaling", "budget", "branching-hazards", "score-shift",
+          "positions-only"]
 
 
 @pytest.fixture(scope="module")
@@ -71,35 +71,32 @@ def committed_attention():
     return {run.id: run for run in find_runs([ROOT / "figures" / "runs"])}["attention"]
 
 
-def test_dilution_verdicts_count_heads_at_the_decisive_threshold(committed_attention,
-                                                                 monkeypatch):
-    # ~7 s: the golden run's heads are all undecided, so only the committed run (some heads
-    # beaten, some not) lets the count fail. The fits are the claim's own (recorded, not
-    # refitted); the count, the threshold and the breakdown are redone here.
+def test_dilution_exponent_claims_count_the_heads_whose_interval_excludes_zero(
+        committed_attention, monkeypatch):
+    # The committed run separates the verdicts (one head is consistent with the law). The
+    # heads are the claim's own (recorded); the counts and the medians are redone here.
     recorded = []
 
     def recording(*args, **kwargs):
-        recorded.extend(head_fits(*args, **kwargs))
+        recorded.extend(dilution_statistics(*args, **kwargs))
         return recorded
 
-    monkeypatch.setattr(theory_claims, "head_fits", recording)
-    claim = compute_claims({"attention": committed_attention},
-                           only=["dilution-fits"]).by_id()["theory.dilution.beaten"]
-    fits = recorded
-    gaps = {}
-    for fit in fits:
-        aic = {f.model: f.aic for f in fit.fits}
-        gap = aic.pop("dilution") - min(aic.values())
-        gaps.setdefault(fit.k, []).append(gap)
-    every = np.concatenate([np.array(g) for g in gaps.values()])
-    assert claim.n == len(fits) == every.size
-    assert claim.value == np.sum(every > DELTA_AIC_DECISIVE)
-    assert 0 < claim.value < claim.n  # the committed run separates the verdicts
-    assert claim.fields["wins"] == np.sum(every < -DELTA_AIC_DECISIVE)
-    assert claim.fields["undecided"] == np.sum(np.abs(every) <= DELTA_AIC_DECISIVE)
-    for k, mine in gaps.items():
-        assert f"k={k}: {np.sum(np.array(mine) > DELTA_AIC_DECISIVE)}/{len(mine)}" \
-            in claim.sentence
+    monkeypatch.setattr(theory_claims, "dilution_statistics", recording)
+    claims = compute_claims({"attention": committed_attention},
+                            only=["dilution-fits"]).by_id()
+    assert len(recorded) == 32
+    for k in (4, 16):
+        mine = [h for h in recorded if h.k == k]
+        claim = claims[f"theory.dilution.exponent.k{k}"]
+        rejected = [h for h in mine if not h.exponent.ci_low <= 0 <= h.exponent.ci_high]
+        assert (claim.value, claim.n) == (len(rejected), len(mine))
+        assert claim.fields["faster"] == sum(h.exponent.ci_high < 0 for h in mine)
+        assert claim.fields["median"] == pytest.approx(
+            np.median([h.exponent.excess for h in mine]))
+        assert claim.fields["size_low"] == min(h.rates["dilution"] for h in mine)
+        assert claim.fields["tests"] + claim.fields["checks"] == len(mine)
+        assert f"rejected in {len(rejected)} of {len(mine)} heads" in claim.sentence
+    assert 0 < sum(claims[f"theory.dilution.exponent.k{k}"].value for k in (4, 16)) < 32
 
 
 def test_scaling_claims_count_heads_whose_ci_holds_the_theory(golden_runs, golden_theory):

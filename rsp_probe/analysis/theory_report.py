@@ -1,11 +1,11 @@
 """`rsp-probe theory RUN...`: every comparison between measurement and docs/theory.md that the
 given runs allow, as Markdown, formatted from analysis.theory_stats. No torch.
 
-attention runs -> per-head weighted dilution fits against power law, sink and exponential
-(delta-AIC with prompt-bootstrap CIs, decisive at windows.DELTA_AIC_DECISIVE), the step-1
-delta from the identity, and the mixture of per-head laws;
-influence runs -> within-cell log-log slopes of KL (theory: 2), TV and |entropy shift|
-(theory: 1) against one head's RSP mass;
+attention runs -> per head, the calibrated excess-exponent test of the dilution law (each
+trajectory with its own n), the step-1 delta from the identity, and the pooled
+dilution/suppression split with its calibration;
+influence runs -> within-cell log-log slopes of KL (first order: 2), TV and
+|entropy shift| (first order: 1) against one head's RSP mass;
 branching runs -> predicted against observed first-divergence distributions, with a
 simulated null for their TV distance.
 """
@@ -16,10 +16,11 @@ from rsp_probe.analysis.theory_stats import (
     branching_statistics,
     dilution_statistics,
     scaling_statistics,
+    split_statistics,
 )
-from rsp_probe.analysis.windows import DELTA_AIC_DECISIVE
 from rsp_probe.errors import UsageError
 from rsp_probe.runs import Run
+from rsp_probe.theory.calibration import ALTERNATIVES, N_REPLICATES, NULL
 
 BEGIN, END = "<!-- BEGIN GENERATED COMPARISON -->", "<!-- END GENERATED COMPARISON -->"
 TOP_HEADS = 3  # heads per condition shown in the scaling table (largest mean mass)
@@ -31,28 +32,58 @@ def _ci(estimate, digits: int = 2) -> str:
 
 
 def dilution_section(run: Run) -> list[str]:
-    stats = dilution_statistics(run)
+    heads = dilution_statistics(run)
     lines = [f"### Dilution of RSP attention, per head (`{run.id}`)", "",
-             "| condition | layer | head | delta (fit) [95% CI] | delta_1 (identity) [95% CI] | "
-             "best other law | ΔAIC dilution − other [95% CI] | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
-    for fit in stats.heads:
-        lines.append(f"| {fit.condition} | {fit.layer} | {fit.head} | {_ci(fit.delta)} | "
-                     f"{_ci(fit.delta_step1)} | {fit.best_other} | {_ci(fit.delta_aic, 1)} | "
-                     f"{fit.verdict} |")
-    lines += ["", "| condition | layer (-1 = all) | heads | AIC mixture of per-head laws | "
-              "AIC one delta | R² mixture | R² one delta |", "|---|---|---|---|---|---|---|"]
-    for mix in stats.mixtures:
-        lines.append(f"| {mix.condition} | {mix.layer} | {mix.n_heads} | {mix.aic_mixture:.1f} "
-                     f"| {mix.aic_single:.1f} | {mix.r2_mixture:.3f} | {mix.r2_single:.3f} |")
-    counts = stats.verdict_counts()
-    return lines + ["", f"Verdict (heads only; layer averages are not extra evidence): the "
-                    f"constant-delta law is beaten (ΔAIC > {DELTA_AIC_DECISIVE:g}) in "
-                    f"{counts['beaten']} of {len(stats.heads)} heads, beats every other law in "
-                    f"{counts['wins']}, undecided in {counts['undecided']}. Fits are weighted by "
-                    "each step's standard error over prompts; intervals resample prompts. "
-                    "delta_1 is measured (the identity inverted at step 1), delta is a fit "
-                    "parameter of a law that may be misspecified."]
+             "Each trajectory with its own prompt length n: b = 1 - alpha is the slope of "
+             "delta_t (the identity inverted at each step) on log(n + t - 1) within "
+             "trajectories, 0 under the dilution law; cluster-robust 95% CI over prompts. "
+             "Calibration: synthetic heads with this head's design and noise; size = share "
+             "of law-following heads accepted, power = the smallest share of the named "
+             "alternatives rejected (constant mass, power law a=0.5 and a=2, exponential "
+             f"forgetting), over {N_REPLICATES} replicates each.", "",
+             "| condition | layer | head | b [95% CI] | verdict | cells of mass 0 | "
+             "δ₁ (identity) [95% CI] | noise σ | size | power | kind |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for head in heads:
+        e, rates = head.exponent, head.rates
+        power = min((rates[a] for a in ALTERNATIVES), default=float("nan"))
+        lines.append(f"| {head.condition} | {head.layer} | {head.head} | {e.excess:.2f} "
+                     f"[{e.ci_low:.2f}, {e.ci_high:.2f}] | {e.verdict} | {e.n_zero} of "
+                     f"{e.n_zero + e.n_points} | {_ci(head.delta_step1)} | {head.sigma:.1f} | "
+                     f"{rates.get(NULL, float('nan')):.2f} | {power:.2f} | {head.kind} |")
+    rejected = sum(h.exponent.verdict.endswith("than dilution") for h in heads)
+    tests = sum(h.kind == "test" for h in heads)
+    lines += ["", f"Verdict: the law is rejected in {rejected} of {len(heads)} heads; the "
+              f"comparison reaches size and power (a test) in {tests} of them and is a "
+              "consistency check in the others."]
+    return lines + [""] + split_section(run)
+
+
+def split_section(run: Run) -> list[str]:
+    """The pooled dilution/suppression split per k, with its calibration."""
+    from rsp_probe.analysis.budget import has_budget
+
+    if not has_budget(run):
+        return []
+    lines = [f"### Dilution or suppression, pooled over mass (`{run.id}`)", "",
+             "| k | step | change of pooled mass [95% CI] | dilution | suppression | "
+             "dilution share | cells (mass 0 at step 1 / at step s; rose) | size | power |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for k, split in split_statistics(run).items():
+        rates = split["calibration"]
+        power = min((rates[a] for a in ALTERNATIVES), default=float("nan"))
+        cells = (f"{split['n_cells']} ({split['zero_1']} / {split['zero_s']}; "
+                 f"{split['rises']})")
+        lines.append(f"| {k} | {split['step']} | {_triple(split['total'])} | "
+                     f"{_triple(split['dilution'])} | {_triple(split['suppression'])} | "
+                     f"{_triple(split['dilution_share'])} | {cells} | "
+                     f"{rates.get(NULL, float('nan')):.2f} | {power:.2f} |")
+    return lines
+
+
+def _triple(values, digits: int = 3) -> str:
+    value, low, high = values
+    return f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
 
 
 def scaling_section(run: Run) -> list[str]:
@@ -76,7 +107,8 @@ def scaling_section(run: Run) -> list[str]:
                     f"slopes have a 95% CI containing the theory's value (the {TOP_HEADS} heads "
                     "with the most mass per condition are shown). Slopes compare draws of one "
                     "prompt at one step, so differences between prompts and steps cannot fake "
-                    "a slope."]
+                    "a slope. The claims (`rsp-probe claims`) calibrate the comparison at the "
+                    "head with the most mass: size and power by simulation."]
 
 
 def branching_section(run: Run) -> list[str]:
@@ -102,8 +134,12 @@ def branching_section(run: Run) -> list[str]:
     return lines + ["", "Verdict: TV 0 is a perfect prediction, 1 a disjoint one; p is the "
                     "share of simulated histograms from the prediction (as many pairs, drawn "
                     "independently) at least as far from it, so a small p rejects the hazard "
-                    "model. The greedy row fits c to the same histogram. A shared EOS is "
-                    "agreement in both the observed and the predicted distribution."]
+                    "model. The greedy row fits c to the same histogram, and no simulation has "
+                    "measured the power of either row against named alternatives: both are "
+                    "consistency checks. The exact row compares the sampler with its own "
+                    "sampling probabilities, so it checks the sampler, not the theory. A "
+                    "shared EOS is agreement in both the observed and the predicted "
+                    "distribution."]
 
 
 def theory_report(runs: list[Run]) -> str:

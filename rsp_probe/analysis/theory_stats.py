@@ -1,8 +1,10 @@
 """Every comparison between a run and docs/theory.md as numbers with intervals: what the
 theory report prints and what claims read. No torch.
 
-- dilution_statistics(attention run): per-head weighted fits (analysis.head_fits), the
-  step-1 delta from the identity, and the mixture of per-head laws per condition;
+- dilution_statistics(attention run): per head, the excess-exponent test of the dilution
+  law with each trajectory's own n, calibrated at the head's noise (analysis.head_fits);
+- split_statistics(attention run): the pooled dilution/suppression split and its
+  calibration;
 - scaling_statistics(influence run): within-cell log-log slopes per head (analysis.scaling);
 - branching_statistics(branching run): observed against predicted first divergence per
   condition (analysis.divergence), with a simulated null for the TV distance.
@@ -10,65 +12,62 @@ theory report prints and what claims read. No torch.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import numpy as np
+import pandas as pd
 
+from rsp_probe.analysis.budget import SHARE_STEP, budget_frame
 from rsp_probe.analysis.divergence import (
     divergence_counts,
     greedy_prediction,
     has_pair_overlaps,
     temperature_prediction,
 )
-from rsp_probe.analysis.head_fits import (
-    FIT_N_BOOT,
-    HeadFit,
-    MixtureFit,
-    head_cells,
-    head_fits,
-    mixture_fit,
-)
+from rsp_probe.analysis.head_fits import HeadExponent, head_cells, head_exponents
 from rsp_probe.analysis.scaling import THEORY_SLOPES, CellSlope, within_cell_slopes
 from rsp_probe.analysis.stats import N_BOOT
-from rsp_probe.analysis.windows import DELTA_AIC_DECISIVE
 from rsp_probe.probes.names import COLLISION_PROBE
 from rsp_probe.runs import BRANCHING_FILE, Run
 from rsp_probe.theory import simulated_tv_null
+from rsp_probe.theory.budget import pooled_split
+from rsp_probe.theory.calibration import N_REPLICATES
+from rsp_probe.theory.split_calibration import calibrate_split
 
 
-@dataclass(frozen=True)
-class DilutionStatistics:
-    heads: list[HeadFit]
-    mixtures: list[MixtureFit]
-
-    def verdict_counts(self) -> dict[str, int]:
-        """Heads (never layer or model averages) by verdict at DELTA_AIC_DECISIVE."""
-        out = {"beaten": 0, "wins": 0, "undecided": 0}
-        for fit in self.heads:
-            if fit.delta_aic.value > DELTA_AIC_DECISIVE:
-                out["beaten"] += 1
-            elif fit.delta_aic.value < -DELTA_AIC_DECISIVE:
-                out["wins"] += 1
-            else:
-                out["undecided"] += 1
-        return out
-
-    def to_dict(self) -> dict:
-        return {"heads": [fit.to_dict() for fit in self.heads],
-                "mixtures": [mix.to_dict() for mix in self.mixtures],
-                "verdicts": self.verdict_counts(), "delta_aic_decisive": DELTA_AIC_DECISIVE}
+def dilution_statistics(run: Run, n_rep: int = N_REPLICATES, seed: int = 0) -> list[HeadExponent]:
+    """Per (condition, layer, head): the excess-exponent test of the dilution law, each
+    trajectory with its own n, calibrated at the head's own design and noise."""
+    return head_exponents(head_cells(run), n_rep=n_rep, seed=seed)
 
 
-def dilution_statistics(run: Run, n_boot: int = FIT_N_BOOT, seed: int = 0) -> DilutionStatistics:
-    cells = head_cells(run)
-    fits = head_fits(cells, n_boot=n_boot, seed=seed)
-    mixtures = []
-    for condition, mine in cells.groupby("condition", sort=True):
-        own = [fit for fit in fits if fit.condition == condition]
-        for layer in (-1, *sorted(mine["layer"].unique())):
-            try:
-                mixtures.append(mixture_fit(mine, own, layer=int(layer)))
-            except ValueError:  # no head of this layer could be fitted
-                continue
-    return DilutionStatistics(fits, mixtures)
+def split_statistics(run: Run, n_rep: int = N_REPLICATES, seed: int = 0) -> dict[int, dict]:
+    """k -> the pooled dilution/suppression split (theory.budget.pooled_split) from step 1 to
+    the end of the middle window (or the last step reached), with its calibration at the
+    run's design and each head's noise (theory.split_calibration), under "calibration"."""
+    frame = budget_frame(run)
+    frame["prompt_id"] = frame["trajectory"].map(
+        run.trajectories.set_index("id")["prompt_id"])
+    out = {}
+    for _, group in frame.groupby("condition", sort=True):
+        step = min(SHARE_STEP, int(group["step"].max()))
+        cell = ["trajectory", "layer", "head"]
+        last = group[group["step"] == step].set_index(cell)
+        first = group[group["step"] == 1].set_index(cell).reindex(last.index)
+        k = int(group["k"].iloc[0])
+        split = pooled_split(first["rsp"].to_numpy(), last["rsp"].to_numpy(),
+                             last["n"].to_numpy(), step, last["prompt_id"].to_numpy(),
+                             seed=seed)
+        finite = group[np.isfinite(group["delta"])]
+        spread = finite["delta"] - finite.groupby(cell)["delta"].transform("mean")
+        sigma = spread.groupby([finite["layer"], finite["head"]]).std()
+        heads = pd.MultiIndex.from_arrays([last.index.get_level_values("layer"),
+                                           last.index.get_level_values("head")])
+        delta_1 = np.nan_to_num(first["delta"].to_numpy(), neginf=-1e3, posinf=1e3)
+        rates = (calibrate_split(delta_1, last["n"].to_numpy(), k, step,
+                                 last["prompt_id"].to_numpy(),
+                                 sigma.reindex(heads).fillna(0.0).to_numpy(), n_rep, seed)
+                 if n_rep > 0 else {})
+        out[k] = {**split, "step": step, "calibration": rates}
+    return out
 
 
 def scaling_statistics(run: Run, n_boot: int = N_BOOT, seed: int = 0) -> list[CellSlope]:

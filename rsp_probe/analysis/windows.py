@@ -1,6 +1,6 @@
 """Conventions fixed in code before any result is looked at: the step windows that summaries
-and claims report (besides full per-step curves), and the one threshold at which a law is
-said to beat another. Docs quote these names, never other steps or thresholds."""
+and claims report (besides full per-step curves). Docs quote these names, never other
+steps."""
 
 from __future__ import annotations
 
@@ -8,11 +8,10 @@ import numpy as np
 
 EARLY = (1, 3)  # the first generated tokens, where the paper puts the branching
 MIDDLE = (4, 16)
-LATE_LAST = 10  # the last 10 steps of each trajectory (its own length, EOS included)
+# the last 10 steps of each trajectory (its own length, EOS included; a probe teacher-forced
+# along a reference's tokens ends where the reference does, so it takes the reference's)
+LATE_LAST = 10
 WINDOWS = ("early", "middle", "late")
-# One law beats another when its AIC is lower by more than this (Burnham & Anderson's
-# "essentially no support" for the worse one); code and docs use this constant only.
-DELTA_AIC_DECISIVE = 10.0
 
 
 def in_window(window: str, steps, lengths) -> np.ndarray:

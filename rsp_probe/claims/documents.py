@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 
 from rsp_probe.analysis.theory_report import BEGIN, END, replace_generated, split_at_markers
-from rsp_probe.analysis.windows import DELTA_AIC_DECISIVE, EARLY, LATE_LAST, MIDDLE
+from rsp_probe.analysis.windows import EARLY, LATE_LAST, MIDDLE
 from rsp_probe.claims.core import ClaimsTable, families
+from rsp_probe.theory.calibration import MIN_ACCEPTANCE, MIN_POWER
 
 CLAIMS_FILE = "claims.json"
 README_MARKERS = ("<!-- BEGIN GENERATED RESULTS -->", "<!-- END GENERATED RESULTS -->")
@@ -45,8 +46,10 @@ def render(table: ClaimsTable, document: str) -> str:
     documents = {f.name: f.document for f in families()}
     lines = _preamble()
     if document == "theory":
-        lines += [f"A law is said to beat another when its AIC is lower by more than "
-                  f"{DELTA_AIC_DECISIVE:g} (the one threshold, analysis/windows.py).", ""]
+        lines += ["A comparison is called a test only where a simulation at the committed run "
+                  f"sizes accepts at least {MIN_ACCEPTANCE:g} of the data that follow the "
+                  f"theory and rejects at least {MIN_POWER:g} of each named alternative "
+                  "(rsp_probe/theory/calibration.py); otherwise it is a consistency check.", ""]
     claims = [c for c in table.claims if documents[c.family] == document]
     for section in dict.fromkeys(c.section for c in claims):
         lines += [f"### {section}", ""]

@@ -22,12 +22,24 @@ WINDOW_MEAN = ("each trajectory's mean over the window's steps, averaged within 
                "mean over prompts with a prompt-bootstrap 95% CI")
 
 
-def window_frame(run: Run, probe: str) -> pd.DataFrame:
+def window_frame(run: Run, probe: str, reference: str | None = None) -> pd.DataFrame:
     """trajectory, step, value (the probe averaged over layers and heads), condition,
-    prompt_id, n_steps: the input every window statistic reads."""
+    prompt_id, n_steps: the input every window statistic reads.
+
+    A teacher-forced probe that runs along another condition's tokens (a KL from the full
+    RSP or from k=0) has as many steps as that reference trajectory, not as its own: with
+    `reference`, n_steps is the reference twin's (same prompt and sample), so the late
+    window ends where the probe's steps end."""
     means = step_means(run, probe).rename("value").reset_index()
-    meta = run.trajectories[["id", "condition", "prompt_id", "n_steps"]]
-    return means.merge(meta.rename(columns={"id": "trajectory"}), on="trajectory")
+    meta = run.trajectories[["id", "condition", "prompt_id", "sample", "n_steps"]].copy()
+    if reference is not None:
+        twins = meta[meta["condition"] == reference].set_index(["prompt_id", "sample"])
+        if twins.empty:
+            raise ValueError(f"{run.path}: no trajectories of the reference {reference!r}")
+        keys = pd.MultiIndex.from_frame(meta[["prompt_id", "sample"]])
+        meta["n_steps"] = twins["n_steps"].reindex(keys).to_numpy()
+    meta = meta.drop(columns="sample").rename(columns={"id": "trajectory"})
+    return means.merge(meta, on="trajectory")
 
 
 def window_by_prompt(frame: pd.DataFrame, window: str) -> pd.Series:

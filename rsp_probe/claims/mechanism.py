@@ -79,13 +79,15 @@ def entropy_claims(runs: dict[str, Run]) -> Iterator[Claim]:
 
 
 def window_means(run: Run, name: str, probe: str, prefix: str, section: str, template: str,
-                 statistic: str, describe=None, transform=None) -> Iterator[Claim]:
+                 statistic: str, describe=None, transform=None,
+                 reference: str | None = None) -> Iterator[Claim]:
     """Mean over prompts of a probe's window mean, per window and per condition that has the
-    probe; describe(condition) fills the template (default: the condition's k)."""
+    probe; describe(condition) fills the template (default: the condition's k). A probe
+    along a `reference` condition's tokens is windowed by the reference's length."""
     if describe is None:
         ks = dict(rsp_conditions(run))
         describe = lambda condition: {"k": ks[condition]}  # noqa: E731
-    frame = window_frame(run, probe)
+    frame = window_frame(run, probe, reference)
     if transform is not None:
         frame = frame.assign(value=transform(frame["value"]))
     for window in WINDOWS:

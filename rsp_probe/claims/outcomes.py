@@ -13,6 +13,7 @@ from rsp_probe.analysis.diversity import OTHER_STRATEGY, diversity_frame
 from rsp_probe.analysis.passk import default_pairs, paired_table, passk_table, problem_counts
 from rsp_probe.analysis.windows import EARLY, MIDDLE
 from rsp_probe.claims.core import Claim, claim_family
+from rsp_probe.claims.knockout_paths import path_claims
 from rsp_probe.claims.measures import (
     baseline_condition,
     estimate,
@@ -147,9 +148,9 @@ def dose_claims(runs: dict[str, Run]) -> Iterator[Claim]:
         run, "dose", "dose_kl", "dose.kl", "Dose-response",
         "{window_text}, {dose}: KL from the k=0 distribution {value:.4f} nats, 95% CI "
         "[{ci_low:.4f}, {ci_high:.4f}] ({n} prompts).",
-        "teacher-forced KL of the dose's next-token distribution from k=0's along the same "
-        "tokens",
-        lambda condition: {"dose": dose(condition)})
+        "teacher-forced KL of the dose's next-token distribution from k=0's along k=0's "
+        "tokens (windows by the k=0 trajectory's length)",
+        lambda condition: {"dose": dose(condition)}, reference=baseline_condition(run))
     yield from accuracy_claims(run, "dose", "dose.accuracy", "Dose-response", describe=dose)
 
 
@@ -220,14 +221,18 @@ def _knockout_label(run: Run):
         if spec.get("layers") is not None:
             layers = spec["layers"]
             noun = "layer" if len(layers) == 1 else "layers"
-            return {"what": f"RSP keys masked in {noun} {'+'.join(map(str, layers))}"}
+            cut = spec.get("cut_after")
+            since = "" if cut in (None, 1) else f" from step {cut} on"
+            return {"what": f"RSP keys masked in {noun} {'+'.join(map(str, layers))}{since}"}
         if spec.get("path") is not None:  # sampled paths: who may read the RSP keys
             return {"what": {"direct": "only the newest query reads the RSP (direct path)",
                              "indirect": "only earlier positions read the RSP (indirect path)"}
                     .get(spec["path"], f"path {spec['path']}")}
         cut = spec.get("cut_after")
-        return {"what": "RSP kept throughout" if cut is None
-                else f"RSP keys masked after step {cut}"}
+        if cut is None:
+            return {"what": "RSP kept throughout"}
+        prefill = " (the prefill)" if cut == 1 else ""
+        return {"what": f"RSP keys masked from step {cut}{prefill} on"}
     return describe
 
 
@@ -239,7 +244,8 @@ def knockout_claims(runs: dict[str, Run]) -> Iterator[Claim]:
         "{window_text}, {what}: KL(p_full‖p_knocked) {value:.4f} nats along the full RSP's "
         "tokens, 95% CI [{ci_low:.4f}, {ci_high:.4f}] ({n} prompts).",
         "teacher-forced KL of the full-RSP distribution from the knocked-out one",
-        _knockout_label(run))
+        _knockout_label(run), reference="full")
+    yield from path_claims(run)
     for path, probe in (("direct-only", "kl_direct_only"), ("indirect-only", "kl_indirect_only")):
         if not np.any(run.steps["probe"] == probe):
             continue

@@ -162,7 +162,7 @@ def _knocked(session: Session, full_jobs, full_records, full_done, knockout: Kno
 
 EXPERIMENT = register_experiment(Experiment(
     name="knockout",
-    help="RSP keys knocked out after step s, by layer, or on one path (direct / indirect), "
+    help="RSP keys knocked out from step s on, by layer, or on one path (direct / indirect), "
     "against the full-RSP run and the baseline: KL, first divergence, branching, accuracy, "
     "pass@k",
     run=run_knockout, options=KnockoutOptions,

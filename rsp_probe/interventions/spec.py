@@ -4,7 +4,7 @@ model is loaded).
 A knockout blocks queries from the RSP keys (their scores set to the dtype's lowest value
 before the softmax, so they get exactly zero weight) at some layers from some step on:
 
-    cut after step s   every query computed at step s or later: s = 1 is the prefill pass,
+    cut from step s on every query computed at step s or later: s = 1 is the prefill pass,
                        so every input position (the prompt's positions after the RSP
                        included) and every generated token; s = never blocks nothing
     layers             the layers where the keys are masked (default: all)

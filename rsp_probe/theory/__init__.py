@@ -19,6 +19,7 @@ from rsp_probe.theory.budget import (
     dilution_share,
     group_advantage,
     logit_decomposition,
+    pooled_split,
     rsp_advantage,
 )
 from rsp_probe.theory.dilution import (
@@ -29,6 +30,7 @@ from rsp_probe.theory.dilution import (
     power_law,
     sink_mass,
 )
+from rsp_probe.theory.exponent import ExponentTest, excess_exponent, exponent_test
 from rsp_probe.theory.fit import (
     CurveFit,
     compare_models,
@@ -43,6 +45,7 @@ from rsp_probe.theory.scaling import SlopeEstimate, loglog_slope
 __all__ = [
     "CurveFit",
     "DivergencePMF",
+    "ExponentTest",
     "GreedyFit",
     "SlopeEstimate",
     "collision_hazard",
@@ -54,6 +57,8 @@ __all__ = [
     "distribution_distance",
     "divergence_counts",
     "envelope",
+    "excess_exponent",
+    "exponent_test",
     "exponential",
     "first_divergence_pmf",
     "fit_dilution",
@@ -67,6 +72,7 @@ __all__ = [
     "logit_decomposition",
     "loglog_slope",
     "pair_overlap",
+    "pooled_split",
     "power_law",
     "rsp_advantage",
     "simulated_tv_null",
