@@ -59,8 +59,13 @@ def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
     jobs, records = build_jobs(session, rsp_conditions(spec), spec.sampling.samples, law=law,
                                draw=False)
     done = set(writer.resumed_batches)
+    progress, budget = session.progress, spec.sampling.max_new_tokens
+    if progress is not None:  # teacher-forced draws count as trajectories too
+        progress.expect(len(jobs), budget)
     for number, indices in enumerate(_batches(records, spec.sampling.batch_size), base_parts):
         if number in done:
+            if progress is not None:
+                progress.advance(0, finished=len(indices), unused=len(indices) * budget)
             continue
         kill_point(f"batch-{number}-prefill")
         chunk = [with_vectors(law, jobs[i], records[i]["rsp_seed"]) for i in indices]
@@ -74,6 +79,10 @@ def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
                           n_steps=len(tokens), answer=None, correct=None, temperature=None)
             forced.append(record)
         writer.write_part(number, forced, {job.id: job.rsp.numpy() for job in chunk}, steps)
+        if progress is not None:
+            forced_tokens = min(len(tokens), budget)
+            progress.advance(len(chunk) * forced_tokens, finished=len(chunk),
+                             unused=len(chunk) * (budget - forced_tokens))
 
 
 def _batches(records, size: int):
