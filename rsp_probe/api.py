@@ -89,4 +89,5 @@ def api_function(experiment) -> Callable:
     run.__signature__ = signature(experiment)
     run.__doc__ = docstring(experiment)
     run.experiment = experiment
+    run.spec = experiment.spec  # the resolved options, without running anything
     return run

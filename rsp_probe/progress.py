@@ -103,13 +103,14 @@ class Progress:
         return text
 
     def remaining_tokens(self) -> float:
-        """Tokens still to come: the unfinished trajectories at the mean length of the
-        finished ones (never more than the budget left), the whole budget before any ends."""
+        """Tokens still to come: every trajectory at the mean length of the finished ones,
+        less the tokens generated (never more than the budget left); the whole budget left
+        before any trajectory ends."""
         left = self.total_tokens - self.tokens
         if self.done:
-            finished_tokens = self.done * (self.total_tokens + self.unused) / max(
-                self.total_trajectories, 1) - self.unused
-            left = min(left, (self.total_trajectories - self.done) * finished_tokens / self.done)
+            budget = (self.total_tokens + self.unused) / max(self.total_trajectories, 1)
+            mean_length = (self.done * budget - self.unused) / self.done
+            left = min(left, self.total_trajectories * mean_length - self.tokens)
         return max(left, 0.0)
 
     def close(self) -> None:

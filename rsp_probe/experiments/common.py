@@ -57,10 +57,10 @@ def build_spec(command: str, extra: dict | None = None, **options) -> Spec:
         pieces.append(piece(**{k: options.pop(k) for k in list(options) if k in names}))
     if options:
         raise UsageError(f"unknown option(s) for {command}: {', '.join(sorted(options))}")
-    extra = clip_pass_k(dict(extra or {}), pieces[EXPERIMENT_PIECES.index(SamplingConfig)])
-    spec = Spec(command, *pieces, extra=tuple(sorted(extra.items())))
-    check_ranges(spec.rsp, spec.sampling, spec.data, spec.output)
-    return spec
+    piece = {type(p): p for p in pieces}
+    check_ranges(piece[RSPConfig], piece[SamplingConfig], piece[DataConfig], piece[OutputConfig])
+    extra = clip_pass_k(dict(extra or {}), piece[SamplingConfig])  # samples known good now
+    return Spec(command, *pieces, extra=tuple(sorted(extra.items())))
 
 
 def clip_pass_k(extra: dict, sampling: SamplingConfig) -> dict:
