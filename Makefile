@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  echo "note: $(TORCH_INDEX) cannot be reached; torch comes from pip's own sources"; \
 	  $(BIN)/python -m pip install -q --disable-pip-version-check "torch==$(TORCH_VERSION)"; \
 	fi
-	$(BIN)/python -c "import torch; print('torch', torch.__version__, \
+	$(BIN)/python -W ignore -c "import torch; print('torch', torch.__version__, \
 	  'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU build')"
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
