@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="seconds one check may take before it is left ungraded "
                        "(default: %(default)s)")
     grade.set_defaults(handler=cmd_grade)
+    for choice in sub._choices_actions:  # each command's --help opens with what it does
+        command = sub.choices[choice.dest]
+        command.description = command.description or f"{choice.help[0].upper()}{choice.help[1:]}."
     return parser
 
 

@@ -52,6 +52,8 @@ def test_no_help_shows_a_python_repr():
 def test_top_level_help_is_complete_and_version_works(capsys):
     description = build_parser().description
     assert description.rstrip().endswith(".") and "run directory" in description
+    for name, command in _subparsers(build_parser()).items():  # complete sentences
+        assert command.description and command.description.rstrip().endswith("."), name
     with pytest.raises(SystemExit) as exit:
         main(["--version"])
     assert exit.value.code == 0 and capsys.readouterr().out.strip() == (
