@@ -5,7 +5,10 @@ again), and the table gives medians and ranges of wall time and of CPU time (use
 the child process; the machine is shared, and CPU time is the steadier of the two):
 
   python:  python -c pass                      the interpreter alone
-  torch:   python -c "import torch"            what any command that runs a model pays first
+  pandas:  import pandas, pyarrow.parquet      what `show` pays first (it reads tables)
+  torch:   python -c "import torch"
+  models:  import torch and transformers' modeling and tokenizer code: what any command
+           that loads a model pays first (transformers 5 imports torch._dynamo with it)
   help:    rsp-probe --help
   show:    rsp-probe show RUN                  target: 0.8 s
   run:     rsp-probe entropy --n-prompts 1 --samples 1 --max-new-tokens 1 --quiet
@@ -33,13 +36,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CLI = "from rsp_probe.cli import main; import sys; sys.exit(main(sys.argv[1:]))"
 TARGETS = {"show": 0.8, "run": 4.0}
+FLOORS = ("python", "pandas", "torch", "models")  # imports every version pays
 
 
 def commands(run: Path, out: Path) -> dict[str, list[str]]:
     """name -> argv after `python`; the rsp-probe ones start with -c CLI."""
     return {
         "python": ["-c", "pass"],
+        "pandas": ["-c", "import pandas, pyarrow.parquet"],
         "torch": ["-c", "import torch"],
+        "models": ["-c", "import torch, transformers.modeling_utils; "
+                   "from transformers import AutoModelForCausalLM, AutoTokenizer"],
         "help": ["-c", CLI, "--help"],
         "show": ["-c", CLI, "show", str(run)],
         "run": ["-c", CLI, "entropy", "--n-prompts", "1", "--samples", "1",
@@ -79,7 +86,7 @@ def measure(trees: dict[str, Path], repeats: int, run: Path) -> dict:
         for _ in range(repeats):
             for label, tree in trees.items():
                 for name, argv in commands(run, Path(scratch) / label).items():
-                    if label != "this" and name in ("python", "torch"):
+                    if label != "this" and name in FLOORS:
                         continue  # the floors do not depend on the tree
                     samples.setdefault((name, label), []).append(timed(argv, tree))
     return samples
