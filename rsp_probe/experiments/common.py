@@ -190,11 +190,11 @@ class Session:
             self._progress = Progress(self.spec.command)
         return self._progress
 
-    def plan_progress(self, conditions_samples, prompts: int | None = None) -> None:
+    def plan_progress(self, conditions_samples) -> None:
         """Announce the run's trajectories up front (experiments decoding in phases):
-        `conditions_samples` is [(Condition, samples requested)]."""
+        `conditions_samples` is [(Condition, samples requested)], each run on every prompt."""
         if self.progress is not None:
-            n = len(self.problems) if prompts is None else prompts
+            n = len(self.problems)
             total = sum(n * c.n_samples(s) for c, s in conditions_samples)
             self.progress.plan(total, self.spec.sampling.max_new_tokens)
 
