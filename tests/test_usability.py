@@ -119,13 +119,24 @@ def test_the_pass_k_list_is_clipped_to_the_samples_with_one_note(caplog):
         build_spec("passk", extra={"pass_k": (0, 1)}, samples=2)
 
 
-@pytest.mark.parametrize("argv", [["passk", "--n", "2"], ["knockout", "--samples", "2"]])
-def test_small_sample_counts_run_with_the_default_pass_k(argv, tiny_qwen2, tmp_path, capsys):
-    small = ["--n-prompts", "2", "--max-new-tokens", "3", "--quiet", "--model", str(tiny_qwen2)]
+@pytest.mark.parametrize("argv", [["passk", "--n", "2"], ["knockout", "--samples", "2"],
+                                  ["influence", "--samples", "2"]])
+def test_small_sample_counts_run_with_the_default_pass_k(argv, tiny_qwen2, tmp_path, capsys,
+                                                         monkeypatch):
+    closed = []  # each Progress's counts when the run closes it
+    original = Progress.close
+    monkeypatch.setattr(Progress, "close", lambda self: (closed.append(
+        (self.done, self.total_trajectories, self.tokens, self.total_tokens)), original(self)))
+    small = ["--n-prompts", "2", "--max-new-tokens", "3", "--model", str(tiny_qwen2)]
     assert main([*argv, *small, "--out", str(tmp_path / "r")]) == 0
     err = capsys.readouterr().err
-    assert err.count("left out (more than the 2 samples per prompt)") == 1
+    passk_note = "left out (more than the 2 samples per prompt)"
+    assert err.count(passk_note) == (0 if argv[0] == "influence" else 1)  # it has no Pass@k
     assert (tmp_path / "r" / "DONE").exists()
+    # one Progress for the whole run, even knockout's many phases, ending at its totals
+    assert len(closed) == 1
+    done, trajectories, tokens, total_tokens = closed[0]
+    assert done == trajectories > 0 and tokens == total_tokens > 0
 
 
 # -- the API has the CLI's options ---------------------------------------------------------------

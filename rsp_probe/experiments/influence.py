@@ -35,6 +35,8 @@ def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Dat
     session = Session(spec, model)
     with session:
         per_prompt = sum(c.n_samples(spec.sampling.samples) for c in rsp_conditions(spec))
+        session.plan_progress([(BASE, 1)] + [(c, spec.sampling.samples)
+                                             for c in rsp_conditions(spec)])
         base_parts = stream_conditions(session, [BASE], samples=1, merge=False,
                                        order=lambda prompt: prompt * (per_prompt + 1))
         _teacher_force(session, base_parts, per_prompt)
