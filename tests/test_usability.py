@@ -238,3 +238,25 @@ def test_every_option_table_field_has_help():
     for piece in pieces:
         for field in dataclasses.fields(piece):
             assert field.metadata.get("help"), (piece.__name__, field.name)
+
+
+def test_the_sampler_counts_every_token_and_the_batches_a_resume_skips(loaded_qwen2):
+    """Progress from the sampler itself: generated tokens plus the unused budgets of ended
+    and skipped rows add up to the budget, so the bar's total meets its count."""
+    from rsp_probe.rsp import draw_rsp, fit_law, place_rsp
+    from rsp_probe.sampler import Job, generate
+    from rsp_probe.tasks.prompts import encode_plain
+
+    law = fit_law(loaded_qwen2.embedding_table)
+    ids, positions = place_rsp(encode_plain(loaded_qwen2.tokenizer, "What is 2 + 3?"), 2,
+                               "suffix")
+    jobs = [Job(f"j{s}", ids, positions, draw_rsp(law, 2, seed=s), 1.0, 1.0, seed=s)
+            for s in range(5)]
+    progress = Progress("test", stream=io.StringIO(), terminal=True)
+    generated = []
+    generate(loaded_qwen2, jobs, 6, batch_size=2, progress=progress, skip_batches={1},
+             on_batch=lambda number, indices, batch: generated.extend(batch))
+    assert progress.done == progress.total_trajectories == 5
+    assert progress.tokens == sum(len(t.generated_token_ids) for t in generated)
+    assert progress.bar.n == progress.bar.total == progress.total_tokens == progress.tokens
+    progress.close()
