@@ -4,6 +4,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.rsp-probe-installed
+# Where torch's build comes from. PyPI's Linux torch is the CUDA build, so torch is installed
+# with PyTorch's CPU wheel index as an extra index: pip prefers its 2.x.y+cpu to PyPI's
+# 2.x.y. For a GPU: make install TORCH_INDEX=https://download.pytorch.org/whl/cu128 (any
+# CUDA index of pytorch.org). An index that cannot be reached (an offline machine) is left
+# out with a note, and pip's own sources decide (here: a local CPU wheel).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_VERSION = $$(grep '^torch==' constraints.txt | cut -d= -f3)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
@@ -14,7 +21,16 @@ install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check "torch==$$(grep '^torch==' constraints.txt | cut -d= -f3)"
+	if [ -n "$(TORCH_INDEX)" ] && $(BIN)/python -c "import urllib.request; \
+	  urllib.request.urlopen('$(TORCH_INDEX)/torch/', timeout=10)" 2>/dev/null; then \
+	  $(BIN)/python -m pip install -q --disable-pip-version-check \
+	    --extra-index-url "$(TORCH_INDEX)" "torch==$(TORCH_VERSION)"; \
+	else \
+	  echo "note: $(TORCH_INDEX) cannot be reached; torch comes from pip's own sources"; \
+	  $(BIN)/python -m pip install -q --disable-pip-version-check "torch==$(TORCH_VERSION)"; \
+	fi
+	$(BIN)/python -W ignore -c "import torch; print('torch', torch.__version__, \
+	  'CUDA ' + torch.version.cuda if torch.version.cuda else 'CPU build')"
 	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 

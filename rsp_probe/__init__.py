@@ -3,13 +3,15 @@
     import rsp_probe
     run, table = rsp_probe.entropy(n_prompts=8, rsp_tokens=(0, 4, 16))
 
+Each experiment is a function with the options of its command (`help(rsp_probe.passk)`,
+`inspect.signature(rsp_probe.passk)`), generated from the same option tables (rsp_probe.api).
 The public names load their modules on first use, so `import rsp_probe` (and the CLI's
 `--help`) never pays for torch or transformer_lens.
 """
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+from rsp_probe._version import __version__ as __version__
 
 # every registered experiment is a public function too (rsp_probe.experiments.base)
 _EXPORTS = {
@@ -28,6 +30,9 @@ _EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knoc
 __all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 
+_API: dict = {}  # experiment name -> its generated function, made once
+
+
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
@@ -35,5 +40,11 @@ def __getattr__(name: str):
         experiments = import_module("rsp_probe.experiments.base").experiments()
         name = name if name in experiments else name.replace("_", "-")  # compare_prompts
         if name in experiments:
-            return experiments[name]
+            if name not in _API or _API[name].experiment is not experiments[name]:
+                _API[name] = import_module("rsp_probe.api").api_function(experiments[name])
+            return _API[name]
     raise AttributeError(f"module 'rsp_probe' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

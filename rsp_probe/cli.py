@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
 
+from rsp_probe.cli_options import add_options, in_typed_words, options_of
 from rsp_probe.config import EXPERIMENT_PIECES, ModelConfig
 from rsp_probe.errors import GradingError, UsageError
 
@@ -21,46 +21,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def int_list(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {text!r}") from None
+DESCRIPTION = """Mechanistic probes for Random Soft Prompts (RSPs): k random vectors drawn from a
+Gaussian fitted to a model's input-embedding table, appended to its input embeddings.
 
-
-def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = None) -> None:
-    """One --flag per dataclass field; its `help` metadata becomes the --help text."""
-    title = piece.__name__.removesuffix("Config").removesuffix("Options").lower()
-    group = parser.add_argument_group(title or "options")
-    for field in dataclasses.fields(piece):
-        flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, ())]
-        default = (defaults or {}).get(field.name, field.default)
-        kwargs = {"default": default, "help": field.metadata.get("help", "") + " (%(default)s)"}
-        if field.type in ("bool", bool):
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif str(field.type) in LIST_TYPES:
-            kwargs["type"] = LIST_TYPES[str(field.type)]
-        else:
-            kwargs["type"] = {"int": int, "float": float}.get(str(field.type), str)
-            if "choices" in field.metadata:
-                kwargs["choices"] = field.metadata["choices"]
-        group.add_argument(*flags, dest=field.name, **kwargs)
-
-
-ALIASES = {"samples": ("--n",)}  # the Pass@N literature calls samples per problem n
-
-
-def name_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-LIST_TYPES = {"tuple[int, ...]": int_list, "tuple[str, ...]": name_list}
-
-
-def options_of(args: argparse.Namespace, pieces=EXPERIMENT_PIECES) -> dict:
-    names = {f.name for piece in pieces for f in dataclasses.fields(piece)}
-    return {name: value for name, value in vars(args).items() if name in names}
+Each experiment command (entropy, attention, influence, branching, passk, knockout, dose,
+compare-prompts) runs a model, writes a run directory and prints its summary; show, figures,
+theory, claims, merge and grade work from saved runs without a model."""
+EPILOG = "`rsp-probe COMMAND --help` lists a command's options with their defaults."
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -70,18 +37,19 @@ def spec_from_args(experiment, args: argparse.Namespace):
     from rsp_probe.experiments.common import build_spec
 
     own = {name: getattr(args, name) for name in experiment.option_defaults()}
-    return build_spec(experiment.name, extra=own, **options_of(args))
+    return build_spec(experiment.name, extra=own, **options_of(args, EXPERIMENT_PIECES))
 
 
 def cmd_experiment(args) -> int:
     """Run a registered experiment, print its short summary (what `rsp-probe show` prints
     again) and the paths of the run and of its figure."""
+    from rsp_probe.analysis.summaries import describe
     from rsp_probe.experiments.base import execute, get_experiment
     from rsp_probe.figures.render import run_figure_path
 
     experiment = get_experiment(args.command)
     run, _ = execute(experiment, spec_from_args(experiment, args))
-    print(experiment.describe_run(run))
+    print(describe(run))
     print(f"\nrun written to {run.path}", file=sys.stderr)
     figure = run_figure_path(run, experiment.figures[0]) if experiment.figures else None
     if figure is not None and figure.exists():
@@ -257,12 +225,17 @@ def cmd_model_card(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="rsp-probe", description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+    from rsp_probe import __version__
     from rsp_probe.experiments.base import experiments
 
+    parser = OneLineParser(prog="rsp-probe", description=DESCRIPTION, epilog=EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"rsp-probe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser,
+                                metavar="COMMAND")
     for name, experiment in experiments().items():
-        command = sub.add_parser(name, help=experiment.help, description=experiment.help)
+        command = sub.add_parser(name, help=experiment.help, description=experiment_description(
+            experiment), formatter_class=argparse.RawDescriptionHelpFormatter)
         for piece in EXPERIMENT_PIECES:
             add_options(command, piece, experiment.defaults)
         add_options(command, experiment.options)
@@ -270,15 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train-toy", help="train the embedded default model on CPU")
     train.add_argument("--out", required=True, help="checkpoint directory to write")
     train.add_argument("--quick", action="store_true", help="a few steps, for tests")
-    train.add_argument("--seed", type=int, default=0, help="training seed (%(default)s)")
+    train.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
     train.add_argument("--max-minutes", type=float, default=90.0,
-                       help="training time budget (%(default)s)")
+                       help="training time budget (default: %(default)s)")
     train.add_argument("--steps", type=int, default=None,
                        help="stop after this many steps (reproduces a checkpoint exactly)")
     train.add_argument("--init", default=None,
                        help="checkpoint to continue training from (default: from scratch)")
     train.add_argument("--card-problems", type=int, default=200,
-                       help="test problems measured for the model card (%(default)s)")
+                       help="test problems measured for the model card (default: %(default)s)")
     train.add_argument("--overwrite", action="store_true", help="replace a checkpoint at --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(handler=cmd_train_toy)
@@ -291,14 +264,15 @@ def build_parser() -> argparse.ArgumentParser:
     tune.set_defaults(handler=cmd_tune_prompt)
     card = sub.add_parser("model-card", help="re-measure the quality numbers of a model card")
     add_options(card, ModelConfig)
-    card.add_argument("--n-prompts", type=int, default=200, help="test problems (%(default)s)")
-    card.add_argument("--seed", type=int, default=1, help="sampling seed (%(default)s)")
+    card.add_argument("--n-prompts", type=int, default=200,
+                      help="test problems (default: %(default)s)")
+    card.add_argument("--seed", type=int, default=1, help="sampling seed (default: %(default)s)")
     card.add_argument("--quiet", action="store_true", help="no progress output")
     card.set_defaults(handler=cmd_model_card)
     figures = sub.add_parser("figures", help="draw every mechanism figure from saved runs")
     figures.add_argument("--runs", nargs="+", required=True,
                          help="run directories, or folders holding runs")
-    figures.add_argument("--out", default="figures", help="output folder (%(default)s)")
+    figures.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
     figures.set_defaults(handler=cmd_figures)
     theory = sub.add_parser("theory", help="compare runs with the dilution and branching theory")
     theory.add_argument("runs", nargs="+", help="run directories, or folders holding runs")
@@ -306,8 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     theory.set_defaults(handler=cmd_theory)
     reproduce = sub.add_parser("reproduce", help="run every experiment of the figures on the "
                                "default model, then draw them")
-    reproduce.add_argument("--out", default="runs/reproduce", help="runs folder (%(default)s)")
-    reproduce.add_argument("--figures", default="figures", help="figures folder (%(default)s)")
+    reproduce.add_argument("--out", default="runs/reproduce",
+                           help="runs folder (default: %(default)s)")
+    reproduce.add_argument("--figures", default="figures",
+                           help="figures folder (default: %(default)s)")
     reproduce.add_argument("--model", default=None, help="model (default: the embedded one)")
     reproduce.add_argument("--update-docs", action="store_true",
                            help="rewrite the generated sections of README.md and docs/theory.md")
@@ -317,8 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     claims = sub.add_parser("claims", help="the claims table (figures/claims.json) from saved "
                             "runs; --update-docs renders it into README.md and docs/theory.md")
-    claims.add_argument("--runs", default="figures/runs", help="runs folder (%(default)s)")
-    claims.add_argument("--out", default="figures/claims.json", help="claims table (%(default)s)")
+    claims.add_argument("--runs", default="figures/runs", help="runs folder (default: %(default)s)")
+    claims.add_argument("--out", default="figures/claims.json",
+                        help="claims table (default: %(default)s)")
     claims.add_argument("--keep-from", metavar="DIR", help="first keep the reproduce plan's "
                         "completed runs in DIR (e.g. runs/reproduce) compact in --runs")
     claims.add_argument("--update-docs", action="store_true",
@@ -346,9 +323,20 @@ def build_parser() -> argparse.ArgumentParser:
                        "file: the graded JSONL (default standard output)")
     grade.add_argument("--overwrite", action="store_true", help="replace what is at --out")
     grade.add_argument("--timeout", type=float, default=5.0,
-                       help="seconds one check may take before it is left ungraded (%(default)s)")
+                       help="seconds one check may take before it is left ungraded "
+                       "(default: %(default)s)")
     grade.set_defaults(handler=cmd_grade)
+    for choice in sub._choices_actions:  # each command's --help opens with what it does
+        command = sub.choices[choice.dest]
+        command.description = command.description or f"{choice.help[0].upper()}{choice.help[1:]}."
     return parser
+
+
+def experiment_description(experiment) -> str:
+    """A subcommand's --help description: its module's docstring, which says what it runs
+    and what it writes (the one-line help where there is none)."""
+    doc = sys.modules[experiment.run.__module__].__doc__
+    return doc.strip() if doc else experiment.help
 
 
 def report_to_stderr() -> logging.Handler:
@@ -392,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+    if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         # argparse would say "arguments are required: command", hiding the real mistake
         parser.error(f"unrecognized option {argv[0]} (a command comes first; see --help)")
     args = parser.parse_args(argv)
@@ -401,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with file_backend():
             return args.handler(args)
-    except UsageError as err:
-        print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)
+    except UsageError as err:  # named as typed: --n, not --samples
+        print(f"rsp-probe {args.command}: error: {in_typed_words(str(err), args)}",
+              file=sys.stderr)
         return 2
     except GradingError as err:  # never a wrong answer: the run stops, with no DONE
         print(f"rsp-probe {args.command}: error: {err}", file=sys.stderr)

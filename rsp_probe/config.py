@@ -24,7 +24,16 @@ BACKEND_CHOICES = ("auto", "hf", "transformer-lens")  # rsp_probe.backends.BACKE
 
 
 def _opt(default, help: str, **extra):
+    """A field of an option table: `help` becomes --help and the API docstring. `extra`:
+    `choices`; `aliases` (more --flags, e.g. ("--n",)); `renamed_from` (old names, still
+    accepted as --flags and keyword arguments with a one-line deprecation note)."""
     return field(default=default, metadata={"help": help, **extra})
+
+
+def pass_k_option(default: tuple[int, ...]):
+    """The Pass@k list of every experiment that reports Pass@k (one name for one concept)."""
+    return _opt(default, "k values of Pass@k; those above --samples are left out, with a note",
+                renamed_from=("k",))
 
 
 @dataclass(frozen=True)
@@ -74,7 +83,8 @@ class RSPConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    samples: int = _opt(4, "trajectories per prompt and condition")
+    samples: int = _opt(4, "trajectories per prompt and condition (n of Pass@k)",
+                        aliases=("--n",))
     temperature: float = _opt(0.7, "sampling temperature; 0 is greedy")
     top_p: float = _opt(1.0, "nucleus sampling threshold")
     max_new_tokens: int = _opt(64, "maximum generated tokens per trajectory")
@@ -86,7 +96,7 @@ class SamplingConfig:
 class OutputConfig:
     out: str | None = _opt(None, "run directory to write (default: runs/<command>-<time>)")
     overwrite: bool = _opt(False, "replace a completed run at --out")
-    quiet: bool = _opt(False, "no progress bar")
+    quiet: bool = _opt(False, "no progress bar or progress lines")
     resume: bool = _opt(False, "continue the interrupted run at --out from its last complete "
                         "batch (same options)")
     workers: int = _opt(0, "run the prompts as N shards, one Ray worker and model each, then "
@@ -155,6 +165,20 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
         raise UsageError("--out must name a directory, got an empty string")
     if output is not None and output.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {output.workers}")
+
+
+# run-config keys renamed after runs were written with the old name: new name -> old name
+RENAMED_KEYS = {"pass_k": "k"}
+_MISSING = object()
+
+
+def config_value(config: dict, key: str, default=_MISSING):
+    """A run config's value, read under its old name in runs written before a rename."""
+    if key not in config and RENAMED_KEYS.get(key) in config:
+        return config[RENAMED_KEYS[key]]
+    if default is _MISSING:
+        return config[key]
+    return config.get(key, default)
 
 
 def to_dict(*pieces) -> dict:

@@ -145,8 +145,10 @@ def context_length(path: Path, fallback: int) -> int:
 
 
 def load_model(model: str | None = None, dtype: str = "auto", device: str = "auto",
-               self_test: bool = True, backend: str = "transformer-lens") -> Backend:
-    """Load a model for probing behind `backend`. Raises UsageError subclasses with one-line
+               self_test: bool = True, backend: str = "auto") -> Backend:
+    """Load a model for probing behind `backend`: auto (the default, as on the command line)
+    is the fast Hugging Face backend when it takes the model, else the TransformerLens
+    bridge; hf or transformer-lens name one. Raises UsageError subclasses with one-line
     messages (no such directory, not in the cache, KV-cache self-test failed)."""
     from rsp_probe.backends import backend_loader
 

@@ -28,7 +28,6 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -341,8 +340,12 @@ def write_steps(path: Path, steps: dict[str, dict[str, np.ndarray]]) -> None:
 
 def provenance() -> dict:
     """Versions and the git commit: what an lm-eval-harness result records."""
-    versions = {}
-    for package in ("rsp-probe", "torch", "transformers", "transformer-lens"):
+    from importlib import metadata  # only when a run is written: `show` starts faster
+
+    from rsp_probe import __version__
+
+    versions = {"rsp-probe": __version__}  # this source tree's, whatever pip last installed
+    for package in ("torch", "transformers", "transformer-lens"):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

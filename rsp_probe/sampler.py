@@ -66,8 +66,13 @@ def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
     """
     order = sorted(range(len(jobs)), key=lambda i: len(jobs[i].input_ids))
     results: dict[int, Trajectory] = {}
+    if progress is not None:  # rsp_probe.progress.Progress
+        progress.expect(len(jobs), max_new_tokens)
     for number, start in enumerate(range(0, len(order), batch_size)):
-        if number in skip_batches:
+        if number in skip_batches:  # done before the interruption: no longer to come
+            if progress is not None:
+                skipped = len(order[start:start + batch_size])
+                progress.advance(0, finished=skipped, unused=skipped * max_new_tokens)
             continue
         chunk = order[start:start + batch_size]
         chunk_jobs = [jobs[i] for i in chunk]
@@ -139,10 +144,12 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
                 probe.record(step, last)
                 probe.check_step()
             tokens = chooser.choose(last)
-            active_before = rows.active.sum()
+            active_before = rows.active.copy()
             rows.append(tokens.tolist())
             if progress is not None:
-                progress.update(int(active_before))
+                ended = np.flatnonzero(active_before & ~rows.active)
+                progress.advance(int(active_before.sum()), finished=len(ended), unused=sum(
+                    max_new_tokens - len(rows.tokens[row]) for row in ended))
             if not rows.active.any():
                 break
             mask = masks[:, :mask.shape[1] + 1]

@@ -60,7 +60,7 @@ def tiny_checkpoint(request):
 def loaded_qwen2(tiny_qwen2):
     from rsp_probe.models import load_model
 
-    return load_model(str(tiny_qwen2))
+    return load_model(str(tiny_qwen2), backend="transformer-lens")
 
 
 @pytest.fixture(scope="session")
@@ -78,4 +78,4 @@ def default_model():
     the loading itself."""
     from rsp_probe.models import load_model
 
-    return load_model()
+    return load_model(backend="transformer-lens")

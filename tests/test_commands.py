@@ -125,7 +125,7 @@ def _check_budget(run):
 
 
 def test_passk_table_matches_the_trajectories(loaded_qwen2, tmp_path):
-    run, table = rsp_probe.passk(model=loaded_qwen2, samples=4, k=(1, 2, 4),
+    run, table = rsp_probe.passk(model=loaded_qwen2, samples=4, pass_k=(1, 2, 4),
                                  conditions=("temp", "rsp+temp", "greedy"),
                                  out=str(tmp_path / "r"), **SMALL)
     assert set(table["condition"]) == {"temp", "rsp+temp", "greedy"}
@@ -140,7 +140,7 @@ def test_passk_table_matches_the_trajectories(loaded_qwen2, tmp_path):
     (["passk", "--conditions", "temp,bogus"], "unknown condition 'bogus'"),
     (["branching", "--samples", "0"], "--samples must be >= 1"),
     (["branching", "--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
-    (["passk", "--n", "4", "--k", "1,8"], "--k values must be between 1 and --samples"),
+    (["passk", "--n", "4", "--pass-k", "0,2"], "--pass-k values must be >= 1"),
     (["attention", "--rsp-tokens", "0"], "needs at least one --rsp-tokens value above 0"),
 ])
 def test_bad_command_input_is_one_line_and_exit_2(argv, message, tiny_qwen2, tmp_path, capsys):

@@ -76,7 +76,8 @@ def _rotary_free(tiny_qwen2, out):
 def rotary_free(tiny_qwen2, tmp_path_factory):
     from rsp_probe.models import load_model
 
-    return load_model(str(_rotary_free(tiny_qwen2, tmp_path_factory.mktemp("rotary-free"))))
+    return load_model(str(_rotary_free(tiny_qwen2, tmp_path_factory.mktemp("rotary-free"))),
+                      backend="transformer-lens")
 
 
 def test_positions_only_without_rotary_is_the_baseline(rotary_free, tmp_path):

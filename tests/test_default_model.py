@@ -63,7 +63,7 @@ def test_smoke_train_toy_quick(tmp_path, capsys, monkeypatch):
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
     card = (out / "README.md").read_text()
     assert "## Quality on 4 held-out test problems" in card and "stop_step" not in card
-    load_model(str(out))  # loads through the same path as every model
+    load_model(str(out), backend="transformer-lens")  # loads through the same path as every model
 
 
 def test_training_is_deterministic_and_continues_from_init(tmp_path, tiny_qwen2):

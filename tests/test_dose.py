@@ -34,7 +34,7 @@ def test_dose_command_end_to_end(loaded_qwen2, tmp_path):
     import rsp_probe
 
     run, table = rsp_probe.dose(model=loaded_qwen2, rsp_tokens=(1, 4), sigma_scales=("2",),
-                                samples=2, n_prompts=2, max_new_tokens=6, k=(1, 2),
+                                samples=2, n_prompts=2, max_new_tokens=6, pass_k=(1, 2),
                                 out=str(tmp_path / "r"), quiet=True)
     assert list(table["condition"]) == ["k0", "k1", "k4", "k4-sigma2"]
     rows = table.set_index("condition")
@@ -46,7 +46,7 @@ def test_dose_command_end_to_end(loaded_qwen2, tmp_path):
 
 
 @pytest.mark.parametrize("args", [["--sigma-scales", "x"], ["--shift-step", "0"],
-                                  ["--k", "9"]])
+                                  ["--pass-k", "0"]])
 def test_dose_bad_input_exits_2(tmp_path, capsys, args):
     from rsp_probe.cli import main
 

@@ -32,7 +32,7 @@ def dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def partly_ungraded(loaded_qwen2, dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "passk"
-    run, _ = rsp_probe.passk(model=loaded_qwen2, dataset=str(dataset), samples=2, k=(1, 2),
+    run, _ = rsp_probe.passk(model=loaded_qwen2, dataset=str(dataset), samples=2, pass_k=(1, 2),
                              conditions=("temp", "greedy"), out=str(out), **SMALL)
     return run
 
@@ -96,7 +96,7 @@ def _from_stdin(program: str, cwd: Path) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("argv", [
     lambda run, dataset, model, out: ["grade", str(run.path), "--out", str(out)],
     lambda run, dataset, model, out: ["passk", "--dataset", str(dataset), "--model", str(model),
-                                      "--n", "2", "--k", "1", "--n-prompts", "1",
+                                      "--n", "2", "--pass-k", "1", "--n-prompts", "1",
                                       "--max-new-tokens", "4", "--quiet", "--out", str(out)],
 ], ids=["grade", "passk"])
 def test_a_checker_that_cannot_start_fails_in_one_line_with_exit_1(

@@ -164,7 +164,7 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
     from rsp_probe.runs import open_run
 
     run, table = rsp_probe.knockout(model=loaded_qwen2, rsp_tokens=(3,), samples=2,
-                                    n_prompts=3, max_new_tokens=8, k=(1, 2),
+                                    n_prompts=3, max_new_tokens=8, pass_k=(1, 2),
                                     cut_after=("1", "4", "never"), block_layers=(1,),
                                     out=str(tmp_path / "r"), quiet=True)
     assert list(table["condition"]) == ["full", "baseline", "cut1", "cut4", "cutnever",
@@ -198,7 +198,7 @@ def test_knockout_command_end_to_end(loaded_qwen2, tmp_path, capsys):
 
 @pytest.mark.parametrize("args,message", [
     (["--cut-after", "0"], "below 1"), (["--cut-after", "soon"], "'never'"),
-    (["--block-layers", "7"], "outside 0..1"), (["--k", "9"], "--k values"),
+    (["--block-layers", "7"], "outside 0..1"), (["--pass-k", "0"], "--pass-k values"),
     (["--paths", "sideways"], "--paths"), (["--law", "uniform"], "--law")])
 def test_knockout_bad_input_exits_2_before_loading(tiny_qwen2, tmp_path, capsys, monkeypatch,
                                                     args, message):

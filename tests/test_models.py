@@ -32,7 +32,7 @@ ROUND_TRIP_TEXTS = [
 def loaded(request, tiny_checkpoint):
     if tiny_checkpoint == request.getfixturevalue("tiny_qwen2"):
         return request.getfixturevalue("loaded_qwen2"), tiny_checkpoint
-    return load_model(str(tiny_checkpoint)), tiny_checkpoint
+    return load_model(str(tiny_checkpoint), backend="transformer-lens"), tiny_checkpoint
 
 
 def test_metadata_matches_the_checkpoint(loaded):
@@ -86,12 +86,12 @@ def test_broken_kv_cache_is_refused(loaded, monkeypatch):
     with pytest.raises(KVCacheSelfTestError, match="KV-cache self-test failed"):
         kv_cache_self_test(model)
     with pytest.raises(KVCacheSelfTestError):
-        load_model(str(path))
+        load_model(str(path), backend="transformer-lens")
     assert issubclass(KVCacheSelfTestError, UsageError)  # the CLI prints it as one line
 
 
 def test_bfloat16_loads_and_passes_the_self_test(tiny_qwen2, loaded_qwen2):
-    model = load_model(str(tiny_qwen2), dtype="bfloat16")
+    model = load_model(str(tiny_qwen2), dtype="bfloat16", backend="transformer-lens")
     assert model.info.dtype == "bfloat16" and model.dtype == torch.bfloat16
     assert model.embedding_table.dtype == torch.bfloat16
     torch.testing.assert_close(model.embedding_table.float(),
@@ -102,27 +102,27 @@ def test_bfloat16_loads_and_passes_the_self_test(tiny_qwen2, loaded_qwen2):
 def test_missing_path_names_the_path(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(ModelNotFoundError, match=re.escape(str(missing))):
-        load_model(str(missing))
+        load_model(str(missing), backend="transformer-lens")
 
 
 def test_directory_without_config_is_refused(tmp_path, tiny_qwen2):
     for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         shutil.copy(tiny_qwen2 / name, tmp_path / name)
     with pytest.raises(ModelNotFoundError, match="config.json"):
-        load_model(str(tmp_path))
+        load_model(str(tmp_path), backend="transformer-lens")
 
 
 def test_file_instead_of_directory_is_refused(tiny_qwen2):
     with pytest.raises(ModelNotFoundError, match="is a file"):
-        load_model(str(tiny_qwen2 / "config.json"))
+        load_model(str(tiny_qwen2 / "config.json"), backend="transformer-lens")
 
 
 def test_bad_dtype_and_device_are_usage_errors(tiny_qwen2):
     with pytest.raises(UsageError, match="--dtype"):
-        load_model(str(tiny_qwen2), dtype="float64")
+        load_model(str(tiny_qwen2), dtype="float64", backend="transformer-lens")
     if not torch.cuda.is_available():
         with pytest.raises(UsageError, match="--device cuda"):
-            load_model(str(tiny_qwen2), device="cuda")
+            load_model(str(tiny_qwen2), device="cuda", backend="transformer-lens")
 
 
 # -- Hub ids: resolved from the local cache only -----------------------------------------------
@@ -168,7 +168,7 @@ def test_uncached_hub_id_fails_at_once_without_network(hf_cache, no_network, mon
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     start = time.perf_counter()
     with pytest.raises(ModelNotFoundError) as caught:
-        load_model("nobody/not-a-model")
+        load_model("nobody/not-a-model", backend="transformer-lens")
     assert time.perf_counter() - start < 5
     assert no_network == []
     message = str(caught.value)
@@ -179,7 +179,7 @@ def test_uncached_hub_id_fails_at_once_without_network(hf_cache, no_network, mon
 
 def test_download_hint_names_an_installed_command(hf_cache):
     with pytest.raises(ModelNotFoundError) as caught:
-        load_model("nobody/not-a-model")
+        load_model("nobody/not-a-model", backend="transformer-lens")
     hint = re.search(r"`([^`]+)`", str(caught.value))
     assert hint, str(caught.value)
     program = hint.group(1).split()[0]
@@ -201,7 +201,7 @@ def _cache_snapshot(cache, repo_id, checkpoint, commit="0123456789abcdef01234567
 def test_cached_hub_id_resolves_and_records_its_revision(hf_cache, no_network, tiny_qwen2,
                                                          loaded_qwen2):
     snapshot, commit = _cache_snapshot(hf_cache, "tiny-org/tiny-qwen2", tiny_qwen2)
-    model = load_model("tiny-org/tiny-qwen2")
+    model = load_model("tiny-org/tiny-qwen2", backend="transformer-lens")
     assert no_network == []
     assert model.info.revision == commit
     assert model.info.name == "tiny-org/tiny-qwen2"
@@ -216,4 +216,4 @@ def test_cached_snapshot_without_config_is_refused(hf_cache, tiny_qwen2, tmp_pat
     (partial / "config.json").unlink()
     _cache_snapshot(hf_cache, "tiny-org/partial", partial)
     with pytest.raises(ModelNotFoundError, match="config.json"):
-        load_model("tiny-org/partial")
+        load_model("tiny-org/partial", backend="transformer-lens")

@@ -55,7 +55,8 @@ def test_api_and_cli_resolve_the_same_defaults(name):
 
 def test_every_public_experiment_is_an_api_function():
     for name in experiments():
-        assert getattr(rsp_probe, name) is experiments()[name]
+        function = getattr(rsp_probe, name)  # generated from the option table (rsp_probe.api)
+        assert function.experiment is experiments()[name] and function is getattr(rsp_probe, name)
         assert name in dir(rsp_probe) or name in rsp_probe.__all__
 
 

@@ -21,7 +21,7 @@ from rsp_probe.soft_prompts.io import model_identity, read_card, save_soft_promp
 from rsp_probe.soft_prompts.options import TuneOptions
 from rsp_probe.soft_prompts.train import tune, tune_and_save
 
-TINY = dict(k=2, steps=4, batch_size=4, n_train=4, n_validation=2, max_new_tokens=4,
+TINY = dict(rsp_tokens=2, steps=4, batch_size=4, n_train=4, n_validation=2, max_new_tokens=4,
             quiet=True)
 
 
@@ -130,7 +130,8 @@ def test_compare_prompts_tables_against_the_trajectories(hf_backend, saved_promp
     run, table = get_experiment("compare-prompts")(
         hf_backend, soft_prompt=str(path), rsp_tokens=(2,), arms=("none", "rsp", "trained",
                                                                    "trained-fit"),
-        samples=2, k=(1, 2), n_prompts=3, max_new_tokens=4, quiet=True, out=str(tmp_path / "c"))
+        samples=2, pass_k=(1, 2), n_prompts=3, max_new_tokens=4, quiet=True,
+        out=str(tmp_path / "c"))
     records = run.trajectories
     assert list(table["arm"]) == ["none", "rsp", "trained", "trained-fit"]
     vectors = run.rsp_vectors()

@@ -58,7 +58,8 @@ def _constructed_checkpoint(out, tokenizer_dir, delta: float):
 
 @pytest.mark.parametrize("delta", [-2.0, 0.0, 1.5, 4.0])
 def test_dilution_law_holds_exactly_through_the_sampler(tmp_path, tokenizer_dir, delta):
-    model = load_model(str(_constructed_checkpoint(tmp_path / "m", tokenizer_dir, delta)))
+    model = load_model(str(_constructed_checkpoint(tmp_path / "m", tokenizer_dir, delta)),
+                       backend="transformer-lens")
     rsp_vector = torch.zeros(D_MODEL)
     rsp_vector[SPECIAL_DIM] = 1.0
     jobs, expected = [], []
@@ -131,7 +132,7 @@ def test_attention_budget_holds_exactly_through_the_sampler(tmp_path, tokenizer_
     from rsp_probe.theory.budget import logit_decomposition
 
     path, table = _budget_checkpoint(tmp_path / "m", tokenizer_dir, delta)
-    model = load_model(str(path))
+    model = load_model(str(path), backend="transformer-lens")
     rsp_vector = torch.zeros(D_MODEL)
     rsp_vector[SPECIAL_DIM] = 1.0
     jobs = []

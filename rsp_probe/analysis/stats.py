@@ -3,6 +3,8 @@ trajectory (samples of one prompt are correlated). No torch."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -111,5 +113,23 @@ def wide_table(summary: pd.DataFrame, row: str = "condition", column: str = "ste
     cells = summary.assign(cell=[format_ci(m, lo, hi, digits) for m, lo, hi in
                                  summary[["mean", "ci_low", "ci_high"]].to_numpy()])
     table = cells.pivot(index=row, columns=column, values="cell").fillna("-")
+    table = table.reindex(index=sorted(table.index, key=natural_key),
+                          columns=sorted(table.columns, key=natural_key))
     table.columns = [f"{column} {c}" for c in table.columns]
     return table.to_string()
+
+
+def natural_key(value) -> tuple:
+    """Sort key that orders numbers inside names as numbers: k0, k4, k16 (not k0, k16, k4);
+    plain numbers (steps, layers, k) by value, before names."""
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return ((0, float(value)),)
+    return tuple((1, int(part)) if part.isdigit() else (2, part)
+                 for part in re.split(r"(\d+)", str(value)) if part)
+
+
+def natural_groups(frame: pd.DataFrame | pd.Series, column: str) -> list:
+    """frame.groupby(column) (a column, or an index level of a Series) as (value, rows)
+    pairs in natural_key order."""
+    groups = frame.groupby(level=column) if isinstance(frame, pd.Series) else frame.groupby(column)
+    return sorted(groups, key=lambda group: natural_key(group[0]))

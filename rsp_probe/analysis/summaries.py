@@ -8,6 +8,7 @@ from rsp_probe.analysis.diversity import distinct_strategies, diversity_lines
 from rsp_probe.analysis.grades import graded, ungraded_warning
 from rsp_probe.analysis.stats import (
     bootstrap_mean,
+    natural_groups,
     summarise_by_step,
     summarise_windows,
     wide_table,
@@ -62,7 +63,7 @@ def early_minus_late(run: Run, late_steps: int = LATE_LAST) -> pd.DataFrame:
     per_trajectory["diff"] = per_trajectory["early"] - per_trajectory["late"]
     per_prompt = per_trajectory.groupby(["condition", "prompt_id"])["diff"].mean()
     rows = []
-    for condition, values in per_prompt.groupby(level="condition"):
+    for condition, values in natural_groups(per_prompt, "condition"):
         mean, lo, hi = bootstrap_mean(values.to_numpy())
         rows.append({"condition": condition, "mean": mean, "ci_low": lo, "ci_high": hi,
                      "n_prompts": len(values)})
@@ -78,7 +79,7 @@ def accuracy(run: Run) -> pd.DataFrame:
     per_prompt = frame["correct"].astype(float).groupby(
         [frame["condition"], frame["prompt_id"]]).mean()
     rows = []
-    for condition, values in per_prompt.groupby(level="condition"):
+    for condition, values in natural_groups(per_prompt, "condition"):
         mean, lo, hi = bootstrap_mean(values.to_numpy(dtype=float))
         rows.append({"condition": condition, "mean": mean, "ci_low": lo, "ci_high": hi})
     return pd.DataFrame(rows)
@@ -129,11 +130,11 @@ def describe_attention(run: Run, full: bool = False) -> str:
 
     masses = head_averaged(run)
     lines += ["", f"## mass on the RSP by layer, layer -1 = all ({WINDOW_TITLE})"]
-    for condition, rows in summarise_windows(masses, by=("condition", "layer")).groupby(
-            "condition"):
+    for condition, rows in natural_groups(summarise_windows(masses, by=("condition", "layer")),
+                                          "condition"):
         lines += [f"### {condition}", wide_table(rows, row="layer", column="window")]
     summary = layer_summary(run)
-    for condition, rows in summary.groupby("condition"):
+    for condition, rows in natural_groups(summary, "condition"):
         lines += ["", f"## {condition}: mass on the RSP, averaged over heads, by layer "
                   "(layer -1 = all layers), 95% CI over prompts",
                   wide_table(shown(rows, full), row="layer")]
@@ -257,7 +258,19 @@ def describe(run: Run, full: bool = False) -> str:
     experiment = experiments().get(run.command)
     if experiment is None:
         return f"{run.path}: no summary for command {run.command!r}"
-    return experiment.describe_run(run, full=full)
+    first, _, rest = experiment.describe_run(run, full=full).partition("\n")
+    note = few_prompts_note(run.trajectories["prompt_id"].nunique())
+    return "\n".join([first, note, rest] if note else [first, rest])
+
+
+FEW_PROMPTS = 10  # below this many prompts a bootstrap CI over prompts is only illustrative
+
+
+def few_prompts_note(n_prompts: int) -> str | None:
+    if n_prompts >= FEW_PROMPTS:
+        return None
+    return (f"note: {n_prompts} prompt{'s' if n_prompts != 1 else ''}: the 95% CIs over prompts "
+            f"are illustrative only (they need {FEW_PROMPTS} or more to mean much)")
 
 
 def _compared_header(run: Run, what: str) -> list[str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +61,24 @@ def build_spec(command: str, extra: dict | None = None, **options) -> Spec:
     spec = Spec(command, *pieces, extra=tuple(sorted((extra or {}).items())))
     check_piece(spec.model)
     check_ranges(spec.rsp, spec.sampling, spec.data, spec.output)
-    return spec
+    extra = clip_pass_k(dict(spec.extra), spec.sampling)  # samples known good now
+    return dataclasses.replace(spec, extra=tuple(sorted(extra.items())))
+
+
+def clip_pass_k(extra: dict, sampling: SamplingConfig) -> dict:
+    """The Pass@k list without the k above the samples per prompt (a default list then fits
+    `--samples 2`), with one note naming what was left out."""
+    if "pass_k" not in extra:
+        return extra
+    ks = tuple(extra["pass_k"])
+    if not ks or min(ks) < 1:
+        raise UsageError(f"--pass-k values must be >= 1, got {list(ks)}")
+    kept = tuple(k for k in ks if k <= sampling.samples)
+    if kept != ks:
+        left_out = ", ".join(str(k) for k in ks if k > sampling.samples)
+        LOG.warning(f"Pass@k: k = {left_out} left out (more than the {sampling.samples} samples "
+                    f"per prompt); reporting k = {', '.join(map(str, kept))}")
+    return {**extra, "pass_k": kept}
 
 
 def default_out(command: str) -> Path:
@@ -134,6 +150,7 @@ class Session:
                 self.lock.release()
             raise
         self.writer: RunWriter | None = None
+        self._progress = None
 
     def __enter__(self):
         if self.lock is None:
@@ -145,6 +162,7 @@ class Session:
         return self
 
     def __exit__(self, kind, error, traceback):
+        self.close_progress()
         if isinstance(error, KeyboardInterrupt):  # the finished batches stay for --resume
             self.writer.suspend()
         elif isinstance(error, UsageError):  # bad input found late: nothing to inspect
@@ -158,19 +176,36 @@ class Session:
         from rsp_probe.experiments.base import draw_run_figure
         from rsp_probe.runs import open_run
 
+        self.close_progress()  # the decoding is over; the summary comes next
         draw_run_figure(self.spec.command, self.writer.staged_run())
         meta = {"device": self.model.info.device, "dtype": self.model.info.dtype,
                 **(summary or {})}
         return open_run(self.writer.finish(meta))
 
-    def progress(self, total_tokens: int, what: str):
-        """A tqdm bar on stderr, or None when quiet or not attached to a terminal."""
-        if self.spec.output.quiet or not sys.stderr.isatty():
+    @property
+    def progress(self):
+        """The run's Progress (rsp_probe.progress), shared by every decoding phase; None
+        when --quiet. Closed when the run is published or abandoned."""
+        if self.spec.output.quiet:
             return None
-        from tqdm.auto import tqdm
+        if self._progress is None:
+            from rsp_probe.progress import Progress
 
-        return tqdm(total=total_tokens, desc=what, unit="tok", file=sys.stderr,
-                    dynamic_ncols=True)
+            self._progress = Progress(self.spec.command)
+        return self._progress
+
+    def plan_progress(self, conditions_samples) -> None:
+        """Announce the run's trajectories up front (experiments decoding in phases):
+        `conditions_samples` is [(Condition, samples requested)], each run on every prompt."""
+        if self.progress is not None:
+            n = len(self.problems)
+            total = sum(n * c.n_samples(s) for c, s in conditions_samples)
+            self.progress.plan(total, self.spec.sampling.max_new_tokens)
+
+    def close_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
 
 
 def _load(model: ModelConfig):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import LAWS, Condition, _opt
+from rsp_probe.config import LAWS, Condition, _opt, config_value, pass_k_option
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 
@@ -43,7 +43,7 @@ KL_PROBE = "compare_kl"
 class CompareOptions:
     arms: tuple[str, ...] = _opt(tuple(ARM_LAWS), "arms compared: " + ", ".join(ARM_LAWS))
     noise_scale: float = _opt(1.0, "sigma scale of the RSP noise in the trained+noise arm")
-    k: tuple[int, ...] = _opt((1, 2, 4), "k values of Pass@k, each <= --samples")
+    pass_k: tuple[int, ...] = pass_k_option((1, 2, 4))
 
 
 def _check(spec: Spec) -> tuple[str, ...]:
@@ -57,10 +57,6 @@ def _check(spec: Spec) -> tuple[str, ...]:
                          "tune-prompt`)")
     if len(spec.rsp.rsp_tokens) != 1 or spec.rsp.rsp_tokens[0] < 1:
         raise UsageError("compare-prompts takes one --rsp-tokens k: the soft prompt's")
-    ks = tuple(spec.option("k"))
-    if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
-        raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
-                         f", got {list(ks)}")
     if spec.option("noise_scale") < 0 or spec.sampling.temperature == 0:
         raise UsageError("--noise-scale must be >= 0 and --temperature > 0 (the greedy arms "
                          "are decoded anyway)")
@@ -84,7 +80,7 @@ def run_compare(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataF
 def compare_files(run: Run) -> dict:
     from rsp_probe.analysis.compare_prompts import derived_files
 
-    return derived_files(run, tuple(run.config["k"]))
+    return derived_files(run, tuple(config_value(run.config, "pass_k")))
 
 
 def compare_summary(run: Run) -> pd.DataFrame:
@@ -117,6 +113,7 @@ def _sample(session: Session, arms: tuple[str, ...]):
 
     spec = session.spec
     records, rsp, steps, baseline = [], {}, {}, None
+    session.plan_progress([pair for arm in arms for pair in _conditions(spec, arm)])
     for arm in arms:  # `none` first: the twins the others are compared with
         law = _arm_law(session, arm)
         for condition, samples in _conditions(spec, arm):
@@ -124,6 +121,7 @@ def _sample(session: Session, arms: tuple[str, ...]):
             probes = LOGIT_ONLY_PROBES if condition.greedy else DEFAULT_PROBES
             trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
                                     batch_size=spec.sampling.batch_size, probes=probes,
+                                    progress=session.progress,
                                     interventions=law_interventions(ARM_LAWS[arm]))
             sampled = finish_records(session, jobs, skeleton, trajectories)
             for record in sampled.records:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import Condition, _opt
+from rsp_probe.config import Condition, _opt, config_value, pass_k_option
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE
@@ -35,14 +35,10 @@ class DoseOptions:
     sigma_scales: tuple[str, ...] = _opt(("0.5", "2"), "sigma scales tried at k = --dose-k")
     dose_k: int = _opt(4, "k of the sigma-scale doses")
     shift_step: int = _opt(2, "step of the score-shift dose")
-    k: tuple[int, ...] = _opt((1, 2, 4), "k values of Pass@k, each <= --samples")
+    pass_k: tuple[int, ...] = pass_k_option((1, 2, 4))
 
 
 def _check(spec: Spec) -> list[float]:
-    ks = tuple(spec.option("k"))
-    if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
-        raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
-                         f", got {list(ks)}")
     try:
         scales = [float(s) for s in spec.option("sigma_scales")]
     except ValueError:
@@ -72,7 +68,7 @@ def dose_file(run: Run) -> dict:
     """dose.parquet from the run's trajectories and steps (also after `grade`)."""
     from rsp_probe.analysis.dose import dose_table
 
-    return {DOSE_FILE: dose_table(run, tuple(run.config["k"]))}
+    return {DOSE_FILE: dose_table(run, tuple(config_value(run.config, "pass_k")))}
 
 
 def dose_summary(run: Run) -> pd.DataFrame:
@@ -103,10 +99,13 @@ def _sample(session: Session, scales: list[float]):
 
     spec = session.spec
     records, rsp, steps, shifts, baseline = [], {}, {}, [], None
-    for condition, law, scale in _doses(session, scales):
+    doses = _doses(session, scales)
+    session.plan_progress([(condition, spec.sampling.samples) for condition, _, _ in doses])
+    for condition, law, scale in doses:
         jobs, skeleton = build_jobs(session, [condition], spec.sampling.samples, law=law)
         trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
                                 batch_size=spec.sampling.batch_size, probes=LOGIT_ONLY_PROBES,
+                                progress=session.progress,
                                 interventions=law_interventions(spec.rsp.law))
         sampled = finish_records(session, jobs, skeleton, trajectories)
         for record in sampled.records:

@@ -35,6 +35,8 @@ def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Dat
     session = Session(spec, model)
     with session:
         per_prompt = sum(c.n_samples(spec.sampling.samples) for c in rsp_conditions(spec))
+        session.plan_progress([(BASE, 1)] + [(c, spec.sampling.samples)
+                                             for c in rsp_conditions(spec)])
         base_parts = stream_conditions(session, [BASE], samples=1, merge=False,
                                        order=lambda prompt: prompt * (per_prompt + 1))
         _teacher_force(session, base_parts, per_prompt)
@@ -58,8 +60,13 @@ def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
                                draw=False)
     done = set(writer.resumed_batches)
     continuation = None  # read only when a batch is left to do: a merged run has no parts
+    progress, budget = session.progress, spec.sampling.max_new_tokens
+    if progress is not None:  # teacher-forced draws count as trajectories too
+        progress.expect(len(jobs), budget)
     for number, indices in enumerate(_batches(records, spec.sampling.batch_size), base_parts):
         if number in done:
+            if progress is not None:
+                progress.advance(0, finished=len(indices), unused=len(indices) * budget)
             continue
         if continuation is None:
             continuation = {r["prompt_id"]: r["generated_token_ids"]
@@ -76,6 +83,10 @@ def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
                           n_steps=len(tokens), answer=None, correct=None, temperature=None)
             forced.append(record)
         writer.write_part(number, forced, {job.id: job.rsp.numpy() for job in chunk}, steps)
+        if progress is not None:
+            forced_tokens = min(len(tokens), budget)
+            progress.advance(len(chunk) * forced_tokens, finished=len(chunk),
+                             unused=len(chunk) * (budget - forced_tokens))
 
 
 def _batches(records, size: int):

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import Condition, _opt
+from rsp_probe.config import Condition, _opt, config_value, pass_k_option
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps, parse_paths
@@ -42,7 +42,7 @@ class KnockoutOptions:
     paths: tuple[str, ...] = _opt(("direct", "indirect"), "paths of the RSP's influence to "
                                   "sample alone: direct (only the newest query reads the "
                                   "RSP), indirect (only earlier positions do), or none")
-    k: tuple[int, ...] = _opt((1, 2, 4), "k values of Pass@k, each <= --samples")
+    pass_k: tuple[int, ...] = pass_k_option((1, 2, 4))
 
 
 def knockouts(spec: Spec, n_layers: int) -> list[Knockout]:
@@ -56,10 +56,6 @@ def knockouts(spec: Spec, n_layers: int) -> list[Knockout]:
 
 def _check(spec: Spec, model: Backend | None) -> list[Knockout]:
     """Every input check, before any model is loaded (the layer count from config.json)."""
-    ks = tuple(spec.option("k"))
-    if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
-        raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
-                         f", got {list(ks)}")
     if max(spec.rsp.rsp_tokens) < 1:
         raise UsageError("knockout needs --rsp-tokens above 0")
     return knockouts(spec, model.info.n_layers if model is not None
@@ -82,7 +78,7 @@ def run_knockout(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Data
     with session:
         records, rsp, steps = _sample_all(session, interventions)
         session.writer.write_trajectories(records, rsp, steps)
-        _write_table(session.writer, tuple(spec.option("k")))
+        _write_table(session.writer, tuple(spec.option("pass_k")))
         run = session.finish()
     return run, run.table(KNOCKOUT_FILE)
 
@@ -95,7 +91,7 @@ def knockout_file(run: Run, ks=None) -> dict:
     """knockout.parquet from the run's trajectories and steps (also after `grade`)."""
     from rsp_probe.analysis.knockout import knockout_table
 
-    return {KNOCKOUT_FILE: knockout_table(run, tuple(ks or run.config["k"]))}
+    return {KNOCKOUT_FILE: knockout_table(run, tuple(ks or config_value(run.config, "pass_k")))}
 
 
 def knockout_summary(run: Run) -> pd.DataFrame:
@@ -112,6 +108,10 @@ def _sample_all(session: Session, interventions: list[Knockout]):
                                          spec.sampling.samples)
     base_jobs, base_records = build_jobs(session, [Condition("baseline", 0, temperature,
                                                              top_p)], spec.sampling.samples)
+    full_condition = Condition("full", k, temperature, top_p)
+    session.plan_progress([(full_condition, spec.sampling.samples),
+                           (Condition("baseline", 0, temperature, top_p), spec.sampling.samples)]
+                          + [(full_condition, spec.sampling.samples)] * len(interventions))
     full = _generate(session, full_jobs, full_records, None)
     records, rsp, steps = full.records, dict(full.rsp), dict(full.steps)
     for sampled in [_generate(session, base_jobs, base_records, None)] + [
@@ -132,6 +132,7 @@ def _generate(session: Session, jobs, records, knockout: Knockout | None):
     spec = session.spec
     trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
                             batch_size=spec.sampling.batch_size, probes=LOGIT_ONLY_PROBES,
+                            progress=session.progress,
                             interventions=law_interventions(spec.rsp.law) + (
                                 [knockout_factory(knockout)] if knockout else []))
     return finish_records(session, jobs, records, trajectories)

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import _opt
-from rsp_probe.errors import UsageError
+from rsp_probe.config import _opt, config_value, pass_k_option
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import named_conditions
 from rsp_probe.probes.base import LOGIT_ONLY_PROBES
@@ -25,23 +24,19 @@ if TYPE_CHECKING:
 class PasskOptions:
     conditions: tuple[str, ...] = _opt(("temp", "rsp+temp", "greedy+rsp", "greedy"),
                                        "comma-separated conditions")
-    k: tuple[int, ...] = _opt((1, 2, 4, 8), "k values of Pass@k, each <= --n")
+    pass_k: tuple[int, ...] = pass_k_option((1, 2, 4, 8))
 
 
 def passk_file(run: Run) -> dict:
     from rsp_probe.analysis.passk import passk_table
 
-    return {PASSK_FILE: passk_table(run, tuple(run.config["k"]))}
+    return {PASSK_FILE: passk_table(run, tuple(config_value(run.config, "pass_k")))}
 
 
 def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.experiments.sampling import sample_and_write
 
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
-    ks = tuple(spec.option("k"))
-    if not ks or min(ks) < 1 or max(ks) > spec.sampling.samples:
-        raise UsageError(f"--k values must be between 1 and --samples ({spec.sampling.samples})"
-                         f", got {list(ks)}")
 
     run = sample_and_write(spec, model, conditions, derived=passk_file, probes=LOGIT_ONLY_PROBES)
     return run, passk_summary(run)

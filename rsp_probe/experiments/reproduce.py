@@ -18,7 +18,7 @@ from rsp_probe.experiments.base import execute, get_experiment
 MAIN = dict(n_prompts=24, max_new_tokens=96)
 ABL = (0, 4, 16)  # the ablations' doses
 BRANCHING = dict(MAIN, samples=8, temperature=1.0)  # branching and passk: one dose per run
-PASSK = dict(MAIN, n_prompts=60, samples=16, temperature=1.0, k=(1, 2, 4, 8, 16))
+PASSK = dict(MAIN, n_prompts=60, samples=16, temperature=1.0, pass_k=(1, 2, 4, 8, 16))
 PLAN: tuple[tuple[str, str, dict], ...] = (
     ("entropy", "entropy", dict(MAIN, rsp_tokens=(0, 4, 16), samples=4, temperature=0.7)),
     ("attention", "attention", dict(MAIN, rsp_tokens=(4, 16), samples=2, temperature=0.7)),
@@ -28,13 +28,14 @@ PLAN: tuple[tuple[str, str, dict], ...] = (
     ("passk", "passk", dict(PASSK, rsp_tokens=(16,))),
     ("passk-k4", "passk", dict(PASSK, rsp_tokens=(4,))),
     ("knockout", "knockout", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(16,),
-                                  samples=4, temperature=1.0, k=(1, 2, 4))),
+                                  samples=4, temperature=1.0, pass_k=(1, 2, 4))),
     ("dose", "dose", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(1, 2, 4, 8, 16, 32),
-                          sigma_scales=("0.5", "2"), samples=4, temperature=1.0, k=(1, 2, 4))),
+                          sigma_scales=("0.5", "2"), samples=4, temperature=1.0,
+                          pass_k=(1, 2, 4))),
     # the committed soft prompt (k = 16) against RSPs, its Gaussian refit and the controls
     ("compare-prompts", "compare-prompts", dict(MAIN, n_prompts=24, max_new_tokens=48,
                                                 rsp_tokens=(16,), samples=4, temperature=1.0,
-                                                k=(1, 2, 4), soft_prompt="default")),
+                                                pass_k=(1, 2, 4), soft_prompt="default")),
     # Ablations: one factor away from the main entropy run each.
     ("ablation-sigma0.5", "entropy", dict(MAIN, rsp_tokens=ABL, sigma_scale=0.5)),
     ("ablation-sigma2", "entropy", dict(MAIN, rsp_tokens=ABL, sigma_scale=2.0)),
@@ -76,6 +77,7 @@ def run_plan(out: Path, model=None, model_spec: str | None = None, quiet: bool =
 def reusable_run(path: Path, spec):
     """The completed run at `path` if it measured exactly what `spec` asks for (execution
     keys aside), else None when there is none; a different completed run is an error."""
+    from rsp_probe.config import config_value
     from rsp_probe.errors import UsageError
     from rsp_probe.runs import DONE_FILE, EXECUTION_KEYS, open_run
 
@@ -83,7 +85,7 @@ def reusable_run(path: Path, spec):
         return None
     run = open_run(path)
     wanted = {k: v for k, v in spec.to_dict().items() if k not in EXECUTION_KEYS}
-    found = {k: run.config.get(k) for k in wanted}
+    found = {k: config_value(run.config, k, None) for k in wanted}
     if found != wanted:
         changed = sorted(k for k in wanted if found[k] != wanted[k])
         raise UsageError(f"{path}: a completed run with another configuration ({', '.join(changed)}"

@@ -151,14 +151,10 @@ def sample_conditions(session: Session, conditions: list[Condition], samples: in
     jobs, records = build_jobs(session, conditions, samples)
     announce(len(session.problems), len(jobs), conditions, spec.sampling.max_new_tokens,
              spec.output.quiet)
-    bar = session.progress(len(jobs) * spec.sampling.max_new_tokens, spec.command)
-    try:
-        trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
-                                batch_size=spec.sampling.batch_size, probes=probes,
-                                progress=bar, interventions=law_interventions(spec.rsp.law))
-    finally:
-        if bar is not None:
-            bar.close()
+    trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
+                            batch_size=spec.sampling.batch_size, probes=probes,
+                            progress=session.progress,
+                            interventions=law_interventions(spec.rsp.law))
     return finish_records(session, jobs, records, trajectories)
 
 
@@ -193,16 +189,11 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
                                                      for i in indices], trajectories)
         writer.write_part(number, batch.records, batch.rsp, batch.steps)
 
-    bar = session.progress(len(jobs) * spec.sampling.max_new_tokens, spec.command)
-    try:
-        generate(session.model, jobs, spec.sampling.max_new_tokens,
-                 batch_size=spec.sampling.batch_size, probes=probes, progress=bar,
-                 prepare_batch=draw_batch, on_batch=write_batch,
-                 skip_batches=frozenset(writer.resumed_batches),
-                 interventions=law_interventions(spec.rsp.law))
-    finally:
-        if bar is not None:
-            bar.close()
+    generate(session.model, jobs, spec.sampling.max_new_tokens,
+             batch_size=spec.sampling.batch_size, probes=probes, progress=session.progress,
+             prepare_batch=draw_batch, on_batch=write_batch,
+             skip_batches=frozenset(writer.resumed_batches),
+             interventions=law_interventions(spec.rsp.law))
     if merge:
         writer.merge_parts()
     return -(-len(jobs) // spec.sampling.batch_size)  # generate's batches

@@ -12,7 +12,8 @@ INITS = ("rsp", "tokens")
 @dataclass(frozen=True)
 class TuneOptions:
     out: str = _opt("soft_prompt.safetensors", "file to write (the card goes beside it, .json)")
-    k: int = _opt(16, "number of trainable vectors")
+    rsp_tokens: int = _opt(16, "k, the number of trainable vectors (as --rsp-tokens of the "
+                           "experiments)", renamed_from=("k",))
     placement: str = _opt("suffix", "where they sit, as for an RSP", choices=PLACEMENTS)
     init: str = _opt("rsp", "rsp: an RSP draw; tokens: random real token embeddings",
                      choices=INITS)

@@ -102,7 +102,7 @@ def initial_prompt(model, options: TuneOptions) -> torch.Tensor:
     tokenizer = model.tokenizer
     law = fit_law(model.embedding_table, "gaussian" if options.init == "rsp" else "tokens",
                   special_ids=set(tokenizer.all_special_ids), n_real_tokens=len(tokenizer))
-    return draw_rsp(law, options.k, derive_seed(options.seed, "tune-prompt", "init"))
+    return draw_rsp(law, options.rsp_tokens, derive_seed(options.seed, "tune-prompt", "init"))
 
 
 def tune(model, options: TuneOptions, progress: bool = False) -> tuple[torch.Tensor, dict]:
@@ -130,11 +130,11 @@ def _one_thread_on_cpu(device):
 
 
 def _tune(model, options: TuneOptions, progress: bool) -> tuple[torch.Tensor, dict]:
-    if options.k < 1 or options.steps < 1 or options.batch_size < 1 or options.lr <= 0:
-        raise UsageError("--k, --steps and --batch-size must be >= 1 and --lr > 0")
+    if options.rsp_tokens < 1 or options.steps < 1 or options.batch_size < 1 or options.lr <= 0:
+        raise UsageError("--rsp-tokens, --steps and --batch-size must be >= 1 and --lr > 0")
     train, _ = split_problems(options)
     chat = use_chat_template(model.tokenizer, options.chat_template)
-    examples = Examples(model.tokenizer, train, options.k, options.placement, chat)
+    examples = Examples(model.tokenizer, train, options.rsp_tokens, options.placement, chat)
     sigma = float(fit_law(model.embedding_table).std)
     prompt = torch.nn.Parameter(initial_prompt(model, options).to(model.device))
     optimiser = torch.optim.Adam([prompt], lr=options.lr * sigma)
