@@ -22,7 +22,7 @@ class TrainRLOptions:
     group_size: int = _opt(8, "G, rollouts per problem")
     max_rounds: int = _opt(3, "dynamic sampling: rounds of prompts_per_step problems sampled at "
                            "most to fill a batch with mixed-reward groups")
-    lr: float = _opt(3e-5, "Adam learning rate")
+    lr: float = _opt(1e-4, "Adam learning rate")
     inner_steps: int = _opt(2, "optimiser steps per rollout batch (ratio 1 on the first)")
     eps_low: float = _opt(0.2, "lower clip range")
     eps_high: float = _opt(0.28, "upper clip range (clip-higher)")
