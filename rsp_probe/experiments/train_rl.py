@@ -158,4 +158,4 @@ EXPERIMENT = register_experiment(Experiment(
     describe=describe_train_rl,
     defaults={"temperature": 1.0, "samples": 8, "n_prompts": 32, "max_new_tokens": 96,
               "backend": "hf"},
-    figures=(), summarize=train_rl_summary))
+    figures=("train_rl",), summarize=train_rl_summary))
