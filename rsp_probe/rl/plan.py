@@ -4,7 +4,8 @@ model, sized for about 10 minutes per arm and seed on one CPU core.
     python -m rsp_probe.rl.plan OUT_DIR [--arm rsp|none]   # runs OUT_DIR/train-rl-<arm>-s<seed>
 
 A killed plan is continued by running it again: a finished run is skipped, an interrupted
-one resumes from its last checkpoint."""
+one resumes from its last checkpoint. `rsp-probe reproduce` runs the same plan (its runs are
+reused there when their configuration matches)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ PLAN_OPTIONS = {"steps": 40, "checkpoint_every": 10, "prompts_per_step": 8, "gro
 
 def run_name(arm: str, seed: int) -> str:
     return f"train-rl-{arm}-s{seed}"
+
+
+# (run name, command, options), as in the reproduce plan (experiments/reproduce.py)
+TRAIN_RL_PLAN = tuple((run_name(arm, seed), "train-rl", dict(PLAN_OPTIONS, arm=arm, seed=seed))
+                      for arm in ARMS for seed in SEEDS)
 
 
 def main(argv: list[str] | None = None) -> int:
