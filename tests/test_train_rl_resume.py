@@ -19,8 +19,8 @@ TINY = ["--steps", "3", "--checkpoint-every", "2", "--prompts-per-step", "2", "-
 
 def train_rl(out, *extra, env=None):
     command = [sys.executable, "-m", "rsp_probe.cli", "train-rl", "--out", str(out), *TINY, *extra]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, **(env or {})},
-                          timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from rsp_probe.analysis.train_rl import (
     ARM_LABELS,
-    LOG_FILE,
     CONDITION_LABELS,
+    LOG_FILE,
     arm_difference,
     change_along_training,
     eval_frame,
@@ -60,7 +60,9 @@ def _bookkeeping(runs) -> Iterator[Claim]:
 
 
 def _final_differences(frame, last: int) -> Iterator[Claim]:
-    for metric in ("pass@1", "pass@8"):
+    """Pass@1 and Pass@k at the largest k probed (8 in the plan)."""
+    largest = max(int(m.split("@")[1]) for m in frame["metric"].unique() if m.startswith("pass@"))
+    for metric in dict.fromkeys(("pass@1", f"pass@{largest}")):
         for condition in ("temp", "rsp+temp"):
             value, low, high, seeds, prompts = arm_difference(frame, condition, metric)
             yield Claim(

@@ -9,6 +9,7 @@ run as <out>-policy, a Hugging Face checkpoint directory any command takes as --
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -126,10 +127,25 @@ def write_results(session, staging: Path, log: list[dict]) -> None:
         for path in sorted((staging / EVALS_DIR).glob("step-*.jsonl")):
             out.write(path.read_text())
     policy = session.out.with_name(session.out.name + POLICY_SUFFIX)
-    session.model.model.save_pretrained(policy)
+    with _no_progress_bars():
+        session.model.model.save_pretrained(policy)
     session.model.tokenizer.save_pretrained(policy)
     shutil.rmtree(staging / CHECKPOINTS_DIR)
     shutil.rmtree(staging / EVALS_DIR)
+
+
+@contextmanager
+def _no_progress_bars():
+    """transformers' save_pretrained draws a progress bar; a run's output is ours to print."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def train_rl_summary(run: Run) -> pd.DataFrame:
