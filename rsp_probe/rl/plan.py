@@ -1,7 +1,8 @@
 """The full plan of the train-rl figure and claims: both arms, two seeds each, on the default
 model, sized for about 10 minutes per arm and seed on one CPU core.
 
-    python -m rsp_probe.rl.plan OUT_DIR [--arm rsp|none]   # runs OUT_DIR/train-rl-<arm>-s<seed>
+    python -m rsp_probe.rl.plan OUT_DIR [--arm rsp|none] [--seed 0|1]
+                                    # runs OUT_DIR/train-rl-<arm>-s<seed>
 
 A killed plan is continued by running it again: a finished run is skipped, an interrupted
 one resumes from its last checkpoint. `rsp-probe reproduce` runs the same plan (its runs are
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", help="folder for the runs")
     parser.add_argument("--arm", choices=ARMS, action="append", help="only these arms")
+    parser.add_argument("--seed", type=int, choices=SEEDS, action="append",
+                        help="only these seeds (to run seeds side by side)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
     from rsp_probe.experiments.base import get_experiment
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 
     experiment = get_experiment("train-rl")
     for arm in args.arm or ARMS:
-        for seed in SEEDS:
+        for seed in args.seed or SEEDS:
             out = Path(args.out) / run_name(arm, seed)
             if (out / DONE_FILE).exists():
                 continue
