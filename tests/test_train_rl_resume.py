@@ -72,8 +72,10 @@ def test_the_run_holds_probes_of_every_checkpoint(uninterrupted):
     (["--group-size", "1"], "--group-size"),
     (["--overlong-cache", "500"], "--overlong-cache"),
 ])
-def test_bad_options_are_one_line_and_exit_2(tmp_path, args, message):
-    result = train_rl(tmp_path / "bad", *args)
-    assert result.returncode == 2
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
+    from rsp_probe.cli import main
+
+    assert main(["train-rl", "--out", str(tmp_path / "bad"), *TINY, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
