@@ -120,3 +120,22 @@ def test_build_batch_layout():
     assert batch.in_slot[0].nonzero().flatten().tolist() == [3]
     assert batch.in_slot[1].nonzero().flatten().tolist() == [2, 3]
     assert batch.completion_mask.tolist() == [[1, 1], [1, 0]]
+
+
+def test_ratio_is_exactly_one_on_another_model_family(tiny_llama):
+    """The same on a random Llama (untied embeddings): the first step's ratios are exactly 1
+    and the update moves the weights, the input embeddings included."""
+    from rsp_probe.models import load_model
+
+    backend = load_model(str(tiny_llama), backend="hf")
+    problems = generate(DEFAULT_TASK, "train", 2, seed=2)
+    found = sample_groups(backend, problems, settings(1.0), DataConfig(), (2, "llama"))
+    mixed = [replace(g, rewards=[0.0, 1.0, 0.0, 1.0]) for g in found]
+    table = backend.model.get_input_embeddings().weight.detach().clone()
+    optimiser = torch.optim.Adam(backend.model.parameters(), lr=1e-3)
+    update = UpdateSettings(group_size=G, temperature=1.0, eps_low=0.2, eps_high=0.28,
+                            inner_steps=1, chunk_rows=8, max_grad_norm=1.0,
+                            filter_truncated=False)
+    log = dapo_update(backend.model, optimiser, mixed, update)
+    assert log["ratio_dev_first"] == 0.0
+    assert not torch.equal(backend.model.get_input_embeddings().weight, table)

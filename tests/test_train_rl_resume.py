@@ -79,3 +79,24 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "bad").exists()
+
+
+def test_any_hf_model_runs_and_its_policy_serves_other_commands(tmp_path, tiny_llama):
+    """A random Llama checkpoint (untied embeddings, another family): every answer is wrong
+    and every rollout runs to the token limit, so every group's rewards are equal and dynamic
+    sampling keeps none; the updates are skipped, logged, and the run completes."""
+    import rsp_probe
+
+    out = tmp_path / "llama-rl"
+    run, summary = rsp_probe.train_rl(
+        model=str(tiny_llama), out=str(out), steps=2, checkpoint_every=1, prompts_per_step=2,
+        group_size=4, n_prompts=2, samples=2, ks=(1, 2), max_new_tokens=12, overlong="penalty",
+        overlong_cache=8, max_rounds=2, quiet=True)
+    log = run.table("train_rl_log.parquet")
+    assert log["step"].tolist() == [1, 2] and log["groups_kept"].eq(0).all()
+    assert log["groups_sampled"].eq(4).all() and "loss" not in log  # two rounds, none kept
+    assert set(summary["step"]) == {0, 1, 2}
+    entropy_run, _ = rsp_probe.entropy(model=str(tmp_path / "llama-rl-policy"), n_prompts=1,
+                                       samples=1, max_new_tokens=4, out=str(tmp_path / "e"),
+                                       quiet=True)
+    assert entropy_run.config["model"] == str(tmp_path / "llama-rl-policy")
