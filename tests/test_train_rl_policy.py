@@ -139,3 +139,17 @@ def test_ratio_is_exactly_one_on_another_model_family(tiny_llama):
     log = dapo_update(backend.model, optimiser, mixed, update)
     assert log["ratio_dev_first"] == 0.0
     assert not torch.equal(backend.model.get_input_embeddings().weight, table)
+
+
+def test_nothing_to_train_on_takes_no_optimiser_step(backend, groups):
+    """Every kept rollout truncated and filtered: no Adam step, whose momentum alone would
+    move the weights."""
+    model = backend.model
+    cut = [replace(g, rewards=[1.0, 0.0, 0.0, 0.0], truncated=[True] * G) for g in groups]
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    update = UpdateSettings(group_size=G, temperature=1.0, eps_low=0.2, eps_high=0.28,
+                            inner_steps=1, chunk_rows=8, max_grad_norm=1.0,
+                            filter_truncated=True)
+    assert dapo_update(model, optimiser, cut, update) == {}
+    assert all(torch.equal(before[n], p) for n, p in model.named_parameters())

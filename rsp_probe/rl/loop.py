@@ -88,7 +88,8 @@ def _probe(backend, staging, spec, evaluation, problems, step, quiet) -> None:
 
 def _progress_line(entry: dict, steps: int) -> str:
     if "loss" not in entry:
-        return f"update {entry['step']}/{steps}: no group with mixed rewards, skipped"
+        return (f"update {entry['step']}/{steps}: skipped, no token to train on (no group with "
+                f"mixed rewards, or every kept rollout truncated)")
     return (f"update {entry['step']}/{steps}: reward {entry['reward_mean']:.3f}, kept "
             f"{entry['groups_kept']}/{entry['groups_sampled']} groups, entropy "
             f"{entry['entropy']:.3f} nats, clip {entry['clip_low']:.3f}/{entry['clip_high']:.3f}"

@@ -37,7 +37,8 @@ def batch_of(groups: list[Group], d_model: int, device):
 
 
 def dapo_update(model, optimiser, groups: list[Group], settings: UpdateSettings) -> dict:
-    """Train `model` (a transformers causal LM) on the groups; returns the step's log."""
+    """Train `model` (a transformers causal LM) on the groups; returns the step's log, empty
+    when no token counts."""
     device = next(model.parameters()).device
     batch = batch_of(groups, model.config.hidden_size, device)
     rewards = torch.tensor([r for g in groups for r in g.rewards], dtype=torch.float64)
@@ -47,6 +48,8 @@ def dapo_update(model, optimiser, groups: list[Group], settings: UpdateSettings)
         truncated = torch.tensor([t for g in groups for t in g.truncated], device=device)
         mask[truncated] = 0.0
     n_tokens = mask.sum()
+    if float(n_tokens) == 0:  # every kept rollout truncated and filtered: nothing to learn,
+        return {}             # and no Adam step (its momentum alone would move the weights)
     chunks = [slice(i, i + settings.chunk_rows) for i in range(0, len(batch),
                                                                 settings.chunk_rows)]
     with torch.no_grad():
