@@ -26,7 +26,7 @@ _EXPORTS = {
 }
 
 _EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knockout",
-                "dose", "compare-prompts")  # = BUILTIN's registered names
+                "dose", "compare-prompts", "train-rl")  # = BUILTIN's registered names
 __all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
 
 

@@ -200,6 +200,8 @@ def test_cli_claims_writes_and_checks(tmp_path, monkeypatch, capsys):
     (tmp_path / "docs").mkdir()
     for name in ("README.md", "docs/theory.md"):
         (tmp_path / name).write_text(DOCUMENT)
+    (tmp_path / "docs" / "train-rl.md").write_text(
+        "# rl\n\n<!-- BEGIN GENERATED TRAIN-RL -->\n<!-- END GENERATED TRAIN-RL -->\n")
     monkeypatch.chdir(tmp_path)
     assert main(["claims", "--runs", "runs", "--out", "claims.json", "--update-docs",
                  "--keep-from", "full"]) == 0

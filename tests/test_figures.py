@@ -21,7 +21,7 @@ from rsp_probe.runs import find_runs
 
 RUNS = Path(__file__).parent / "data" / "runs"
 NAMES = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
-         "compare_prompts", "ablations")
+         "compare_prompts", "train_rl", "ablations")
 
 
 def sha256(path: Path) -> str:

@@ -16,7 +16,8 @@ from rsp_probe.claims.documents import (
 )
 from rsp_probe.errors import UsageError
 
-DOCUMENT_PATHS = {"readme": Path("README.md"), "theory": Path("docs/theory.md")}
+DOCUMENT_PATHS = {"readme": Path("README.md"), "theory": Path("docs/theory.md"),
+                  "train-rl": Path("docs/train-rl.md")}
 
 
 def plan_runs(runs_dir) -> dict:

@@ -96,12 +96,13 @@ def families() -> list[Family]:
         provenance,
         soft_prompts,
         theory,
+        train_rl,
     )
 
     # Families that read every run (what the claims stand on) come first; then by module in
     # the order above and by registration within a module, never by which module a caller
     # happened to import first (the table and the documents must not depend on it).
-    modules = ("mechanism", "outcomes", "provenance", "soft_prompts", "theory")
+    modules = ("mechanism", "outcomes", "provenance", "soft_prompts", "theory", "train_rl")
     registered = list(_FAMILIES.values())
     return sorted(registered, key=lambda family: (
         family.runs != (), modules.index(family.compute.__module__.rsplit(".", 1)[-1]),

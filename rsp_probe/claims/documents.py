@@ -66,7 +66,9 @@ def render(table: ClaimsTable, document: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-DOCUMENTS = {"readme": README_MARKERS, "theory": THEORY_MARKERS}
+TRAIN_RL_MARKERS = ("<!-- BEGIN GENERATED TRAIN-RL -->", "<!-- END GENERATED TRAIN-RL -->")
+DOCUMENTS = {"readme": README_MARKERS, "theory": THEORY_MARKERS,
+             "train-rl": TRAIN_RL_MARKERS}  # docs/train-rl.md
 
 
 def update_documents(table: ClaimsTable, paths: dict[str, Path]) -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # the built-in experiments, in CLI and figure order; each module exports EXPERIMENT
 BUILTIN = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
-           "compare_prompts")
+           "compare_prompts", "train_rl")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rsp_probe.experiments.base import execute, get_experiment
+from rsp_probe.rl.plan import TRAIN_RL_PLAN
 
 MAIN = dict(n_prompts=24, max_new_tokens=96)
 ABL = (0, 4, 16)  # the ablations' doses
@@ -43,6 +44,8 @@ PLAN: tuple[tuple[str, str, dict], ...] = (
     ("ablation-per-dim", "entropy", dict(MAIN, rsp_tokens=ABL, law="per-dim")),
     ("ablation-tokens", "entropy", dict(MAIN, rsp_tokens=ABL, law="tokens")),
     ("ablation-fixed-draw", "entropy", dict(MAIN, rsp_tokens=ABL, fixed_draw=True)),
+    # DAPO with and without an RSP per rollout, two seeds per arm (rsp_probe/rl/plan.py)
+    *TRAIN_RL_PLAN,
 )
 RESULTS_FILE = "RESULTS.md"
 
