@@ -9,6 +9,7 @@ run as <out>-policy, a Hugging Face checkpoint directory any command takes as --
 
 from __future__ import annotations
 
+import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -125,13 +126,21 @@ def write_results(session, staging: Path, log: list[dict]) -> None:
     session.writer.write_table(LOG_FILE, pd.DataFrame(log))
     with open(staging / TRAJECTORIES_FILE, "w") as out:
         for path in sorted((staging / EVALS_DIR).glob("step-*.jsonl")):
-            out.write(path.read_text())
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                out.write(json.dumps({"id": trajectory_id(record), **record}) + "\n")
     policy = session.out.with_name(session.out.name + POLICY_SUFFIX)
     with _no_progress_bars():
         session.model.model.save_pretrained(policy)
     session.model.tokenizer.save_pretrained(policy)
     shutil.rmtree(staging / CHECKPOINTS_DIR)
     shutil.rmtree(staging / EVALS_DIR)
+
+
+def trajectory_id(record: dict) -> str:
+    """A held-out trajectory is named by its checkpoint, condition, problem and sample: unique
+    in the run, and the same on a resumed run."""
+    return f"step{record['step']}-{record['condition']}-{record['prompt_id']}-{record['sample']}"
 
 
 @contextmanager
