@@ -7,7 +7,10 @@ mask and scaling), softmax, times V; the taps read those probabilities, so full 
 never materialised and probe memory stays O(layers x heads x steps) per trajectory. A tap
 that replaces the scores (an intervention) is the same product with edited scores.
 
-Residual sites use PyTorch forward hooks on the decoder layers, removed on exit.
+Residual sites use PyTorch forward hooks on the decoder layers, removed on exit. The layers
+are found through the model's own structure (`decoder_layers`), so GPT-2 (`transformer.h`)
+and GPT-NeoX (`gpt_neox.layers`) work as Llama-shaped models do; a model this backend cannot
+run faithfully raises UnsupportedModelError, on which `--backend auto` falls back.
 """
 
 from __future__ import annotations
@@ -31,6 +34,12 @@ from rsp_probe.backends.base import (
     Tap,
     check_taps,
 )
+from rsp_probe.backends.hf_structure import (
+    UnsupportedModelError,
+    check_supported,
+    decoder_layers,
+    input_embedding_table,
+)
 from rsp_probe.errors import KVCacheSelfTestError, UsageError
 from rsp_probe.models import ModelInfo, context_length, load_tokenizer, model_info
 
@@ -53,11 +62,14 @@ class HFBackend:
         self.info = info
         self.dtype = dtype
         self.device = device
+        self.layers = decoder_layers(model)
+        self._embedding_table = input_embedding_table(model)
         self._attention_taps: dict[int, list[Tap]] = defaultdict(list)  # layer -> taps
 
     @property
     def embedding_table(self) -> torch.Tensor:
-        return self.model.get_input_embeddings().weight
+        """What the model adds for each token id: Gemma's scaled rows, else the weight."""
+        return self._embedding_table
 
     @property
     def eos_token_ids(self) -> set[int]:
@@ -101,8 +113,7 @@ class HFBackend:
     def tapped(self, taps: Sequence[Tap]) -> Iterator[None]:
         check_taps(self, taps)
         added = [(layer, tap) for tap in taps if tap.site != RESID_POST for layer in tap.layers]
-        layers = self.model.model.layers
-        handles = [layers[layer].register_forward_hook(_residual_hook(tap, layer))
+        handles = [self.layers[layer].register_forward_hook(_residual_hook(tap, layer))
                    for tap in taps if tap.site == RESID_POST for layer in tap.layers]
         for layer, tap in added:
             self._attention_taps[layer].append(tap)
@@ -293,13 +304,21 @@ def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
     from transformers.utils import logging as hf_logging
 
     register_attention()
+    check_supported(path)
     tokenizer = load_tokenizer(path)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # stderr is for the one-line error, not "Loading weights"
     try:
         model = AutoModelForCausalLM.from_pretrained(
             str(path), dtype=dtype, attn_implementation=ATTENTION_NAME, local_files_only=True)
-    except (OSError, ValueError, KeyError) as err:
+    except ValueError as err:
+        if "attention implementation" in str(err):  # e.g. Gemma 2 accepts eager only
+            raise UnsupportedModelError(f"{path}: transformers runs this model with eager "
+                                        "attention only; use --backend transformer-lens"
+                                        ) from None
+        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM ({err})"
+                         ) from err
+    except (OSError, KeyError) as err:
         raise UsageError(f"{path}: cannot be loaded as a transformers causal LM ({err})") from err
     finally:
         if bars:
@@ -313,10 +332,6 @@ def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
     if self_test:
         self_test_backend(backend)
     return backend
-
-
-class UnsupportedModelError(UsageError):
-    """The model's attention does not go through transformers' attention registry."""
 
 
 @torch.inference_mode()
