@@ -38,6 +38,9 @@ class ModelConfig:
     backend: str = _opt("auto", "hf: the Hugging Face model with sdpa (fast); transformer-lens: "
                         "the TransformerBridge; auto: hf when it supports the model and every "
                         "probe, else transformer-lens", choices=BACKEND_CHOICES)
+    revision: str | None = _opt(None, "Hub revision (branch, tag or commit) of a cached --model")
+    trust_remote_code: bool = _opt(False, "allow a checkpoint's own modelling code "
+                                   "(transformers' trust_remote_code)")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,13 @@ class DataConfig:
     answer_field: str | None = _opt(None, "dataset field holding the reference answer")
     n_prompts: int = _opt(8, "number of prompts (problems)")
     split: str = _opt("test", "split of the built-in task", choices=("train", "validation", "test"))
-    chat_template: str = _opt("auto", "wrap prompts in the tokenizer's chat template",
-                              choices=("auto", "on", "off"))
+    chat_template: str = _opt("auto", "auto (the tokenizer's when it has one), on, off, or a "
+                              "Jinja FILE")
+    prompt_template: str = _opt("auto", "plain, math-cot (reason step by step, answer in "
+                                "\\boxed{}), few-shot:FILE (JSONL question/answer), a FILE "
+                                "holding {question}, or auto (math-cot in a chat template, "
+                                "else plain); grading follows its answer format")
+    system_prompt: str | None = _opt(None, "system message of the chat template")
     shard: str | None = _opt(None, "I/N: only the prompts of shard I (0-based) of N, chosen by "
                              "prompt id; `rsp-probe merge` joins the shards' runs")
 

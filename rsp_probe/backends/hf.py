@@ -298,19 +298,21 @@ def in_place_cache(n_layers: int, capacity: int) -> Cache:
 # -- loading ----------------------------------------------------------------------------------
 
 def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
-         device: torch.device, self_test: bool = True) -> HFBackend:
+         device: torch.device, self_test: bool = True, trust_remote_code: bool = False
+         ) -> HFBackend:
     """Load a local checkpoint directory with transformers, attention = ATTENTION_NAME."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     register_attention()
     check_supported(path)
-    tokenizer = load_tokenizer(path)
+    tokenizer = load_tokenizer(path, trust_remote_code)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # stderr is for the one-line error, not "Loading weights"
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=dtype, attn_implementation=ATTENTION_NAME, local_files_only=True)
+            str(path), dtype=dtype, attn_implementation=ATTENTION_NAME, local_files_only=True,
+            trust_remote_code=trust_remote_code)
     except ValueError as err:
         if "attention implementation" in str(err):  # e.g. Gemma 2 accepts eager only
             raise UnsupportedModelError(f"{path}: transformers runs this model with eager "

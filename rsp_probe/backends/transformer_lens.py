@@ -133,11 +133,12 @@ def _hook(tap: Tap, layer: int):
 
 
 def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
-         device: torch.device, self_test: bool = True) -> TransformerLensBackend:
+         device: torch.device, self_test: bool = True, trust_remote_code: bool = False
+         ) -> TransformerLensBackend:
     """Boot a TransformerBridge from a local checkpoint directory (see rsp_probe.models)."""
     _refuse_soft_capping(path)
-    tokenizer = load_tokenizer(path)
-    bridge = _boot_bridge(path, tokenizer, dtype, device)
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    bridge = _boot_bridge(path, tokenizer, dtype, device, trust_remote_code)
     bridge.eval()
     cfg = bridge.cfg
     info = model_info(path, name, revision, cfg.n_layers, cfg.n_heads, cfg.d_model,
@@ -161,13 +162,15 @@ def _refuse_soft_capping(path: Path) -> None:
                          "Gemma 2) are supported by no rsp-probe backend yet")
 
 
-def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device):
+def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device,
+                 trust_remote_code: bool = False):
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
         with _no_progress_bars():  # stderr is for the one-line error, not "Loading weights"
             return TransformerBridge.boot_transformers(
-                str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device))
+                str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device),
+                trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as err:
         raise UsageError(f"{path}: cannot be loaded as a TransformerBridge model ({err})") from err
 

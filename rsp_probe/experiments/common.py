@@ -133,11 +133,19 @@ class Session:
             raise
         self.writer: RunWriter | None = None
 
+    @property
+    def prompt_format(self):
+        """The resolved template, chat template and system prompt (config.json "prompt")."""
+        from rsp_probe.tasks.prompts import prompt_format
+
+        return prompt_format(self.model.tokenizer, self.spec.data)
+
     def __enter__(self):
         if self.lock is None:
             raise RuntimeError("a Session made with write=False writes no run")
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
-                  {**self.model.info.to_dict(), "backend": self.model.name}}
+                  {**self.model.info.to_dict(), "backend": self.model.name},
+                  "prompt": self.prompt_format.to_dict()}
         self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite,
                                 lock=self.lock, resume=self.spec.output.resume)
         return self
@@ -173,7 +181,8 @@ def _load(model: ModelConfig):
     from rsp_probe.models import load_model
 
     return load_model(model.model, dtype=model.dtype, device=model.device,
-                      backend=model.backend)
+                      backend=model.backend, revision=model.revision,
+                      trust_remote_code=model.trust_remote_code)
 
 
 def conditions_by_k(spec: Spec) -> list[Condition]:
