@@ -47,11 +47,13 @@ class ModelConfig:
 class DataConfig:
     task: str = _opt("arithmetic", "built-in task (ignored when --dataset is given)",
                      choices=("arithmetic",))
-    dataset: str | None = _opt(None, "local JSONL/Parquet file of problems")
+    dataset: str | None = _opt(None, "local JSONL/Parquet file of problems, or a Hub id in the "
+                               "local HF cache (presets: MATH-500, GSM8K, AIME 2024, MATH)")
     question_field: str | None = _opt(None, "dataset field holding the question")
     answer_field: str | None = _opt(None, "dataset field holding the reference answer")
     n_prompts: int = _opt(8, "number of prompts (problems)")
-    split: str = _opt("test", "split of the built-in task", choices=("train", "validation", "test"))
+    split: str = _opt("test", "split of the built-in task or of a Hub dataset",
+                      choices=("train", "validation", "test"))
     chat_template: str = _opt("auto", "auto (the tokenizer's when it has one), on, off, or a "
                               "Jinja FILE")
     prompt_template: str = _opt("auto", "plain, math-cot (reason step by step, answer in "

@@ -1,0 +1,82 @@
+"""Hub datasets by id from a local Hugging Face cache built in the test (no network):
+presets map the fields and read the reference answer; an uncached id is one line."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from rsp_probe.errors import UsageError
+from rsp_probe.tasks import hub
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+MATH = [{"problem": "What is 1 + 1?", "solution": "Add: $\\boxed{2}$."},
+        {"problem": "Half of 1?", "solution": "It is \\boxed{\\frac{1}{2}}, so \\boxed{0.5}."}]
+GSM8K = [{"question": "Mia has 3 and buys 2. How many?", "answer": "3 + 2 = 5 #### 5"}]
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """A hub cache in the layout `hf download --repo-type dataset` leaves."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets")
+
+    def add(repo: str, files: dict[str, list[dict]]) -> None:
+        root = cache / f"datasets--{repo.replace('/', '--')}"
+        (root / "refs").mkdir(parents=True)
+        (root / "refs" / "main").write_text(COMMIT)
+        for name, rows in files.items():
+            target = root / "snapshots" / COMMIT / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_parquet(target)
+
+    return add
+
+
+def test_math_preset_reads_the_last_boxed_answer(hub_cache, monkeypatch):
+    monkeypatch.setitem(hub.PRESETS, "org/math", hub.PRESETS["EleutherAI/hendrycks_math"])
+    hub_cache("org/math", {"data/test-00000-of-00001.parquet": MATH})
+    problems = hub.load_hub_dataset("org/math", "test")
+    assert [(p.id, p.answer) for p in problems] == [("math-test-0", "2"), ("math-test-1", "0.5")]
+    assert problems[0].solution == MATH[0]["solution"]
+
+
+def test_gsm8k_preset_reads_its_config_folder_and_hash_answer(hub_cache, monkeypatch):
+    monkeypatch.setitem(hub.PRESETS, "org/gsm", hub.PRESETS["openai/gsm8k"])
+    hub_cache("org/gsm", {"main/test-00000-of-00001.parquet": GSM8K,
+                          "socratic/test-00000-of-00001.parquet": [{"x": 1}]})
+    (problem,) = hub.load_hub_dataset("org/gsm", "test", limit=1)
+    assert (problem.answer, problem.solution) == ("5", "3 + 2 = 5")
+
+
+def test_uncached_id_says_how_to_download_in_one_line(hub_cache):
+    with pytest.raises(UsageError, match="hf download nobody/absent --repo-type dataset") as e:
+        hub.load_hub_dataset("nobody/absent", "test")
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_split_is_one_line(hub_cache):
+    hub_cache("org/plain", {"data/test-00000-of-00001.parquet": MATH})
+    with pytest.raises(UsageError, match="org/plain") as e:
+        hub.load_hub_dataset("org/plain", "train", question_field="problem",
+                             answer_field="solution")
+    assert "\n" not in str(e.value)
+
+
+def test_a_hub_dataset_runs_end_to_end(hub_cache, tiny_qwen2, tmp_path):
+    from rsp_probe.cli import main
+
+    hub_cache("org/math2", {"data/test-00000-of-00001.parquet": MATH})
+    out = tmp_path / "run"
+    assert main(["entropy", "--model", str(tiny_qwen2), "--dataset", "org/math2",
+                 "--answer-field", "solution", "--n-prompts", "2", "--samples", "1",
+                 "--rsp-tokens", "1", "--max-new-tokens", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["dataset"] == "org/math2"
