@@ -50,7 +50,8 @@ class DataConfig:
     dataset: str | None = _opt(None, "local JSONL/Parquet file of problems, or a Hub id in the "
                                "local HF cache (presets: MATH-500, GSM8K, AIME 2024, MATH)")
     question_field: str | None = _opt(None, "dataset field holding the question")
-    answer_field: str | None = _opt(None, "dataset field holding the reference answer")
+    answer_field: str | None = _opt(None, "dataset field holding the reference answer; "
+                                    "FIELD:boxed reads its last \\boxed{} (MATH solutions)")
     n_prompts: int = _opt(8, "number of prompts (problems)")
     split: str = _opt("test", "split of the built-in task or of a Hub dataset",
                       choices=("train", "validation", "test"))

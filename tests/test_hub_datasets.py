@@ -69,6 +69,17 @@ def test_unknown_split_is_one_line(hub_cache):
     assert "\n" not in str(e.value)
 
 
+def test_a_boxed_answer_field_of_a_local_file(tmp_path):
+    """Minerva Math / College Math as local files: FIELD:boxed reads the last \\boxed{}."""
+    file = tmp_path / "minerva.jsonl"
+    file.write_text("".join(json.dumps(r) + "\n" for r in MATH))
+    problems = hub.load_dataset_problems(str(file), "test", None, "problem", "solution:boxed")
+    assert [p.answer for p in problems] == ["2", "0.5"]
+    file.write_text(json.dumps({"problem": "q", "solution": "no box"}) + "\n")
+    with pytest.raises(UsageError, match="no \\\\boxed"):
+        hub.load_dataset_problems(str(file), "test", None, "problem", "solution:boxed")
+
+
 def test_a_hub_dataset_runs_end_to_end(hub_cache, tiny_qwen2, tmp_path):
     from rsp_probe.cli import main
 

@@ -70,17 +70,11 @@ def default_out(command: str) -> Path:
 def load_problems(data: DataConfig):
     """The built-in arithmetic task, a local dataset file or a cached Hub dataset (org/name),
     first n_prompts problems."""
-    from rsp_probe.tasks.hub import load_hub_dataset, looks_like_hub_id
+    if data.dataset:
+        from rsp_probe.tasks.hub import load_dataset_problems
 
-    if data.dataset and looks_like_hub_id(data.dataset):
-        problems = load_hub_dataset(data.dataset, data.split, limit=data.n_prompts,
-                                    question_field=data.question_field,
-                                    answer_field=data.answer_field)
-    elif data.dataset:
-        from rsp_probe.tasks.datasets import load_dataset_file
-
-        problems = load_dataset_file(data.dataset, question_field=data.question_field,
-                                     answer_field=data.answer_field, limit=data.n_prompts)
+        problems = load_dataset_problems(data.dataset, data.split, data.n_prompts,
+                                         data.question_field, data.answer_field)
     else:
         from rsp_probe.tasks.arithmetic import DEFAULT_TASK, generate
 

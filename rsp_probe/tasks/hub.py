@@ -27,12 +27,31 @@ class Preset:
     boxed_answer: bool = False  # the reference is the last \boxed{} of the answer field
 
 
+BOXED = ":boxed"  # --answer-field solution:boxed reads the last \boxed{} of the field
 PRESETS = {  # fields as published on the Hub
     "HuggingFaceH4/MATH-500": Preset("problem", "answer"),
     "openai/gsm8k": Preset("question", "answer", data_dir="main"),
     "HuggingFaceH4/aime_2024": Preset("problem", "answer"),
     "EleutherAI/hendrycks_math": Preset("problem", "solution", boxed_answer=True),
 }
+
+
+def load_dataset_problems(dataset: str, split: str, limit: int | None,
+                          question_field: str | None = None, answer_field: str | None = None
+                          ) -> list[Problem]:
+    """--dataset: a local .jsonl/.parquet file or a cached Hub id. An answer field written
+    FIELD:boxed (e.g. solution:boxed, for MATH-style files such as Minerva Math's) keeps
+    the field as the solution and its last \boxed{} as the reference answer."""
+    from rsp_probe.tasks.datasets import load_dataset_file
+
+    boxed = answer_field is not None and answer_field.endswith(BOXED)
+    field = answer_field.removesuffix(BOXED) if boxed else answer_field
+    if looks_like_hub_id(dataset):
+        problems = load_hub_dataset(dataset, split, limit, question_field, field)
+    else:
+        problems = load_dataset_file(dataset, question_field=question_field,
+                                     answer_field=field, limit=limit)
+    return [_boxed_reference(p, dataset) for p in problems] if boxed else problems
 
 
 def looks_like_hub_id(spec: str) -> bool:
@@ -48,6 +67,7 @@ def load_hub_dataset(name: str, split: str, limit: int | None = None,
     from rsp_probe.tasks.datasets import load_cached_hf_dataset
 
     preset = PRESETS.get(name)
+    boxed = preset is not None and preset.boxed_answer and answer_field is None
     question_field = question_field or (preset.question if preset else None)
     answer_field = answer_field or (preset.answer if preset else None)
     snapshot = _hub_snapshot(name)
@@ -64,7 +84,7 @@ def load_hub_dataset(name: str, split: str, limit: int | None = None,
             raise UsageError(f"dataset {name!r} is not in the local Hugging Face cache; "
                              f"download it first: `hf download {name} --repo-type dataset`"
                              ) from None
-    if preset is not None and preset.boxed_answer:
+    if boxed:
         problems = [_boxed_reference(p, name) for p in problems]
     return problems
 
