@@ -125,9 +125,16 @@ def cmd_reproduce(args) -> int:
     from rsp_probe.experiments.reproduce import RESULTS_FILE, results_text, run_plan
     from rsp_probe.figures.render import render_all
 
-    out = Path(args.out)
+    if args.plan == "paper":
+        from rsp_probe.experiments.paper import run_paper
+
+        return run_paper(args)
+    if args.dry_run or args.dataset or args.limit is not None:
+        raise UsageError("--dry-run, --dataset and --limit belong to --plan paper")
+    out = Path(args.out or "runs/reproduce")
     runs = run_plan(out, model_spec=args.model, quiet=args.quiet, overwrite=args.overwrite,
                     report=lambda line: print(line, file=sys.stderr))
+    args.figures = args.figures or "figures"
     figures = render_all([run.path for run in runs], args.figures)
     (out / RESULTS_FILE).write_text(f"# Results of `rsp-probe reproduce`\n\n{results_text(runs)}"
                                     f"\n## Theory comparison\n\n{theory_report(runs)}\n")
@@ -298,13 +305,27 @@ def build_parser() -> argparse.ArgumentParser:
     theory.set_defaults(handler=cmd_theory)
     reproduce = sub.add_parser("reproduce", help="run every experiment of the figures on the "
                                "default model, then draw them")
-    reproduce.add_argument("--out", default="runs/reproduce", help="runs folder (%(default)s)")
-    reproduce.add_argument("--figures", default="figures", help="figures folder (%(default)s)")
+    reproduce.add_argument("--out", help="runs folder (runs/reproduce; --plan paper: runs/paper)")
+    reproduce.add_argument("--figures", help="figures folder (figures; --plan paper: "
+                           "OUT/figures, so the default model's figures stay)")
     reproduce.add_argument("--model", default=None, help="model (default: the embedded one)")
     reproduce.add_argument("--update-docs", action="store_true",
                            help="rewrite the generated sections of README.md and docs/theory.md")
     reproduce.add_argument("--overwrite", action="store_true", help="replace completed runs")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
+    paper = reproduce.add_argument_group("the paper's setting (rsp_probe/experiments/paper.py)")
+    paper.add_argument("--plan", choices=("default", "paper"), default="default",
+                       help="default: the default model's plan; paper: reasoning chains, "
+                       "Pass@64 on --dataset (%(default)s)")
+    paper.add_argument("--dataset", help="Hub id in the local cache or a local file")
+    paper.add_argument("--split", default="test", help="dataset split (%(default)s)")
+    paper.add_argument("--limit", type=int, help="problems (paper plan default: 100)")
+    paper.add_argument("--max-new-tokens", type=int, default=2048,
+                       help="longest chain (%(default)s)")
+    paper.add_argument("--batch-size", type=int, default=32, help="trajectories decoded "
+                       "together; halved on a CUDA out-of-memory error (%(default)s)")
+    paper.add_argument("--dry-run", action="store_true",
+                       help="print the plan, its size and a measured time; run nothing")
     reproduce.set_defaults(handler=cmd_reproduce)
 
     claims = sub.add_parser("claims", help="the claims table (figures/claims.json) from saved "
