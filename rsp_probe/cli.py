@@ -313,19 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
                            help="rewrite the generated sections of README.md and docs/theory.md")
     reproduce.add_argument("--overwrite", action="store_true", help="replace completed runs")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
-    paper = reproduce.add_argument_group("the paper's setting (rsp_probe/experiments/paper.py)")
-    paper.add_argument("--plan", choices=("default", "paper"), default="default",
-                       help="default: the default model's plan; paper: reasoning chains, "
-                       "Pass@64 on --dataset (%(default)s)")
-    paper.add_argument("--dataset", help="Hub id in the local cache or a local file")
-    paper.add_argument("--split", default="test", help="dataset split (%(default)s)")
-    paper.add_argument("--limit", type=int, help="problems (paper plan default: 100)")
-    paper.add_argument("--max-new-tokens", type=int, default=2048,
-                       help="longest chain (%(default)s)")
-    paper.add_argument("--batch-size", type=int, default=32, help="trajectories decoded "
-                       "together; halved on a CUDA out-of-memory error (%(default)s)")
-    paper.add_argument("--dry-run", action="store_true",
-                       help="print the plan, its size and a measured time; run nothing")
+    from rsp_probe.experiments.paper import add_paper_options
+
+    add_paper_options(reproduce)
     reproduce.set_defaults(handler=cmd_reproduce)
 
     claims = sub.add_parser("claims", help="the claims table (figures/claims.json) from saved "

@@ -33,6 +33,23 @@ class PaperSetting:
     batch_size: int = 32
 
 
+def add_paper_options(parser) -> None:
+    """`rsp-probe reproduce`'s options for this plan (argparse; no heavy import)."""
+    paper = parser.add_argument_group("the paper's setting (rsp_probe/experiments/paper.py)")
+    paper.add_argument("--plan", choices=("default", "paper"), default="default",
+                       help="default: the default model's plan; paper: reasoning chains, "
+                       "Pass@64 on --dataset (%(default)s)")
+    paper.add_argument("--dataset", help="Hub id in the local cache or a local file")
+    paper.add_argument("--split", default="test", help="dataset split (%(default)s)")
+    paper.add_argument("--limit", type=int, help="problems (paper plan default: 100)")
+    paper.add_argument("--max-new-tokens", type=int, default=2048,
+                       help="longest chain (%(default)s)")
+    paper.add_argument("--batch-size", type=int, default=32, help="trajectories decoded "
+                       "together; halved on a CUDA out-of-memory error (%(default)s)")
+    paper.add_argument("--dry-run", action="store_true",
+                       help="print the plan, its size and a measured time; run nothing")
+
+
 def paper_plan(setting: PaperSetting) -> tuple[tuple[str, str, dict], ...]:
     """(run name, command, options) of every run; reproduce.run_plan runs them."""
     from rsp_probe.errors import UsageError
