@@ -130,12 +130,24 @@ def load_tokenizer(path: Path, trust_remote_code: bool = False):
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True,
                                                   trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"{path}: the tokenizer cannot be loaded ({err})") from None
+        refuse_remote_code(path, err)
+        raise UsageError(f"{path}: the tokenizer cannot be loaded ({one_line(err)})") from None
     if len(tokenizer) == 0:
         raise UsageError(f"{path}: the tokenizer is empty (damaged tokenizer files?)")
     return tokenizer
 
 
+
+
+def refuse_remote_code(path: Path, err: BaseException) -> None:
+    """transformers' many-line refusal of a checkpoint's own code, as one line."""
+    if "trust_remote_code" in str(err):
+        raise UsageError(f"{path}: the checkpoint ships its own modelling code, which runs "
+                         "only with --trust-remote-code (pass it for code you trust)") from None
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def model_info(path: Path, name: str, revision: str | None, n_layers: int, n_heads: int,

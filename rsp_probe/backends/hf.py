@@ -41,7 +41,14 @@ from rsp_probe.backends.hf_structure import (
     input_embedding_table,
 )
 from rsp_probe.errors import KVCacheSelfTestError, UsageError
-from rsp_probe.models import ModelInfo, context_length, load_tokenizer, model_info
+from rsp_probe.models import (
+    ModelInfo,
+    context_length,
+    load_tokenizer,
+    model_info,
+    one_line,
+    refuse_remote_code,
+)
 
 NAME = "hf"
 SUPPORTED = frozenset(FEATURES)  # every site, the KV cache, and interventions
@@ -318,10 +325,12 @@ def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
             raise UnsupportedModelError(f"{path}: transformers runs this model with eager "
                                         "attention only; use --backend transformer-lens"
                                         ) from None
-        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM ({err})"
-                         ) from err
+        refuse_remote_code(path, err)
+        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM "
+                         f"({one_line(err)})") from err
     except (OSError, KeyError) as err:
-        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM ({err})") from err
+        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM "
+                         f"({one_line(err)})") from err
     finally:
         if bars:
             hf_logging.enable_progress_bar()

@@ -1,0 +1,102 @@
+"""--revision picks a cached snapshot; --trust-remote-code lets a checkpoint's own modelling
+code run (refused in one line without it); a tokenizer's own chat template with a Hub
+dataset, end to end offline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from rsp_probe.errors import ModelNotFoundError, UsageError
+from rsp_probe.models import load_model, resolve_model_path
+
+MAIN, TAGGED = "1" * 40, "2" * 40
+
+
+@pytest.fixture
+def hf_cache(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
+
+
+def _cache(cache, repo_id, checkpoint, refs: dict[str, str]):
+    repo = cache / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True)
+    for ref, commit in refs.items():
+        if not (repo / "snapshots" / commit).exists():
+            shutil.copytree(checkpoint, repo / "snapshots" / commit)
+        (repo / "refs" / ref).write_text(commit)
+    return repo
+
+
+def test_revision_picks_a_cached_snapshot(hf_cache, tiny_qwen2):
+    repo = _cache(hf_cache, "org/tiny", tiny_qwen2, {"main": MAIN, "v2": TAGGED})
+    assert resolve_model_path("org/tiny") == (repo / "snapshots" / MAIN, "org/tiny", MAIN)
+    for revision in ("v2", TAGGED):
+        path, _, commit = resolve_model_path("org/tiny", revision)
+        assert (path, commit) == (repo / "snapshots" / TAGGED, TAGGED)
+
+
+def test_revision_misuse_is_one_line(hf_cache, tiny_qwen2):
+    _cache(hf_cache, "org/tiny", tiny_qwen2, {"main": MAIN})
+    with pytest.raises(ModelNotFoundError, match="hf download org/tiny --revision nope") as e:
+        resolve_model_path("org/tiny", "nope")
+    assert "\n" not in str(e.value)
+    with pytest.raises(UsageError, match="not to a local directory"):
+        resolve_model_path(str(tiny_qwen2), "v2")
+
+
+REMOTE_CONFIG = '''from transformers import Qwen2Config
+
+
+class RemoteConfig(Qwen2Config):
+    model_type = "rsp-remote-test"
+'''
+REMOTE_MODEL = '''from transformers import Qwen2ForCausalLM
+
+from .configuration_remote import RemoteConfig
+
+
+class RemoteForCausalLM(Qwen2ForCausalLM):
+    config_class = RemoteConfig
+'''
+
+
+@pytest.fixture
+def remote_code_checkpoint(tiny_qwen2, tmp_path):
+    path = tmp_path / "remote"
+    shutil.copytree(tiny_qwen2, path)
+    (path / "configuration_remote.py").write_text(REMOTE_CONFIG)
+    (path / "modeling_remote.py").write_text(REMOTE_MODEL)
+    config = json.loads((path / "config.json").read_text())
+    config.update(model_type="rsp-remote-test", architectures=["RemoteForCausalLM"],
+                  auto_map={"AutoConfig": "configuration_remote.RemoteConfig",
+                            "AutoModelForCausalLM": "modeling_remote.RemoteForCausalLM"})
+    (path / "config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_remote_code_runs_only_when_trusted(remote_code_checkpoint):
+    with pytest.raises(UsageError, match="--trust-remote-code") as e:
+        load_model(str(remote_code_checkpoint), backend="hf")
+    assert "\n" not in str(e.value)
+    model = load_model(str(remote_code_checkpoint), backend="hf", trust_remote_code=True)
+    assert type(model.model).__name__ == "RemoteForCausalLM"
+
+
+def test_a_model_transformers_runs_with_eager_attention_only_is_unsupported(
+        remote_code_checkpoint):
+    """Like Gemma 2 (which check_supported refuses earlier for its soft-capping): a class
+    that declares no sdpa support is an UnsupportedModelError, so auto falls back."""
+    from rsp_probe.backends.hf import UnsupportedModelError
+
+    modeling = remote_code_checkpoint / "modeling_remote.py"
+    modeling.write_text(REMOTE_MODEL + "    _supports_sdpa = False\n")
+    with pytest.raises(UnsupportedModelError, match="eager attention only"):
+        load_model(str(remote_code_checkpoint), backend="hf", trust_remote_code=True)
