@@ -4,6 +4,7 @@ presets map the fields and read the reference answer; an uncached id is one line
 from __future__ import annotations
 
 import json
+import shutil
 
 import pandas as pd
 import pytest
@@ -91,3 +92,30 @@ def test_a_hub_dataset_runs_end_to_end(hub_cache, tiny_qwen2, tmp_path):
                  "--quiet"]) == 0
     config = json.loads((out / "config.json").read_text())
     assert config["dataset"] == "org/math2"
+
+
+def test_a_chat_model_on_a_hub_benchmark_end_to_end(hub_cache, tiny_qwen2, tmp_path,
+                                                    monkeypatch):
+    """A tokenizer with its own chat template (auto uses it, with the math instruction) on
+    a cached MATH-style benchmark: the run records the instruction and grades boxed."""
+    from transformers import AutoTokenizer
+
+    from rsp_probe.cli import main
+
+    monkeypatch.setitem(hub.PRESETS, "org/math3", hub.PRESETS["EleutherAI/hendrycks_math"])
+    hub_cache("org/math3", {"data/test-00000-of-00001.parquet": MATH})
+    chat_model = tmp_path / "chat-model"
+    shutil.copytree(tiny_qwen2, chat_model)
+    tokenizer = AutoTokenizer.from_pretrained(str(chat_model))
+    tokenizer.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}"
+                               "{% endfor %}{% if add_generation_prompt %}<|a|>{% endif %}")
+    tokenizer.save_pretrained(str(chat_model))
+    out = tmp_path / "run"
+    assert main(["entropy", "--model", str(chat_model), "--dataset", "org/math3",
+                 "--n-prompts", "2", "--samples", "1", "--rsp-tokens", "1",
+                 "--max-new-tokens", "2", "--out", str(out), "--quiet"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["prompt"]["chat"] and config["prompt"]["name"] == "math-cot"
+    assert config["prompt"]["answer_format"] == "boxed"
+    records = [json.loads(line) for line in (out / "trajectories.jsonl").open()]
+    assert {r["reference_answer"] for r in records} == {"2", "0.5"}
