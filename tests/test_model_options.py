@@ -68,12 +68,12 @@ class RemoteForCausalLM(Qwen2ForCausalLM):
 '''
 
 
-@pytest.fixture
-def remote_code_checkpoint(tiny_qwen2, tmp_path):
-    path = tmp_path / "remote"
+def _remote_code_checkpoint(tiny_qwen2, path, class_body: str = ""):
+    """transformers imports the code as transformers_modules.<folder name>.modeling_remote
+    and keeps it in sys.modules: each variant needs its own folder name."""
     shutil.copytree(tiny_qwen2, path)
     (path / "configuration_remote.py").write_text(REMOTE_CONFIG)
-    (path / "modeling_remote.py").write_text(REMOTE_MODEL)
+    (path / "modeling_remote.py").write_text(REMOTE_MODEL + class_body)
     config = json.loads((path / "config.json").read_text())
     config.update(model_type="rsp-remote-test", architectures=["RemoteForCausalLM"],
                   auto_map={"AutoConfig": "configuration_remote.RemoteConfig",
@@ -82,7 +82,8 @@ def remote_code_checkpoint(tiny_qwen2, tmp_path):
     return path
 
 
-def test_remote_code_runs_only_when_trusted(remote_code_checkpoint):
+def test_remote_code_runs_only_when_trusted(tiny_qwen2, tmp_path):
+    remote_code_checkpoint = _remote_code_checkpoint(tiny_qwen2, tmp_path / "remote_trusted")
     with pytest.raises(UsageError, match="--trust-remote-code") as e:
         load_model(str(remote_code_checkpoint), backend="hf")
     assert "\n" not in str(e.value)
@@ -90,13 +91,13 @@ def test_remote_code_runs_only_when_trusted(remote_code_checkpoint):
     assert type(model.model).__name__ == "RemoteForCausalLM"
 
 
-def test_a_model_transformers_runs_with_eager_attention_only_is_unsupported(
-        remote_code_checkpoint):
+def test_a_model_transformers_runs_with_eager_attention_only_is_unsupported(tiny_qwen2,
+                                                                             tmp_path):
     """Like Gemma 2 (which check_supported refuses earlier for its soft-capping): a class
     that declares no sdpa support is an UnsupportedModelError, so auto falls back."""
     from rsp_probe.backends.hf import UnsupportedModelError
 
-    modeling = remote_code_checkpoint / "modeling_remote.py"
-    modeling.write_text(REMOTE_MODEL + "    _supports_sdpa = False\n")
+    remote_code_checkpoint = _remote_code_checkpoint(tiny_qwen2, tmp_path / "remote_eager",
+                                                     "    _supports_sdpa = False\n")
     with pytest.raises(UnsupportedModelError, match="eager attention only"):
         load_model(str(remote_code_checkpoint), backend="hf", trust_remote_code=True)

@@ -124,3 +124,12 @@ def test_a_chat_run_records_its_instruction_and_grades_boxed(tiny_qwen2, tmp_pat
     prompt = json.loads((out / "config.json").read_text())["prompt"]
     assert prompt["after"] == "\n\\boxed{}" and prompt["answer_format"] == "boxed"
     assert prompt["system_prompt"] == "Be brief." and prompt["chat_template_file"]
+
+
+def test_a_broken_chat_template_file_is_one_line(tokenizer, tmp_path):
+    jinja = tmp_path / "broken.jinja"
+    jinja.write_text("{% for m in messages %}{{ m['content'] }")
+    fmt = prompt_format(tokenizer, DataConfig(chat_template=str(jinja)))
+    with pytest.raises(UsageError, match="chat template cannot be rendered") as caught:
+        encode_problem(tokenizer, PROBLEM, fmt)
+    assert "\n" not in str(caught.value)

@@ -79,6 +79,8 @@ def encode_plain(tokenizer, question: str, cue: str = PLAIN_CUE, before: str = "
 def encode_chat(tokenizer, question: str, fmt: PromptFormat | None = None) -> EncodedPrompt:
     """Chat prompt: the user turn holds the templated question; suffix RSPs go after the user
     content and before the assistant header, prefix RSPs right before the question."""
+    from jinja2 import TemplateError
+
     fmt = fmt or PromptFormat(template_for("auto", True), True)
     messages = [{"role": "user", "content": _SENTINEL}]
     if fmt.system_prompt is not None:
@@ -87,7 +89,7 @@ def encode_chat(tokenizer, question: str, fmt: PromptFormat | None = None) -> En
         rendered = tokenizer.apply_chat_template(
             messages, chat_template=fmt.chat_template, tokenize=False,
             add_generation_prompt=True)
-    except Exception as err:  # jinja2 raises its own errors for a bad template file
+    except (TemplateError, ValueError, TypeError, KeyError) as err:  # a bad template FILE
         raise UsageError(f"the chat template cannot be rendered: {type(err).__name__}: "
                          f"{str(err).splitlines()[0] if str(err) else ''}") from None
     if rendered.count(_SENTINEL) != 1:

@@ -62,8 +62,8 @@ def template_for(spec: str, chat: bool) -> PromptTemplate:
     if text.count(QUESTION_SLOT) != 1:
         raise UsageError(f"--prompt-template {spec}: the file must hold {QUESTION_SLOT} exactly "
                          f"once (found {text.count(QUESTION_SLOT)})")
-    before, after = text.split(QUESTION_SLOT)
-    return PromptTemplate(spec, before, after.rstrip("\n") if after.strip() else after)
+    before, after = text.removesuffix("\n").split(QUESTION_SLOT)  # an editor's final newline
+    return PromptTemplate(spec, before, after)
 
 
 def _few_shot(file: str) -> PromptTemplate:
