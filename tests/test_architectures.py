@@ -1,7 +1,8 @@
 """Architecture coverage: a tiny random checkpoint of each decoder family users meet, loaded
 with `--backend auto`. Each family has exactly one expected outcome (EXPECTED): it runs on
-the fast hf backend, or auto falls back to TransformerLens. Either way the greedy tokens
-equal transformers' own `generate(inputs_embeds=...)` and the probes equal an eager full
+the fast hf backend, or auto falls back to TransformerLens; a backend that cannot run a
+family faithfully refuses it in one line naming the one that can (REFUSED). Either way the
+greedy tokens equal transformers' own `generate(inputs_embeds=...)` and the probes equal an eager full
 forward pass with output_attentions to 1e-5."""
 
 from __future__ import annotations
@@ -18,25 +19,31 @@ from rsp_probe.sampler import Job, generate
 from rsp_probe.tasks.prompts import encode_plain
 from rsp_probe.toy.checkpoint import ToyArchitecture, save_random_checkpoint
 
-EXPECTED = {  # family -> the backend `auto` picks; None: refused in one line
+EXPECTED = {  # family -> the backend `auto` picks
     "qwen2": "hf", "qwen3": "hf", "llama": "hf", "mistral": "hf", "gemma3": "hf",
     "phi3": "hf", "gpt2": "hf", "gpt_neox": "hf", "olmo2": "hf",
-    # soft-capped attention scores: the hf backend does not compute them, and the bridge's
-    # entropies differed from transformers' by up to 2x (its tokens matched)
-    "gemma2": None,
+    # soft-capped scores and logits (caps small enough to bend, rsp_probe/toy/families.py),
+    # alternating 8-key sliding windows
+    "gemma2": "hf",
 }
+# families a backend refuses in one line that names the backend that works
+REFUSED = {("gemma2", "transformer-lens"): "--backend hf"}
 QUESTIONS = ["Mia has 12 pencils. She buys 7 more and gives 5 to Leo.", "How many pencils?"]
 K, N_NEW = 3, 6  # a few tokens: long enough to cross Gemma's 8-key sliding window
 # float32 attention probabilities and entropies of a 2-layer model: rounding is ~1e-7 here
 TOLERANCE = 1e-5
 
 
+def _family_checkpoint(family, out_dir, tokenizer_dir):
+    arch = ToyArchitecture(family=family, n_layers=2, d_model=64, n_heads=4,
+                           n_kv_heads=2, d_mlp=128, n_ctx=128, initializer_range=0.4)
+    return save_random_checkpoint(out_dir, arch, tokenizer_dir)
+
+
 @pytest.fixture(scope="module", params=sorted(EXPECTED))
 def family_checkpoint(request, tmp_path_factory, tokenizer_dir):
-    arch = ToyArchitecture(family=request.param, n_layers=2, d_model=64, n_heads=4,
-                           n_kv_heads=2, d_mlp=128, n_ctx=128, initializer_range=0.4)
-    path = save_random_checkpoint(tmp_path_factory.mktemp(request.param), arch, tokenizer_dir)
-    return request.param, path
+    family = request.param
+    return family, _family_checkpoint(family, tmp_path_factory.mktemp(family), tokenizer_dir)
 
 
 def _jobs(model):
@@ -48,18 +55,12 @@ def _jobs(model):
     return jobs
 
 
-def _inside_scale(hf_model) -> float:
-    """Gemma and Gemma 2 multiply inputs_embeds by sqrt(d_model) inside forward; a backend's
-    embedding table (and so the RSP) is on the scale the first block sees."""
-    return hf_model.config.hidden_size ** 0.5 if hf_model.config.model_type in (
-        "gemma", "gemma2") else 1.0
-
-
 def _reference_embeds(hf_model, job) -> torch.Tensor:
-    """[1, T, D]: the model's own embedding module for the tokens, the RSP in its slots."""
+    """[1, T, D]: the model's own embedding module for the tokens (Gemma's scales them by
+    sqrt(d_model) inside the module), the RSP (drawn on that scale) in its slots."""
     ids = torch.tensor([[max(i, 0) for i in job.input_ids]])
     embeds = hf_model.get_input_embeddings()(ids).detach().clone()
-    embeds[0, job.rsp_positions] = job.rsp.to(embeds.dtype) / _inside_scale(hf_model)
+    embeds[0, job.rsp_positions] = job.rsp.to(embeds.dtype)
     return embeds
 
 
@@ -83,8 +84,6 @@ def test_each_family_runs_on_its_expected_backend_and_matches_transformers(famil
     from transformers import AutoModelForCausalLM
 
     family, path = family_checkpoint
-    if EXPECTED[family] is None:
-        pytest.skip("refused (see the refusal test)")
     model = load_model(str(path), backend="auto")
     assert model.name == EXPECTED[family]
     hf_model = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation="eager").eval()
@@ -101,14 +100,15 @@ def test_each_family_runs_on_its_expected_backend_and_matches_transformers(famil
         np.testing.assert_allclose(run.steps["rsp_attention"], attention, atol=TOLERANCE, rtol=0)
 
 
-def test_a_refused_family_is_one_line_from_every_backend(family_checkpoint):
-    family, path = family_checkpoint
-    if EXPECTED[family] is not None:
-        pytest.skip("runs on a backend")
-    for backend in ("auto", "hf", "transformer-lens"):
-        with pytest.raises(UsageError) as caught:
-            load_model(str(path), backend=backend)
-        assert "\n" not in str(caught.value) and "soft-capped" in str(caught.value)
+@pytest.mark.parametrize(("family", "backend"), sorted(REFUSED))
+def test_a_refused_family_is_one_line_naming_the_backend_that_works(family, backend, tmp_path,
+                                                                     tokenizer_dir):
+    """The bridge's entropies on a tiny Gemma 2 differed from transformers' by up to 2x
+    (its tokens matched), so it refuses soft-capped attention and names the hf backend."""
+    path = _family_checkpoint(family, tmp_path, tokenizer_dir)
+    with pytest.raises(UsageError) as caught:
+        load_model(str(path), backend=backend)
+    assert "\n" not in str(caught.value) and REFUSED[family, backend] in str(caught.value)
 
 
 def test_auto_falls_back_on_a_structure_the_hf_backend_cannot_tap(tiny_qwen2, monkeypatch):

@@ -93,8 +93,8 @@ def test_remote_code_runs_only_when_trusted(tiny_qwen2, tmp_path):
 
 def test_a_model_transformers_runs_with_eager_attention_only_is_unsupported(tiny_qwen2,
                                                                              tmp_path):
-    """Like Gemma 2 (which check_supported refuses earlier for its soft-capping): a class
-    that declares no sdpa support is an UnsupportedModelError, so auto falls back."""
+    """A class that declares no sdpa support, for a reason other than Gemma 2's soft-capping
+    (which the hf backend computes), is an UnsupportedModelError, so auto falls back."""
     from rsp_probe.backends.hf import UnsupportedModelError
 
     remote_code_checkpoint = _remote_code_checkpoint(tiny_qwen2, tmp_path / "remote_eager",

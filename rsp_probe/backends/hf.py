@@ -36,7 +36,7 @@ from rsp_probe.backends.base import (
 )
 from rsp_probe.backends.hf_structure import (
     UnsupportedModelError,
-    check_supported,
+    check_attention_math,
     decoder_layers,
     input_embedding_table,
 )
@@ -52,7 +52,10 @@ from rsp_probe.models import (
 
 NAME = "hf"
 SUPPORTED = frozenset(FEATURES)  # every site, the KV cache, and interventions
-ATTENTION_NAME = "rsp_probe_sdpa"
+# No "sdpa" in the name: transformers refuses a name containing it for a model that cannot
+# run sdpa (Gemma 2, for its soft-capping), which this function computes; check_attention_math
+# keeps refusing the models that cannot run sdpa for any other reason.
+ATTENTION_NAME = "rsp_probe_tapped"
 _TAPS_KWARG = "rsp_probe_taps"  # travels from model(...) down to the attention function
 _CACHE_HEADROOM = 256  # positions allocated beyond the prompt; the cache doubles when full
 
@@ -163,18 +166,21 @@ def tapped_sdpa(module, query, key, value, attention_mask, scaling=None, **kwarg
     query [B, H, Q, D], key/value [B, KV, K, D]; returns ([B, Q, H, D], None) like sdpa.
     Decode steps (Q = 1) compute softmax(q k^T) v as two grouped matmuls: on CPU that beats
     sdpa's kernel, and the probabilities the taps read come for free. So do forward passes
-    whose taps need every query row. Otherwise sdpa computes the output, and the taps get
-    the newest row (one row of scores per head).
+    whose taps need every query row, and soft-capped attention (Gemma 2's `softcap`), which
+    sdpa does not compute. Otherwise sdpa computes the output, and the taps get the newest
+    row (one row of scores per head). Score taps see the scores softmax reads (soft-capped).
     """
     by_layer = kwargs.pop(_TAPS_KWARG, None)
+    softcap = kwargs.pop("softcap", None)  # Gemma 2; sdpa cannot compute it
     taps = (by_layer.get(module.layer_idx) if by_layer else None) or ()
-    all_rows = query.shape[2] == 1 or any(
+    all_rows = query.shape[2] == 1 or softcap is not None or any(
         tap.site == ATTN_SCORES or not tap.newest_only for tap in taps)
     if not taps and not all_rows:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       scaling=scaling, **kwargs)
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    scores = attention_scores(query, key, attention_mask, scaling, newest_only=not all_rows)
+    scores = attention_scores(query, key, attention_mask, scaling, newest_only=not all_rows,
+                              softcap=softcap)
     for tap in taps:
         if tap.site == ATTN_SCORES:
             replaced = tap.fn(module.layer_idx, scores)  # an intervention returns new scores
@@ -192,8 +198,11 @@ def tapped_sdpa(module, query, key, value, attention_mask, scaling=None, **kwarg
 
 
 def attention_scores(query: torch.Tensor, key: torch.Tensor, attention_mask, scaling: float,
-                     newest_only: bool) -> torch.Tensor:
+                     newest_only: bool, softcap: float | None = None) -> torch.Tensor:
     """Scaled, masked scores [B, H, Q', K] float32 of all queries, or of the last only (Q' = 1).
+
+    softcap: scores become softcap * tanh(scores / softcap) before the mask, as Gemma 2's
+    eager attention computes them.
 
     Grouped-query heads: head h reads key head h // (H / KV), as transformers' repeat_kv
     does, without repeating the keys. attention_mask: None (no padding; causal over the
@@ -211,6 +220,8 @@ def attention_scores(query: torch.Tensor, key: torch.Tensor, attention_mask, sca
     else:  # scale in float32: a low-precision query would round once more
         scores = torch.matmul(grouped, key.transpose(-1, -2)).float()  # [B, KV, rep*Q', K]
         scores = scores.reshape(batch, n_heads, n_rows, k_len) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
     lowest = torch.finfo(scores.dtype).min
     if attention_mask is None and n_rows == 1:  # the last query sees every key
         return scores
@@ -312,7 +323,6 @@ def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
     from transformers.utils import logging as hf_logging
 
     register_attention()
-    check_supported(path)
     tokenizer = load_tokenizer(path, trust_remote_code)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # stderr is for the one-line error, not "Loading weights"
@@ -334,6 +344,7 @@ def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    check_attention_math(model, path)
     model.to(device).eval()
     cfg = model.config
     info = model_info(path, name, revision, cfg.num_hidden_layers, cfg.num_attention_heads,

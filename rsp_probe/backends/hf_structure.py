@@ -1,12 +1,9 @@
 """What the hf backend needs to know about a transformers model's structure, found through
-the model itself: its decoder layers, its effective input-embedding table, and the features
-the tapped attention does not compute (refused with UnsupportedModelError, on which
-`--backend auto` falls back to TransformerLens)."""
+the model itself: its decoder layers and its effective input-embedding table. A structure it
+cannot tap raises UnsupportedModelError, on which `--backend auto` falls back to
+TransformerLens."""
 
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import torch
 
@@ -22,15 +19,16 @@ class UnsupportedModelError(UsageError):
     TransformerLens backend can (`--backend auto` falls back to it on this error only)."""
 
 
-def check_supported(path: Path) -> None:
-    """Refuse, before loading, what the tapped attention would compute differently: scores
-    soft-capped by tanh (Gemma 2) are not what sdpa or the taps compute."""
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    config = config.get("text_config", config)
-    if config.get("attn_logit_softcapping"):
-        raise UnsupportedModelError(
-            f"{path}: its attention scores are soft-capped (attn_logit_softcapping), which "
-            "the hf backend does not compute; use --backend transformer-lens")
+def check_attention_math(model, path) -> None:
+    """The tapped attention computes sdpa's softmax(q k^T * scaling + mask) v, with Gemma 2's
+    soft-capped scores (`softcap`) when the config asks for them. A model class that declares
+    it cannot run on sdpa for another reason is refused (transformers would run it with
+    eager attention only)."""
+    config = model.config.get_text_config()
+    if getattr(model, "_supports_sdpa", True) or getattr(config, "attn_logit_softcapping", None):
+        return
+    raise UnsupportedModelError(f"{path}: transformers runs this model with eager attention "
+                                "only; use --backend transformer-lens")
 
 
 def decoder_layers(model) -> torch.nn.ModuleList:

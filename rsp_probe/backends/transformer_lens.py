@@ -159,7 +159,8 @@ def _refuse_soft_capping(path: Path) -> None:
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     if config.get("text_config", config).get("attn_logit_softcapping"):
         raise UsageError(f"{path}: soft-capped attention scores (attn_logit_softcapping, "
-                         "Gemma 2) are supported by no rsp-probe backend yet")
+                         "Gemma 2) give wrong probes on the TransformerLens bridge; use "
+                         "--backend hf")
 
 
 def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device,

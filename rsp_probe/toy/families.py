@@ -21,10 +21,11 @@ FAMILY_CLASSES = {
     "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM"),
     "olmo2": ("Olmo2Config", "Olmo2ForCausalLM"),
 }
-# Gemma 3 (hf backend): short enough that a few-token test crosses it. Gemma 2 runs on
-# TransformerLens, whose sliding-window cache drops the keys the probes index (refused
-# there in one line), so its toy window spans the whole context.
-_SLIDING_WINDOW = {"gemma3": 8}
+# Short enough that a few-token test crosses it (both run on the hf backend).
+_SLIDING_WINDOW = {"gemma2": 8, "gemma3": 8}
+# Gemma 2's caps, small enough that a tiny random model's scores and logits reach the tanh's
+# bend (the defaults, 50 and 30, barely bend them), so a test can tell capped from uncapped.
+_GEMMA2_SOFTCAPS = {"attn_logit_softcapping": 2.0, "final_logit_softcapping": 10.0}
 
 
 def family_options(family: str, arch) -> dict:
@@ -45,9 +46,10 @@ def family_options(family: str, arch) -> dict:
         return {**common, "sliding_window": None}
     if family in ("gemma2", "gemma3"):
         layer_types = ["sliding_attention", "full_attention"] * (arch.n_layers // 2 + 1)
+        caps = _GEMMA2_SOFTCAPS if family == "gemma2" else {}
         return {**common, "head_dim": head_dim, "query_pre_attn_scalar": head_dim,
-                "sliding_window": _SLIDING_WINDOW.get(family, arch.n_ctx),
-                "layer_types": layer_types[:arch.n_layers]}
+                "sliding_window": _SLIDING_WINDOW[family],
+                "layer_types": layer_types[:arch.n_layers], **caps}
     return common
 
 
