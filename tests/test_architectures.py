@@ -2,8 +2,8 @@
 with `--backend auto`. Each family has exactly one expected outcome (EXPECTED): it runs on
 the fast hf backend, or auto falls back to TransformerLens; a backend that cannot run a
 family faithfully refuses it in one line naming the one that can (REFUSED). Either way the
-greedy tokens equal transformers' own `generate(inputs_embeds=...)` and the probes equal an eager full
-forward pass with output_attentions to 1e-5."""
+greedy tokens equal transformers' own `generate(inputs_embeds=...)` and the probes equal an
+eager full forward pass with output_attentions to 1e-5."""
 
 from __future__ import annotations
 
