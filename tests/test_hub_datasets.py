@@ -119,3 +119,40 @@ def test_a_chat_model_on_a_hub_benchmark_end_to_end(hub_cache, tiny_qwen2, tmp_p
     assert config["prompt"]["answer_format"] == "boxed"
     records = [json.loads(line) for line in (out / "trajectories.jsonl").open()]
     assert {r["reference_answer"] for r in records} == {"2", "0.5"}
+
+
+# Rows in the layout of Qwen2.5-Math's evaluation data (data/<benchmark>/test.jsonl); its
+# parser reads Minerva's reference as the last \boxed{} of "solution" and College Math's as
+# "answer" without "$" (evaluation/parser.py, parse_ground_truth).
+MINERVA = [{"problem": "Each of the two Magellan telescopes has a diameter of $6.5$ m. ...",
+            "solution": "\\[\ns=\\frac{45}{3600} \\frac{\\pi}{180} 7200=\\boxed{1.6} "
+                        "\\mathrm{~cm}\n\\]",
+            "type": "Introduction to Astronomy (8.282J Spring 2006)", "idx": 0}]
+COLLEGE = [{"question": "Evaluate $\\lim_{x \\to 0} \\frac{\\sin(-2x)}{x}$.", "answer": "$-2$"},
+           {"question": "How many subsets has a 3-element set?", "answer": "8"}]
+
+
+@pytest.mark.parametrize(("benchmark", "rows", "questions", "answers"), [
+    ("minerva_math", MINERVA, [MINERVA[0]["problem"]], ["1.6"]),
+    ("college_math", COLLEGE, [r["question"] for r in COLLEGE], ["-2", "8"]),
+])
+def test_minerva_and_college_math_files_in_qwen_math_layout(tmp_path, benchmark, rows,
+                                                            questions, answers):
+    file = tmp_path / "data" / benchmark / "test.jsonl"
+    file.parent.mkdir(parents=True)
+    file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    problems = hub.load_dataset_problems(str(file), "test", None)
+    assert [(p.question, p.answer) for p in problems] == list(zip(questions, answers))
+
+
+def test_a_file_preset_yields_to_named_fields(tmp_path):
+    """--answer-field names the reference: the preset's reading of it does not apply."""
+    file = tmp_path / "minerva_math" / "test.jsonl"
+    file.parent.mkdir()
+    file.write_text(json.dumps(MINERVA[0]) + "\n")
+    (problem,) = hub.load_dataset_problems(str(file), "test", None, answer_field="type")
+    assert problem.answer == MINERVA[0]["type"]
+    other = tmp_path / "other" / "test.jsonl"  # any other folder: no preset, no boxed reading
+    other.parent.mkdir()
+    other.write_text(json.dumps({"problem": "q", "answer": "$-2$"}) + "\n")
+    assert hub.load_dataset_problems(str(other), "test", None)[0].answer == "$-2$"

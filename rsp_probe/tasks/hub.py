@@ -6,7 +6,10 @@ A dataset downloaded with `hf download ID --repo-type dataset` sits in the hub c
 snapshot folder; one loaded once with `datasets.load_dataset` sits in the datasets cache.
 Both are read here without the network. Presets map a benchmark's fields and read its
 reference answer: the `####` tail of GSM8K (rsp_probe.tasks.datasets), the last \\boxed{} of
-a MATH solution.
+a MATH solution. Minerva Math and College Math are read as the local files Qwen2.5-Math's
+evaluation ships (`data/minerva_math/test.jsonl`, `data/college_math/test.jsonl`): a file
+in a folder named like a FILE_PRESETS key gets that preset, with the reference that
+evaluation's parser reads (`parse_ground_truth` in its evaluation/parser.py).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ class Preset:
     answer: str
     data_dir: str | None = None  # the config's folder inside the snapshot
     boxed_answer: bool = False  # the reference is the last \boxed{} of the answer field
+    strip_dollars: bool = False  # the reference is the answer field without its $ signs
 
 
 BOXED = ":boxed"  # --answer-field solution:boxed reads the last \boxed{} of the field
@@ -33,6 +37,10 @@ PRESETS = {  # fields as published on the Hub
     "openai/gsm8k": Preset("question", "answer", data_dir="main"),
     "HuggingFaceH4/aime_2024": Preset("problem", "answer"),
     "EleutherAI/hendrycks_math": Preset("problem", "solution", boxed_answer=True),
+}
+FILE_PRESETS = {  # a local file's folder name -> its preset (Qwen2.5-Math's evaluation data)
+    "minerva_math": Preset("problem", "solution", boxed_answer=True),
+    "college_math": Preset("question", "answer", strip_dollars=True),  # "answer": "$-2$"
 }
 
 
@@ -49,8 +57,12 @@ def load_dataset_problems(dataset: str, split: str, limit: int | None,
     if looks_like_hub_id(dataset):
         problems = load_hub_dataset(dataset, split, limit, question_field, field)
     else:
-        problems = load_dataset_file(dataset, question_field=question_field,
-                                     answer_field=field, limit=limit)
+        preset = FILE_PRESETS.get(Path(dataset).parent.name)
+        problems = load_dataset_file(
+            dataset, question_field=question_field or (preset.question if preset else None),
+            answer_field=field or (preset.answer if preset else None), limit=limit)
+        if preset is not None and field is None:
+            problems = _preset_references(problems, preset, dataset)
     return [_boxed_reference(p, dataset) for p in problems] if boxed else problems
 
 
@@ -67,7 +79,7 @@ def load_hub_dataset(name: str, split: str, limit: int | None = None,
     from rsp_probe.tasks.datasets import load_cached_hf_dataset
 
     preset = PRESETS.get(name)
-    boxed = preset is not None and preset.boxed_answer and answer_field is None
+    own_reference = preset is not None and answer_field is None
     question_field = question_field or (preset.question if preset else None)
     answer_field = answer_field or (preset.answer if preset else None)
     snapshot = _hub_snapshot(name)
@@ -84,8 +96,15 @@ def load_hub_dataset(name: str, split: str, limit: int | None = None,
             raise UsageError(f"dataset {name!r} is not in the local Hugging Face cache; "
                              f"download it first: `hf download {name} --repo-type dataset`"
                              ) from None
-    if boxed:
-        problems = [_boxed_reference(p, name) for p in problems]
+    return _preset_references(problems, preset, name) if own_reference else problems
+
+
+def _preset_references(problems: list[Problem], preset: Preset, name: str) -> list[Problem]:
+    """The reference answer as the preset reads it from its answer field."""
+    if preset.boxed_answer:
+        return [_boxed_reference(p, name) for p in problems]
+    if preset.strip_dollars:
+        return [replace(p, answer=p.answer.replace("$", "").strip()) for p in problems]
     return problems
 
 
