@@ -34,7 +34,8 @@ def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = 
     title = piece.__name__.removesuffix("Config").removesuffix("Options").lower()
     group = parser.add_argument_group(title or "options")
     for field in dataclasses.fields(piece):
-        flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, ())]
+        flags = ["--" + field.name.replace("_", "-"), *ALIASES.get(field.name, ()),
+                 *field.metadata.get("aliases", ())]
         default = (defaults or {}).get(field.name, field.default)
         kwargs = {"default": default, "help": field.metadata.get("help", "") + " (%(default)s)"}
         if field.type in ("bool", bool):

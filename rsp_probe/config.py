@@ -24,6 +24,7 @@ BACKEND_CHOICES = ("auto", "hf", "transformer-lens")  # rsp_probe.backends.BACKE
 
 
 def _opt(default, help: str, **extra):
+    """A field whose metadata the CLI reads: help, choices, aliases (more --flags)."""
     return field(default=default, metadata={"help": help, **extra})
 
 
@@ -52,7 +53,8 @@ class DataConfig:
     question_field: str | None = _opt(None, "dataset field holding the question")
     answer_field: str | None = _opt(None, "dataset field holding the reference answer; "
                                     "FIELD:boxed reads its last \\boxed{} (MATH solutions)")
-    n_prompts: int = _opt(8, "number of prompts (problems)")
+    n_prompts: int = _opt(8, "number of prompts (problems): the first of the dataset or task",
+                          aliases=("--limit",))
     split: str = _opt("test", "split of the built-in task or of a Hub dataset",
                       choices=("train", "validation", "test"))
     chat_template: str = _opt("auto", "auto (the tokenizer's when it has one), on, off, or a "
@@ -156,7 +158,7 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
 
         parse_shard(data.shard)
     if data.n_prompts < 1:
-        raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
+        raise UsageError(f"--n-prompts (--limit) must be >= 1, got {data.n_prompts}")
     if output is not None and output.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {output.workers}")
 

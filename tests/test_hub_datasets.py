@@ -87,11 +87,11 @@ def test_a_hub_dataset_runs_end_to_end(hub_cache, tiny_qwen2, tmp_path):
     hub_cache("org/math2", {"data/test-00000-of-00001.parquet": MATH})
     out = tmp_path / "run"
     assert main(["entropy", "--model", str(tiny_qwen2), "--dataset", "org/math2",
-                 "--answer-field", "solution", "--n-prompts", "2", "--samples", "1",
+                 "--answer-field", "solution", "--limit", "2", "--samples", "1",
                  "--rsp-tokens", "1", "--max-new-tokens", "2", "--out", str(out),
                  "--quiet"]) == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["dataset"] == "org/math2"
+    assert config["dataset"] == "org/math2" and config["n_prompts"] == 2
 
 
 def test_a_chat_model_on_a_hub_benchmark_end_to_end(hub_cache, tiny_qwen2, tmp_path,
