@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -68,6 +69,31 @@ class RemoteForCausalLM(Qwen2ForCausalLM):
 '''
 
 
+@pytest.fixture
+def modules_cache(tmp_path, monkeypatch):
+    """transformers copies remote code into HF_MODULES_CACHE (~/.cache/huggingface/modules)
+    and imports it from there as the package transformers_modules: point both at tmp_path,
+    and restore sys.path and sys.modules afterwards."""
+    import sys
+
+    import transformers.dynamic_module_utils as dynamic
+
+    cache = tmp_path / "modules"
+    monkeypatch.setattr(dynamic, "HF_MODULES_CACHE", str(cache))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    for name in [m for m in sys.modules if m.split(".")[0] == "transformers_modules"]:
+        monkeypatch.delitem(sys.modules, name)
+    yield cache
+    for name in [m for m in sys.modules if m.split(".")[0] == "transformers_modules"]:
+        del sys.modules[name]  # ours; monkeypatch then puts back any it removed
+
+
+def _loaded_from(model, cache) -> bool:
+    import sys
+
+    return Path(sys.modules[type(model).__module__].__file__).is_relative_to(cache)
+
+
 def _remote_code_checkpoint(tiny_qwen2, path, class_body: str = ""):
     """transformers imports the code as transformers_modules.<folder name>.modeling_remote
     and keeps it in sys.modules: each variant needs its own folder name."""
@@ -82,17 +108,19 @@ def _remote_code_checkpoint(tiny_qwen2, path, class_body: str = ""):
     return path
 
 
-def test_remote_code_runs_only_when_trusted(tiny_qwen2, tmp_path):
+def test_remote_code_runs_only_when_trusted(tiny_qwen2, tmp_path, modules_cache):
     remote_code_checkpoint = _remote_code_checkpoint(tiny_qwen2, tmp_path / "remote_trusted")
     with pytest.raises(UsageError, match="--trust-remote-code") as e:
         load_model(str(remote_code_checkpoint), backend="hf")
     assert "\n" not in str(e.value)
     model = load_model(str(remote_code_checkpoint), backend="hf", trust_remote_code=True)
     assert type(model.model).__name__ == "RemoteForCausalLM"
+    assert _loaded_from(model.model, modules_cache)  # never the user's ~/.cache
 
 
 def test_a_model_transformers_runs_with_eager_attention_only_is_unsupported(tiny_qwen2,
-                                                                             tmp_path):
+                                                                             tmp_path,
+                                                                             modules_cache):
     """A class that declares no sdpa support, for a reason other than Gemma 2's soft-capping
     (which the hf backend computes), is an UnsupportedModelError, so auto falls back."""
     from rsp_probe.backends.hf import UnsupportedModelError
