@@ -93,9 +93,16 @@ def cmd_reproduce(args) -> int:
     from rsp_probe.experiments.reproduce import RESULTS_FILE, results_text, run_plan
     from rsp_probe.figures.render import render_all
 
-    out = Path(args.out)
+    if args.plan == "paper":
+        from rsp_probe.experiments.paper import run_paper
+
+        return run_paper(args)
+    if args.dry_run or args.dataset or args.limit is not None:
+        raise UsageError("--dry-run, --dataset and --limit belong to --plan paper")
+    out = Path(args.out or "runs/reproduce")
     runs = run_plan(out, model_spec=args.model, quiet=args.quiet, overwrite=args.overwrite,
                     report=lambda line: print(line, file=sys.stderr))
+    args.figures = args.figures or "figures"
     figures = render_all([run.path for run in runs], args.figures)
     (out / RESULTS_FILE).write_text(f"# Results of `rsp-probe reproduce`\n\n{results_text(runs)}"
                                     f"\n## Theory comparison\n\n{theory_report(runs)}\n")
@@ -280,15 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     theory.set_defaults(handler=cmd_theory)
     reproduce = sub.add_parser("reproduce", help="run every experiment of the figures on the "
                                "default model, then draw them")
-    reproduce.add_argument("--out", default="runs/reproduce",
-                           help="runs folder (default: %(default)s)")
-    reproduce.add_argument("--figures", default="figures",
-                           help="figures folder (default: %(default)s)")
+    reproduce.add_argument("--out", help="runs folder (runs/reproduce; --plan paper: runs/paper)")
+    reproduce.add_argument("--figures", help="figures folder (figures; --plan paper: "
+                           "OUT/figures, so the default model's figures stay)")
     reproduce.add_argument("--model", default=None, help="model (default: the embedded one)")
     reproduce.add_argument("--update-docs", action="store_true",
                            help="rewrite the generated sections of README.md and docs/theory.md")
     reproduce.add_argument("--overwrite", action="store_true", help="replace completed runs")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
+    from rsp_probe.experiments.paper import add_paper_options
+
+    add_paper_options(reproduce)
     reproduce.set_defaults(handler=cmd_reproduce)
 
     claims = sub.add_parser("claims", help="the claims table (figures/claims.json) from saved "

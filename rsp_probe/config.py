@@ -47,19 +47,31 @@ class ModelConfig:
     backend: str = _opt("auto", "hf: the Hugging Face model with sdpa (fast); transformer-lens: "
                         "the TransformerBridge; auto: hf when it supports the model and every "
                         "probe, else transformer-lens", choices=BACKEND_CHOICES)
+    revision: str | None = _opt(None, "Hub revision (branch, tag or commit) of a cached --model")
+    trust_remote_code: bool = _opt(False, "allow a checkpoint's own modelling code "
+                                   "(transformers' trust_remote_code)")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     task: str = _opt("arithmetic", "built-in task (ignored when --dataset is given)",
                      choices=("arithmetic",))
-    dataset: str | None = _opt(None, "local JSONL/Parquet file of problems")
+    dataset: str | None = _opt(None, "local JSONL/Parquet file of problems, or a Hub id in the "
+                               "local HF cache (presets: MATH-500, GSM8K, AIME 2024, MATH)")
     question_field: str | None = _opt(None, "dataset field holding the question")
-    answer_field: str | None = _opt(None, "dataset field holding the reference answer")
-    n_prompts: int = _opt(8, "number of prompts (problems)")
-    split: str = _opt("test", "split of the built-in task", choices=("train", "validation", "test"))
-    chat_template: str = _opt("auto", "wrap prompts in the tokenizer's chat template",
-                              choices=("auto", "on", "off"))
+    answer_field: str | None = _opt(None, "dataset field holding the reference answer; "
+                                    "FIELD:boxed reads its last \\boxed{} (MATH solutions)")
+    n_prompts: int = _opt(8, "number of prompts (problems): the first of the dataset or task",
+                          aliases=("--limit",))
+    split: str = _opt("test", "split of the built-in task or of a Hub dataset",
+                      choices=("train", "validation", "test"))
+    chat_template: str = _opt("auto", "auto (the tokenizer's when it has one), on, off, or a "
+                              "Jinja FILE")
+    prompt_template: str = _opt("auto", "plain, math-cot (reason step by step, answer in "
+                                "\\boxed{}), few-shot:FILE (JSONL question/answer), a FILE "
+                                "holding {question}, or auto (math-cot in a chat template, "
+                                "else plain); grading follows its answer format")
+    system_prompt: str | None = _opt(None, "system message of the chat template")
     shard: str | None = _opt(None, "I/N: only the prompts of shard I (0-based) of N, chosen by "
                              "prompt id; `rsp-probe merge` joins the shards' runs")
 
@@ -160,7 +172,7 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
 
         parse_shard(data.shard)
     if data.n_prompts < 1:
-        raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
+        raise UsageError(f"--n-prompts (--limit) must be >= 1, got {data.n_prompts}")
     if output is not None and output.out is not None and not output.out.strip():
         raise UsageError("--out must name a directory, got an empty string")
     if output is not None and output.workers < 0:

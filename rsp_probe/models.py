@@ -50,8 +50,13 @@ class ModelInfo:
         return asdict(self)
 
 
-def resolve_model_path(spec: str | None) -> tuple[Path, str, str | None]:
-    """Map --model to (local directory, display name, revision) without touching the network."""
+def resolve_model_path(spec: str | None, revision: str | None = None
+                       ) -> tuple[Path, str, str | None]:
+    """Map --model to (local directory, display name, revision) without touching the network;
+    `revision` (a branch, tag or commit) picks a cached snapshot of a Hub id."""
+    if revision is not None and (spec is None or Path(spec).expanduser().exists()):
+        raise UsageError(f"--revision {revision}: applies to a Hub id in the local cache, not "
+                         f"to {'the embedded model' if spec is None else 'a local directory'}")
     if spec is None:
         if not (DEFAULT_MODEL_DIR / "config.json").exists():
             raise ModelNotFoundError(
@@ -68,19 +73,22 @@ def resolve_model_path(spec: str | None) -> tuple[Path, str, str | None]:
     looks_like_path = spec.startswith((".", "/", "~")) or os.sep * 2 in spec
     if looks_like_path or not _HUB_ID.match(spec):
         raise ModelNotFoundError(f"{spec}: no such model directory")
-    return _resolve_from_hf_cache(spec)
+    return _resolve_from_hf_cache(spec, revision)
 
 
-def _resolve_from_hf_cache(repo_id: str) -> tuple[Path, str, str | None]:
+def _resolve_from_hf_cache(repo_id: str, revision: str | None = None
+                           ) -> tuple[Path, str, str | None]:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import LocalEntryNotFoundError
 
     try:
-        snapshot = Path(snapshot_download(repo_id, local_files_only=True))
+        snapshot = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
+        at = f" at revision {revision}" if revision else ""
+        flag = f" --revision {revision}" if revision else ""
         raise ModelNotFoundError(
-            f"{repo_id}: not a local directory and not in the local Hugging Face cache "
-            f"(download it first: `hf download {repo_id}`)") from None
+            f"{repo_id}: not a local directory and not in the local Hugging Face cache{at} "
+            f"(download it first: `hf download {repo_id}{flag}`)") from None
     if not (snapshot / "config.json").exists():
         raise ModelNotFoundError(f"{repo_id}: cached snapshot {snapshot} has no config.json")
     return snapshot, repo_id, snapshot.name
@@ -114,19 +122,32 @@ def weights_sha256(path: Path) -> str | None:
     return digest.hexdigest()
 
 
-def load_tokenizer(path: Path):
+def load_tokenizer(path: Path, trust_remote_code: bool = False):
     """Every backend's tokenizer: damaged files are one UsageError line, not a traceback."""
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True,
+                                                  trust_remote_code=trust_remote_code)
     except (OSError, ValueError, TypeError) as err:
-        raise UsageError(f"{path}: the tokenizer cannot be loaded ({err})") from None
+        refuse_remote_code(path, err)
+        raise UsageError(f"{path}: the tokenizer cannot be loaded ({one_line(err)})") from None
     if len(tokenizer) == 0:
         raise UsageError(f"{path}: the tokenizer is empty (damaged tokenizer files?)")
     return tokenizer
 
 
+
+
+def refuse_remote_code(path: Path, err: BaseException) -> None:
+    """transformers' many-line refusal of a checkpoint's own code, as one line."""
+    if "trust_remote_code" in str(err):
+        raise UsageError(f"{path}: the checkpoint ships its own modelling code, which runs "
+                         "only with --trust-remote-code (pass it for code you trust)") from None
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def model_info(path: Path, name: str, revision: str | None, n_layers: int, n_heads: int,
@@ -145,16 +166,19 @@ def context_length(path: Path, fallback: int) -> int:
 
 
 def load_model(model: str | None = None, dtype: str = "auto", device: str = "auto",
-               self_test: bool = True, backend: str = "auto") -> Backend:
+               self_test: bool = True, backend: str = "auto",
+               revision: str | None = None, trust_remote_code: bool = False) -> Backend:
     """Load a model for probing behind `backend`: auto (the default, as on the command line)
     is the fast Hugging Face backend when it takes the model, else the TransformerLens
     bridge; hf or transformer-lens name one. Raises UsageError subclasses with one-line
-    messages (no such directory, not in the cache, KV-cache self-test failed)."""
+    messages (no such directory, not in the cache, KV-cache self-test failed).
+    trust_remote_code: let transformers run the checkpoint's own modelling code."""
     from rsp_probe.backends import backend_loader
 
     loader = backend_loader(backend)
-    path, name, revision = resolve_model_path(model)
+    path, name, revision = resolve_model_path(model, revision)
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     check_checkpoint(path)  # one line for a BERT, a truncated file, a missing tokenizer
-    return loader(path, name, revision, torch_dtype, torch_device, self_test=self_test)
+    remote = {"trust_remote_code": True} if trust_remote_code else {}  # loaders' default: off
+    return loader(path, name, revision, torch_dtype, torch_device, self_test=self_test, **remote)

@@ -69,19 +69,20 @@ def context_length(config: dict) -> int | None:
 
 
 def check_prompts_fit(problems, tokenizer, n_ctx: int | None, k: int, placement: str,
-                      chat_template: str) -> None:
-    """The longest input of each prompt (its largest k) must leave room to generate."""
+                      data) -> None:
+    """The prompt options (`data`, a DataConfig) must fit the tokenizer, and the longest
+    input of each prompt (its largest k) must leave room to generate."""
     from rsp_probe.rsp import place_rsp
-    from rsp_probe.tasks.prompts import encode_problem, use_chat_template
+    from rsp_probe.tasks.prompts import encode_problem, prompt_format
 
+    fmt = prompt_format(tokenizer, data)  # a misused --chat-template is one line, here
     if n_ctx is None:
         return
     if k >= n_ctx:  # before building any input of k positions (k may be 10^9)
         raise UsageError(f"--rsp-tokens {k} does not fit the model's context of {n_ctx} "
                          "with room to generate")
-    chat = use_chat_template(tokenizer, chat_template)
     for problem in problems:
-        ids, _ = place_rsp(encode_problem(tokenizer, problem, chat), k, placement)
+        ids, _ = place_rsp(encode_problem(tokenizer, problem, fmt), k, placement)
         if len(ids) >= n_ctx:
             raise UsageError(f"prompt {problem.id}: {len(ids)} input positions (RSP included) "
                              f"do not fit the model's context of {n_ctx} with room to generate")
@@ -97,13 +98,13 @@ def preflight(spec, problems, model=None) -> None:
     else:
         from rsp_probe.models import load_tokenizer, resolve_model_path
 
-        path, name, revision = resolve_model_path(spec.model.model)
+        path, name, revision = resolve_model_path(spec.model.model, spec.model.revision)
         config = check_checkpoint(path)
         n_ctx = context_length(config)
-        tokenizer = load_tokenizer(path)
+        tokenizer = load_tokenizer(path, spec.model.trust_remote_code)
         d_model, identity = config.get("hidden_size"), lambda: _identity_of(path, name, revision)
     check_prompts_fit(problems, tokenizer, n_ctx, max(spec.rsp.rsp_tokens), spec.rsp.placement,
-                      spec.data.chat_template)
+                      spec.data)
     check_law_inputs(spec.rsp, d_model, identity)
 
 

@@ -8,6 +8,7 @@ value per (trajectory, step[, layer, head]) through the backend's sites.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -19,6 +20,8 @@ from rsp_probe.errors import UsageError
 from rsp_probe.key_groups import input_key_groups
 from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, StepProbe, build_probes
 from rsp_probe.rsp import job_embeds
+
+LOG = logging.getLogger("rsp_probe")
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,32 @@ def generate(model: Backend, jobs: list[Job], max_new_tokens: int, *,
         chunk_jobs = [jobs[i] for i in chunk]
         if prepare_batch is not None:
             chunk_jobs = prepare_batch(number, chunk, chunk_jobs)
-        batch = _generate_batch(model, chunk_jobs, max_new_tokens,
-                                stop_strings, probes, progress, interventions)
+        batch = _generate_halving(model, chunk_jobs, max_new_tokens,
+                                  stop_strings, probes, progress, interventions)
         if on_batch is not None:
             on_batch(number, chunk, batch)
         else:
             results.update(zip(chunk, batch))
     return [results[i] for i in range(len(jobs))] if on_batch is None else []
+
+
+def _generate_halving(model: Backend, jobs: list[Job], *args) -> list[Trajectory]:
+    """_generate_batch, split in two halves (recursively) when the device runs out of
+    memory: the batch keeps its number and its order, so streaming and --resume see one
+    batch, and nothing already decoded is lost (finished batches are handed over before)."""
+    try:
+        return _generate_batch(model, jobs, *args)
+    except torch.OutOfMemoryError:
+        if len(jobs) == 1:
+            raise
+    # outside the except block, so the failed attempt's tensors can be freed
+    half = len(jobs) // 2
+    LOG.warning(f"out of memory decoding {len(jobs)} trajectories together; retrying as "
+                f"{half} + {len(jobs) - half}")
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return (_generate_halving(model, jobs[:half], *args)
+            + _generate_halving(model, jobs[half:], *args))
 
 
 def _left_pad(model: Backend, jobs: list[Job]):

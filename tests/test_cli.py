@@ -98,6 +98,7 @@ CASES = [
     _case("negative-temperature", lambda t, ck: ["--temperature", "-0.5"],
           "--temperature must be >= 0"),
     _case("zero-samples", lambda t, ck: ["--samples", "0"], "--samples must be >= 1"),
+    _case("zero-limit", lambda t, ck: ["--limit", "0"], "--n-prompts (--limit) must be >= 1"),
     _case("zero-new-tokens", lambda t, ck: ["--max-new-tokens", "0"],
           "--max-new-tokens must be >= 1"),
     _case("malformed-dataset-line", lambda t, ck: ["--dataset", str(_dataset(t, broken_line=3))],
@@ -171,3 +172,14 @@ def test_unknown_choice_is_one_argparse_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "--law" in lines[0] and "uniform" in lines[0]
     assert "Traceback" not in done.stderr
+
+
+def test_limit_is_the_number_of_prompts_on_every_experiment_command():
+    """--limit (the issue's --dataset/--split/--limit) is --n-prompts under another name."""
+    from rsp_probe.cli import build_parser
+    from rsp_probe.experiments.base import experiments
+
+    parser = build_parser()
+    for name in experiments():
+        assert parser.parse_args([name, "--limit", "3"]).n_prompts == 3, name
+        assert parser.parse_args([name, "--n-prompts", "5"]).n_prompts == 5, name

@@ -116,3 +116,26 @@ def test_a_checker_that_cannot_start_fails_in_one_line_with_exit_1(
 def test_describe_of_a_run_without_grade_errors_has_no_warning():
     run = open_run(ROOT / "tests" / "data" / "runs" / "passk")  # written before grade_error
     assert "could not be graded" not in describe(run)
+
+
+@pytest.mark.parametrize(("answer_format", "verdict"), [("boxed", True), ("####", False)])
+def test_regrading_follows_the_recorded_prompts_answer_format(tmp_path, answer_format, verdict):
+    """The same texts (the right number boxed, a wrong one after ####) are right under a
+    prompt that asked for \\boxed{} and wrong under one that asked for ####: re-grading
+    reads the answer format from config.json, as grading the run did."""
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(ROOT / "tests" / "data" / "runs" / "passk", source)  # legacy: no manifest
+    config = json.loads((source / "config.json").read_text())
+    config["prompt"] = {"name": "math-cot", "answer_format": answer_format}
+    (source / "config.json").write_text(json.dumps(config))
+    records = [json.loads(line) for line in (source / "trajectories.jsonl").open()]
+    for record in records:
+        right = int(record["reference_answer"])
+        record["text"] = f" 5 + 7 is {right}. #### {right + 1}\nSo \\boxed{{{right}}}."
+    (source / "trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["grade", str(source), "--out", str(tmp_path / "r")]) == 0
+    new = open_run(tmp_path / "r")
+    assert new.trajectories["correct"].tolist() == [verdict] * len(records)
+    assert new.trajectories["grade_error"].isna().all()

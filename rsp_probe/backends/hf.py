@@ -7,7 +7,10 @@ mask and scaling), softmax, times V; the taps read those probabilities, so full 
 never materialised and probe memory stays O(layers x heads x steps) per trajectory. A tap
 that replaces the scores (an intervention) is the same product with edited scores.
 
-Residual sites use PyTorch forward hooks on the decoder layers, removed on exit.
+Residual sites use PyTorch forward hooks on the decoder layers, removed on exit. The layers
+are found through the model's own structure (`decoder_layers`), so GPT-2 (`transformer.h`)
+and GPT-NeoX (`gpt_neox.layers`) work as Llama-shaped models do; a model this backend cannot
+run faithfully raises UnsupportedModelError, on which `--backend auto` falls back.
 """
 
 from __future__ import annotations
@@ -31,12 +34,28 @@ from rsp_probe.backends.base import (
     Tap,
     check_taps,
 )
+from rsp_probe.backends.hf_structure import (
+    UnsupportedModelError,
+    check_attention_math,
+    decoder_layers,
+    input_embedding_table,
+)
 from rsp_probe.errors import KVCacheSelfTestError, UsageError
-from rsp_probe.models import ModelInfo, context_length, load_tokenizer, model_info
+from rsp_probe.models import (
+    ModelInfo,
+    context_length,
+    load_tokenizer,
+    model_info,
+    one_line,
+    refuse_remote_code,
+)
 
 NAME = "hf"
 SUPPORTED = frozenset(FEATURES)  # every site, the KV cache, and interventions
-ATTENTION_NAME = "rsp_probe_sdpa"
+# No "sdpa" in the name: transformers refuses a name containing it for a model that cannot
+# run sdpa (Gemma 2, for its soft-capping), which this function computes; check_attention_math
+# keeps refusing the models that cannot run sdpa for any other reason.
+ATTENTION_NAME = "rsp_probe_tapped"
 _TAPS_KWARG = "rsp_probe_taps"  # travels from model(...) down to the attention function
 _CACHE_HEADROOM = 256  # positions allocated beyond the prompt; the cache doubles when full
 
@@ -53,11 +72,14 @@ class HFBackend:
         self.info = info
         self.dtype = dtype
         self.device = device
+        self.layers = decoder_layers(model)
+        self._embedding_table = input_embedding_table(model)
         self._attention_taps: dict[int, list[Tap]] = defaultdict(list)  # layer -> taps
 
     @property
     def embedding_table(self) -> torch.Tensor:
-        return self.model.get_input_embeddings().weight
+        """What the model adds for each token id: Gemma's scaled rows, else the weight."""
+        return self._embedding_table
 
     @property
     def eos_token_ids(self) -> set[int]:
@@ -101,8 +123,7 @@ class HFBackend:
     def tapped(self, taps: Sequence[Tap]) -> Iterator[None]:
         check_taps(self, taps)
         added = [(layer, tap) for tap in taps if tap.site != RESID_POST for layer in tap.layers]
-        layers = self.model.model.layers
-        handles = [layers[layer].register_forward_hook(_residual_hook(tap, layer))
+        handles = [self.layers[layer].register_forward_hook(_residual_hook(tap, layer))
                    for tap in taps if tap.site == RESID_POST for layer in tap.layers]
         for layer, tap in added:
             self._attention_taps[layer].append(tap)
@@ -145,18 +166,21 @@ def tapped_sdpa(module, query, key, value, attention_mask, scaling=None, **kwarg
     query [B, H, Q, D], key/value [B, KV, K, D]; returns ([B, Q, H, D], None) like sdpa.
     Decode steps (Q = 1) compute softmax(q k^T) v as two grouped matmuls: on CPU that beats
     sdpa's kernel, and the probabilities the taps read come for free. So do forward passes
-    whose taps need every query row. Otherwise sdpa computes the output, and the taps get
-    the newest row (one row of scores per head).
+    whose taps need every query row, and soft-capped attention (Gemma 2's `softcap`), which
+    sdpa does not compute. Otherwise sdpa computes the output, and the taps get the newest
+    row (one row of scores per head). Score taps see the scores softmax reads (soft-capped).
     """
     by_layer = kwargs.pop(_TAPS_KWARG, None)
+    softcap = kwargs.pop("softcap", None)  # Gemma 2; sdpa cannot compute it
     taps = (by_layer.get(module.layer_idx) if by_layer else None) or ()
-    all_rows = query.shape[2] == 1 or any(
+    all_rows = query.shape[2] == 1 or softcap is not None or any(
         tap.site == ATTN_SCORES or not tap.newest_only for tap in taps)
     if not taps and not all_rows:
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       scaling=scaling, **kwargs)
     scaling = scaling if scaling is not None else query.shape[-1] ** -0.5
-    scores = attention_scores(query, key, attention_mask, scaling, newest_only=not all_rows)
+    scores = attention_scores(query, key, attention_mask, scaling, newest_only=not all_rows,
+                              softcap=softcap)
     for tap in taps:
         if tap.site == ATTN_SCORES:
             replaced = tap.fn(module.layer_idx, scores)  # an intervention returns new scores
@@ -174,8 +198,11 @@ def tapped_sdpa(module, query, key, value, attention_mask, scaling=None, **kwarg
 
 
 def attention_scores(query: torch.Tensor, key: torch.Tensor, attention_mask, scaling: float,
-                     newest_only: bool) -> torch.Tensor:
+                     newest_only: bool, softcap: float | None = None) -> torch.Tensor:
     """Scaled, masked scores [B, H, Q', K] float32 of all queries, or of the last only (Q' = 1).
+
+    softcap: scores become softcap * tanh(scores / softcap) before the mask, as Gemma 2's
+    eager attention computes them.
 
     Grouped-query heads: head h reads key head h // (H / KV), as transformers' repeat_kv
     does, without repeating the keys. attention_mask: None (no padding; causal over the
@@ -193,6 +220,8 @@ def attention_scores(query: torch.Tensor, key: torch.Tensor, attention_mask, sca
     else:  # scale in float32: a low-precision query would round once more
         scores = torch.matmul(grouped, key.transpose(-1, -2)).float()  # [B, KV, rep*Q', K]
         scores = scores.reshape(batch, n_heads, n_rows, k_len) * scaling
+    if softcap is not None:
+        scores = torch.tanh(scores / softcap) * softcap
     lowest = torch.finfo(scores.dtype).min
     if attention_mask is None and n_rows == 1:  # the last query sees every key
         return scores
@@ -287,23 +316,35 @@ def in_place_cache(n_layers: int, capacity: int) -> Cache:
 # -- loading ----------------------------------------------------------------------------------
 
 def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
-         device: torch.device, self_test: bool = True) -> HFBackend:
+         device: torch.device, self_test: bool = True, trust_remote_code: bool = False
+         ) -> HFBackend:
     """Load a local checkpoint directory with transformers, attention = ATTENTION_NAME."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     register_attention()
-    tokenizer = load_tokenizer(path)
+    tokenizer = load_tokenizer(path, trust_remote_code)
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # stderr is for the one-line error, not "Loading weights"
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            str(path), dtype=dtype, attn_implementation=ATTENTION_NAME, local_files_only=True)
-    except (OSError, ValueError, KeyError) as err:
-        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM ({err})") from err
+            str(path), dtype=dtype, attn_implementation=ATTENTION_NAME, local_files_only=True,
+            trust_remote_code=trust_remote_code)
+    except ValueError as err:
+        if "attention implementation" in str(err):  # e.g. Gemma 2 accepts eager only
+            raise UnsupportedModelError(f"{path}: transformers runs this model with eager "
+                                        "attention only; use --backend transformer-lens"
+                                        ) from None
+        refuse_remote_code(path, err)
+        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM "
+                         f"({one_line(err)})") from err
+    except (OSError, KeyError) as err:
+        raise UsageError(f"{path}: cannot be loaded as a transformers causal LM "
+                         f"({one_line(err)})") from err
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    check_attention_math(model, path)
     model.to(device).eval()
     cfg = model.config
     info = model_info(path, name, revision, cfg.num_hidden_layers, cfg.num_attention_heads,
@@ -313,10 +354,6 @@ def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
     if self_test:
         self_test_backend(backend)
     return backend
-
-
-class UnsupportedModelError(UsageError):
-    """The model's attention does not go through transformers' attention registry."""
 
 
 @torch.inference_mode()

@@ -52,11 +52,19 @@ class TransformerLensBackend:
         self.info = info
         self.dtype = dtype
         self.device = device
+        self.embed_scale = 1.0  # set by load: see embedding_scale
+        self._scaled_table: torch.Tensor | None = None
 
     @property
     def embedding_table(self) -> torch.Tensor:
-        """The input-embedding table W_E, [d_vocab, d_model]."""
-        return self.bridge.W_E
+        """[d_vocab, d_model]: what the first block sees for each token, W_E times
+        `embed_scale` (Gemma's sqrt(d_model) normalizer, which the bridge applies to token
+        ids but not to an embeds input)."""
+        if self.embed_scale == 1.0:
+            return self.bridge.W_E
+        if self._scaled_table is None:
+            self._scaled_table = self.bridge.W_E.detach() * self.embed_scale
+        return self._scaled_table
 
     @property
     def eos_token_ids(self) -> set[int]:
@@ -113,6 +121,11 @@ def _hook(tap: Tap, layer: int):
     n_keys = mask.shape[1]
 
     def key_mass(pattern: torch.Tensor, hook=None) -> None:  # pattern [B, H, Q, K]
+        if pattern.shape[-1] < n_keys:  # a sliding-window cache kept only the newest keys
+            raise UsageError(f"layer {layer}: the sliding-window cache holds {pattern.shape[-1]}"
+                             f" keys, fewer than the {n_keys} input positions the probe "
+                             "reads; the transformer-lens backend cannot probe beyond the "
+                             "window (keep prompts shorter than the model's sliding_window)")
         rows = pattern[:, :, -1:] if tap.newest_only else pattern
         tap.fn(layer, torch.einsum("bhqk,bk->bhq", rows[..., :n_keys].float(), mask))
 
@@ -120,27 +133,45 @@ def _hook(tap: Tap, layer: int):
 
 
 def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
-         device: torch.device, self_test: bool = True) -> TransformerLensBackend:
+         device: torch.device, self_test: bool = True, trust_remote_code: bool = False
+         ) -> TransformerLensBackend:
     """Boot a TransformerBridge from a local checkpoint directory (see rsp_probe.models)."""
-    tokenizer = load_tokenizer(path)
-    bridge = _boot_bridge(path, tokenizer, dtype, device)
+    _refuse_soft_capping(path)
+    tokenizer = load_tokenizer(path, trust_remote_code)
+    bridge = _boot_bridge(path, tokenizer, dtype, device, trust_remote_code)
     bridge.eval()
     cfg = bridge.cfg
     info = model_info(path, name, revision, cfg.n_layers, cfg.n_heads, cfg.d_model,
                       cfg.d_vocab, context_length(path, cfg.n_ctx), dtype, device)
     backend = TransformerLensBackend(bridge, tokenizer, info, dtype, device)
+    backend.embed_scale = embedding_scale(backend)
     if self_test:
         kv_cache_self_test(backend)
     return backend
 
 
-def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device):
+def _refuse_soft_capping(path: Path) -> None:
+    """Gemma 2 soft-caps its attention scores; on a tiny Gemma 2 the bridge's greedy tokens
+    matched transformers' but its next-token entropies differed by up to 2x (tests/
+    test_architectures.py), so its probes would be wrong."""
+    import json
+
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if config.get("text_config", config).get("attn_logit_softcapping"):
+        raise UsageError(f"{path}: soft-capped attention scores (attn_logit_softcapping, "
+                         "Gemma 2) give wrong probes on the TransformerLens bridge; use "
+                         "--backend hf")
+
+
+def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device,
+                 trust_remote_code: bool = False):
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
         with _no_progress_bars():  # stderr is for the one-line error, not "Loading weights"
             return TransformerBridge.boot_transformers(
-                str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device))
+                str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device),
+                trust_remote_code=trust_remote_code)
     except (OSError, ValueError, KeyError) as err:
         raise UsageError(f"{path}: cannot be loaded as a TransformerBridge model ({err})") from err
 
@@ -156,6 +187,27 @@ def _no_progress_bars():
     finally:
         if enabled:
             hf_logging.enable_progress_bar()
+
+
+@torch.inference_mode()
+def embedding_scale(model: TransformerLensBackend, n_tokens: int = 8) -> float:
+    """The factor on W_E rows that makes an embeds input give a token input's logits: 1, or
+    sqrt(d_model) for models that scale token embeddings inside forward (Gemma, Gemma 2)."""
+    bridge = model.bridge
+    ids = torch.arange(min(n_tokens, model.info.n_ctx), device=model.device)[None]
+    ids = ids % model.info.d_vocab
+    reference = bridge(ids, return_type="logits")[0, -1].float()
+    tolerance = _tolerance(model.dtype, reference)
+    for scale in (1.0, model.info.d_model ** 0.5):
+        got = bridge(bridge.W_E[ids] * scale, return_type="logits")[0, -1].float()
+        if (got - reference).abs().max().item() < tolerance:
+            return scale
+    raise UsageError(f"{model.info.name}: embeds input disagrees with token input on the "
+                     "transformer-lens backend (unknown embedding scale); try --backend hf")
+
+
+def _tolerance(dtype: torch.dtype, reference: torch.Tensor) -> float:
+    return 1e-3 if dtype == torch.float32 else 0.05 * (1 + reference.abs().max().item())
 
 
 @torch.inference_mode()
@@ -175,7 +227,7 @@ def kv_cache_self_test(model: TransformerLensBackend, n_tokens: int = 12, seed: 
     full = bridge(ids, return_type="logits")
     cached_last, full_last = cached[0, -1].float(), full[0, -1].float()
     diff = (cached_last - full_last).abs().max().item()
-    tolerance = 1e-3 if model.dtype == torch.float32 else 0.05 * (1 + full_last.abs().max().item())
+    tolerance = _tolerance(model.dtype, full_last)
     if not diff < tolerance:
         raise KVCacheSelfTestError(
             f"KV-cache self-test failed for {model.info.name}: a cached decode step differs "

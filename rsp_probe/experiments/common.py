@@ -86,12 +86,13 @@ def default_out(command: str) -> Path:
 
 
 def load_problems(data: DataConfig):
-    """The built-in arithmetic task or a local dataset file, first n_prompts problems."""
+    """The built-in arithmetic task, a local dataset file or a cached Hub dataset (org/name),
+    first n_prompts problems."""
     if data.dataset:
-        from rsp_probe.tasks.datasets import load_dataset_file
+        from rsp_probe.tasks.hub import load_dataset_problems
 
-        problems = load_dataset_file(data.dataset, question_field=data.question_field,
-                                     answer_field=data.answer_field, limit=data.n_prompts)
+        problems = load_dataset_problems(data.dataset, data.split, data.n_prompts,
+                                         data.question_field, data.answer_field)
     else:
         from rsp_probe.tasks.arithmetic import DEFAULT_TASK, generate
 
@@ -99,8 +100,8 @@ def load_problems(data: DataConfig):
     if not problems:
         raise UsageError(f"{data.dataset or data.task}: no problems to run")
     if len(problems) < data.n_prompts:  # never cut silently: config.json records n_prompts
-        raise UsageError(f"--n-prompts {data.n_prompts}: {data.dataset or data.task} has only "
-                         f"{len(problems)} problems")
+        raise UsageError(f"--n-prompts (--limit) {data.n_prompts}: "
+                         f"{data.dataset or data.task} has only {len(problems)} problems")
     return problems[:data.n_prompts]
 
 
@@ -152,11 +153,19 @@ class Session:
         self.writer: RunWriter | None = None
         self._progress = None
 
+    @property
+    def prompt_format(self):
+        """The resolved template, chat template and system prompt (config.json "prompt")."""
+        from rsp_probe.tasks.prompts import prompt_format
+
+        return prompt_format(self.model.tokenizer, self.spec.data)
+
     def __enter__(self):
         if self.lock is None:
             raise RuntimeError("a Session made with write=False writes no run")
         config = {**self.spec.to_dict(), "out": str(self.out), "model_info":
-                  {**self.model.info.to_dict(), "backend": self.model.name}}
+                  {**self.model.info.to_dict(), "backend": self.model.name},
+                  "prompt": self.prompt_format.to_dict()}
         self.writer = RunWriter(self.out, config, overwrite=self.spec.output.overwrite,
                                 lock=self.lock, resume=self.spec.output.resume)
         return self
@@ -212,7 +221,8 @@ def _load(model: ModelConfig):
     from rsp_probe.models import load_model
 
     return load_model(model.model, dtype=model.dtype, device=model.device,
-                      backend=model.backend)
+                      backend=model.backend, revision=model.revision,
+                      trust_remote_code=model.trust_remote_code)
 
 
 def conditions_by_k(spec: Spec) -> list[Condition]:

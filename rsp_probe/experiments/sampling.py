@@ -17,7 +17,7 @@ from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp, trajectory_
 from rsp_probe.sampler import Job, generate
 from rsp_probe.soft_prompts import TRAINED_LAWS
 from rsp_probe.tasks.grading import grade
-from rsp_probe.tasks.prompts import encode_problem, use_chat_template
+from rsp_probe.tasks.prompts import encode_problem
 from rsp_probe.tasks.strategies import strategy_labels
 
 
@@ -47,8 +47,8 @@ def rsp_law(session: Session, law: str | None = None, sigma_scale: float | None 
 
 
 def encoded_prompts(session: Session):
-    chat = use_chat_template(session.model.tokenizer, session.spec.data.chat_template)
-    return [encode_problem(session.model.tokenizer, p, chat) for p in session.problems]
+    fmt = session.prompt_format
+    return [encode_problem(session.model.tokenizer, p, fmt) for p in session.problems]
 
 
 def build_jobs(session: Session, conditions: list[Condition], samples: int, law=None,
@@ -219,7 +219,8 @@ def finish_records(session, jobs, records, trajectories) -> Sampled:
     tokenizer = session.model.tokenizer
     texts = [tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
-    graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
+    graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records],
+                   answer_format=session.prompt_format.template.to_dict()["answer_format"])
     strategies = strategy_labels(session.spec.data, texts)
     for i, (record, trajectory, text, result) in enumerate(
             zip(records, trajectories, texts, graded)):

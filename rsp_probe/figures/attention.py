@@ -118,7 +118,7 @@ def data(runs: list[Run]) -> pd.DataFrame:
                    **{series: 2 + i for i, series in enumerate(BUDGET_SERIES)}}
     out = out.assign(_s=out["series"].map(series_rank)).sort_values(
         ["run", "k", "_s", "layer", "x"], kind="stable").drop(columns="_s")
-    return out[COLUMNS].reset_index(drop=True)
+    return out.reindex(columns=COLUMNS).reset_index(drop=True)  # no fit: no delta column
 
 
 def make(df: pd.DataFrame):

@@ -30,16 +30,33 @@ class Verdict(NamedTuple):
 
 
 def grade(data: DataConfig, texts: list[str], references: list[str],
-          timeout_s: float = 5.0) -> list[Grade]:
-    """One Grade per text. Raises CheckerUnavailableError when no check can run at all."""
+          timeout_s: float = 5.0, answer_format: str = "####") -> list[Grade]:
+    """One Grade per text. Raises CheckerUnavailableError when no check can run at all.
+
+    answer_format: what the prompt asked for (config.json "prompt"); under "boxed" the
+    built-in task reads the last \\boxed{} first, then "####" (math-verify, for datasets,
+    reads both anyway)."""
     if not data.dataset:
         from rsp_probe.tasks.arithmetic import extract_answer, is_correct
 
+        if answer_format == "boxed":
+            return [_boxed_arithmetic(t, ref) for t, ref in zip(texts, references)]
         return [Grade(extract_answer(t), is_correct(t, ref)) for t, ref in zip(texts, references)]
     from rsp_probe.tasks.mathcheck import grade_texts
 
     checks = grade_texts(list(zip(references, texts)), timeout_s=timeout_s)
     return [Grade(c.answer, c.correct, c.error) for c in checks]
+
+
+def _boxed_arithmetic(text: str, reference: str) -> Grade:
+    """The arithmetic task's integer answer from the last \\boxed{}, else from "####"."""
+    from rsp_probe.tasks.answers import extract_boxed
+    from rsp_probe.tasks.arithmetic import extract_answer, is_correct
+
+    boxed = extract_boxed(text)
+    if boxed is None:
+        return Grade(extract_answer(text), is_correct(text, reference))
+    return Grade(boxed, is_correct(f"#### {boxed.strip()}", reference))
 
 
 def check_answer(text: str, reference: str, timeout_s: float = 5.0) -> Verdict:

@@ -51,7 +51,8 @@ def regrade_run(source: Run, out: Path, overwrite: bool = False,
                and (r.get("correct") is not None or r.get("grade_error")) for r in old):
         raise UsageError(f"{source.path}: a {source.command} run has no graded trajectories")
     grades = grade(_data_config(source.config), [r["text"] for r in old],
-                   [r["reference_answer"] for r in old], timeout_s=timeout_s)
+                   [r["reference_answer"] for r in old], timeout_s=timeout_s,
+                   answer_format=source.config.get("prompt", {}).get("answer_format", "####"))
     records = [{**r, "answer": g.answer, "correct": g.correct, "grade_error": g.error}
                for r, g in zip(old, grades)]
     config = {k: v for k, v in source.config.items() if k != "schema_version"}

@@ -77,7 +77,8 @@ def _sample(session: Session, condition: Condition, samples: int) -> dict:
                             batch_size=64, probes=LOGIT_ONLY_PROBES)
     texts = [session.model.tokenizer.decode(t.generated_token_ids, skip_special_tokens=True)
              for t in trajectories]
-    graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records])
+    graded = grade(session.spec.data, texts, [r["reference_answer"] for r in records],
+                   answer_format=session.prompt_format.template.to_dict()["answer_format"])
     if any(g.correct is None for g in graded):  # arithmetic grading is pure Python
         raise RuntimeError("the card's arithmetic grading failed for some texts: "
                            + next(g.error for g in graded if g.correct is None))

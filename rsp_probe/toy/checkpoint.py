@@ -1,4 +1,5 @@
-"""Random Hugging Face checkpoints (Qwen2 or Llama) for tests, benchmarks and training.
+"""Random Hugging Face checkpoints (Qwen2, Llama, or any family in toy/families.py) for
+tests, benchmarks and training.
 
 A real architecture saved with `save_pretrained`, so every code path that loads a real
 model loads these too.
@@ -12,7 +13,7 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class ToyArchitecture:
-    family: str = "qwen2"  # "qwen2" | "llama"
+    family: str = "qwen2"  # a key of rsp_probe.toy.families.FAMILY_CLASSES
     n_layers: int = 2
     d_model: int = 64
     n_heads: int = 4
@@ -24,18 +25,11 @@ class ToyArchitecture:
 
 def build_model(arch: ToyArchitecture, vocab_size: int, bos_id: int, eos_id: int, seed: int):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    classes = {"qwen2": (Qwen2Config, Qwen2ForCausalLM), "llama": (LlamaConfig, LlamaForCausalLM)}
-    config_class, model_class = classes[arch.family]
-    config = config_class(
-        vocab_size=vocab_size, hidden_size=arch.d_model, intermediate_size=arch.d_mlp,
-        num_hidden_layers=arch.n_layers, num_attention_heads=arch.n_heads,
-        num_key_value_heads=arch.n_kv_heads, max_position_embeddings=arch.n_ctx,
-        initializer_range=arch.initializer_range, tie_word_embeddings=True,
-        bos_token_id=bos_id, eos_token_id=eos_id, pad_token_id=eos_id)
+    from rsp_probe.toy.families import family_model
+
     torch.manual_seed(seed)
-    return model_class(config)
+    return family_model(arch.family, arch, vocab_size, bos_id, eos_id)
 
 
 def save_random_checkpoint(out_dir: Path, arch: ToyArchitecture, tokenizer_dir: Path,
