@@ -172,7 +172,7 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
 
         parse_shard(data.shard)
     if data.n_prompts < 1:
-        raise UsageError(f"--n-prompts (--limit) must be >= 1, got {data.n_prompts}")
+        raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
     if output is not None and output.out is not None and not output.out.strip():
         raise UsageError("--out must name a directory, got an empty string")
     if output is not None and output.workers < 0:

@@ -98,7 +98,7 @@ CASES = [
     _case("negative-temperature", lambda t, ck: ["--temperature", "-0.5"],
           "--temperature must be >= 0"),
     _case("zero-samples", lambda t, ck: ["--samples", "0"], "--samples must be >= 1"),
-    _case("zero-limit", lambda t, ck: ["--limit", "0"], "--n-prompts (--limit) must be >= 1"),
+    _case("zero-limit", lambda t, ck: ["--limit", "0"], "--limit must be >= 1"),
     _case("zero-new-tokens", lambda t, ck: ["--max-new-tokens", "0"],
           "--max-new-tokens must be >= 1"),
     _case("malformed-dataset-line", lambda t, ck: ["--dataset", str(_dataset(t, broken_line=3))],

@@ -103,7 +103,7 @@ def _good_line(i: int, question: str | None = None) -> bytes:
      "folder.jsonl: is a directory, expected a .jsonl or .parquet file"),
     (lambda t: ["--dataset", str(_dataset(t, [_good_line(0), _good_line(1)])),
                 "--n-prompts", "3"],
-     "--n-prompts (--limit) 3: " ),
+     "--n-prompts 3: "),
     (lambda t: ["--dataset", str(_dataset(t, [_good_line(0, "7 + " * 50_000 + "1?")])),
                 "--n-prompts", "1"],
      "do not fit the model's context of 256"),

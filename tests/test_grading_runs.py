@@ -12,6 +12,7 @@ import pytest
 import rsp_probe
 from rsp_probe.analysis.summaries import describe
 from rsp_probe.cli import main
+from rsp_probe.runio.integrity import write_manifest
 from rsp_probe.runs import open_run
 
 # The second problem's reference cannot be read, so each of its checks fails (quickly): a
@@ -126,7 +127,7 @@ def test_regrading_follows_the_recorded_prompts_answer_format(tmp_path, answer_f
     import shutil
 
     source = tmp_path / "source"
-    shutil.copytree(ROOT / "tests" / "data" / "runs" / "passk", source)  # legacy: no manifest
+    shutil.copytree(ROOT / "tests" / "data" / "runs" / "passk", source)
     config = json.loads((source / "config.json").read_text())
     config["prompt"] = {"name": "math-cot", "answer_format": answer_format}
     (source / "config.json").write_text(json.dumps(config))
@@ -135,6 +136,7 @@ def test_regrading_follows_the_recorded_prompts_answer_format(tmp_path, answer_f
         right = int(record["reference_answer"])
         record["text"] = f" 5 + 7 is {right}. #### {right + 1}\nSo \\boxed{{{right}}}."
     (source / "trajectories.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_manifest(source, config["schema_version"])  # the edited run, sealed as written
     assert main(["grade", str(source), "--out", str(tmp_path / "r")]) == 0
     new = open_run(tmp_path / "r")
     assert new.trajectories["correct"].tolist() == [verdict] * len(records)

@@ -100,7 +100,7 @@ def load_problems(data: DataConfig):
     if not problems:
         raise UsageError(f"{data.dataset or data.task}: no problems to run")
     if len(problems) < data.n_prompts:  # never cut silently: config.json records n_prompts
-        raise UsageError(f"--n-prompts (--limit) {data.n_prompts}: "
+        raise UsageError(f"--n-prompts {data.n_prompts}: "
                          f"{data.dataset or data.task} has only {len(problems)} problems")
     return problems[:data.n_prompts]
 
