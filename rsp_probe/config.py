@@ -180,14 +180,16 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
 
 
 # run-config keys renamed after runs were written with the old name: new name -> old name
-RENAMED_KEYS = {"pass_k": "k"}
+RENAMED_KEYS = {"pass_k": ("k", "ks")}  # passk and friends wrote k; train-rl wrote ks
 _MISSING = object()
 
 
 def config_value(config: dict, key: str, default=_MISSING):
     """A run config's value, read under its old name in runs written before a rename."""
-    if key not in config and RENAMED_KEYS.get(key) in config:
-        return config[RENAMED_KEYS[key]]
+    if key not in config:
+        for old in RENAMED_KEYS.get(key, ()):
+            if old in config:
+                return config[old]
     if default is _MISSING:
         return config[key]
     return config.get(key, default)

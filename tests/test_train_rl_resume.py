@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from rsp_probe.runs import KILL_POINT_ENV, open_run
 
 TINY = ["--steps", "3", "--checkpoint-every", "2", "--prompts-per-step", "2", "--group-size", "4",
-        "--n-prompts", "2", "--samples", "2", "--ks", "1,2", "--max-new-tokens", "40",
+        "--n-prompts", "2", "--samples", "2", "--pass-k", "1,2", "--max-new-tokens", "40",
         "--max-rounds", "2", "--lr", "1e-3", "--quiet"]
 
 
@@ -68,7 +68,7 @@ def test_the_run_holds_probes_of_every_checkpoint(uninterrupted):
 @pytest.mark.parametrize("args, message", [
     (["--rsp-tokens", "0"], "--rsp-tokens"),
     (["--backend", "transformer-lens"], "--backend hf"),
-    (["--ks", "1,9"], "--ks"),
+    (["--pass-k", "0,1"], "--pass-k"),  # a k above --samples is clipped, as in passk
     (["--group-size", "1"], "--group-size"),
     (["--overlong-cache", "500"], "--overlong-cache"),
 ])
@@ -90,7 +90,7 @@ def test_any_hf_model_runs_and_its_policy_serves_other_commands(tmp_path, tiny_l
     out = tmp_path / "llama-rl"
     run, summary = rsp_probe.train_rl(
         model=str(tiny_llama), out=str(out), steps=2, checkpoint_every=1, prompts_per_step=2,
-        group_size=4, n_prompts=2, samples=2, ks=(1, 2), max_new_tokens=12, overlong="penalty",
+        group_size=4, n_prompts=2, samples=2, pass_k=(1, 2), max_new_tokens=12, overlong="penalty",
         overlong_cache=8, max_rounds=2, quiet=True)
     log = run.table("train_rl_log.parquet")
     assert log["step"].tolist() == [1, 2] and log["groups_kept"].eq(0).all()

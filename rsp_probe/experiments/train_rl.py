@@ -60,9 +60,9 @@ def check_options(spec: Spec, options: TrainRLOptions) -> None:
     if not 0 < options.overlong_cache <= spec.sampling.max_new_tokens:
         raise UsageError(f"--overlong-cache must be in 1..--max-new-tokens "
                          f"({spec.sampling.max_new_tokens}), got {options.overlong_cache}")
-    if not options.ks or min(options.ks) < 1 or max(options.ks) > spec.sampling.samples:
-        raise UsageError(f"--ks values must be between 1 and --samples "
-                         f"({spec.sampling.samples}), got {list(options.ks)}")
+    if not options.pass_k or min(options.pass_k) < 1 or max(options.pass_k) > spec.sampling.samples:
+        raise UsageError(f"--pass-k values must be between 1 and --samples "
+                         f"({spec.sampling.samples}), got {list(options.pass_k)}")
     if spec.sampling.temperature <= 0:
         raise UsageError("train-rl samples its rollouts: --temperature must be > 0")
 

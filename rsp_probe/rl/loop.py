@@ -30,7 +30,7 @@ def settings_of(spec, options, chat: bool):
     update = UpdateSettings(options.group_size, spec.sampling.temperature, options.eps_low,
                             options.eps_high, options.inner_steps, options.chunk_rows,
                             options.max_grad_norm, options.overlong == "filter")
-    evaluation = EvalSettings(k, spec.sampling.samples, tuple(options.ks),
+    evaluation = EvalSettings(k, spec.sampling.samples, tuple(options.pass_k),
                               spec.sampling.temperature, spec.sampling.max_new_tokens,
                               spec.rsp.placement, spec.sampling.batch_size, chat,
                               spec.sampling.seed)

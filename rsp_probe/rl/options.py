@@ -30,8 +30,8 @@ class TrainRLOptions:
                          "soft overlong penalty on the reward; none", choices=OVERLONG)
     overlong_cache: int = _opt(16, "tokens before --max-new-tokens where the soft penalty starts")
     checkpoint_every: int = _opt(12, "save and probe a checkpoint every N updates")
-    ks: tuple[int, ...] = _opt((1, 8), "k values of Pass@k on the held-out problems, each <= "
-                               "--samples")
+    pass_k: tuple[int, ...] = _opt((1, 8), "k values of Pass@k on the held-out problems, each "
+                                   "<= --samples", renamed_from=("ks",))
     train_pool: int = _opt(2000, "training problems (train split) the batches are drawn from")
     chunk_rows: int = _opt(32, "rollouts per training forward pass (gradients accumulate)")
     max_grad_norm: float = _opt(1.0, "gradient clipping norm")
