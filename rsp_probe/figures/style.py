@@ -118,6 +118,30 @@ def with_band(ax, rows: pd.DataFrame, color, label: str | None, gid: str, x: str
     return line
 
 
+RUNNING_SHARE = 0.5  # a step is drawn while at least this share of prompts still runs
+
+
+def running_steps(frame: pd.DataFrame, keys=("run", "condition"),
+                  count: str = "n_prompts") -> pd.DataFrame:
+    """The rows of each curve (`keys`) whose step still has at least half of the curve's
+    prompts running: beyond that a mean is the noise of the few long trajectories."""
+    if frame.empty:
+        return frame
+    keys = [key for key in keys if key in frame]
+    most = frame.groupby(keys, dropna=False)[count].transform("max") if keys else \
+        frame[count].max()
+    return frame[frame[count] >= RUNNING_SHARE * most].reset_index(drop=True)
+
+
+def prompt_count(frame: pd.DataFrame, count: str = "n_prompts") -> str:
+    """'24 prompts' or '20-24 prompts' for a caption."""
+    values = pd.to_numeric(frame[count], errors="coerce").dropna()
+    if values.empty:
+        return "no prompts"
+    low, high = int(values.min()), int(values.max())
+    return f"{high} prompts" if low == high else f"{low}-{high} prompts"
+
+
 def theory_line(ax, x, y, label: str | None, gid: str, color=THEORY_COLOR, **kwargs):
     """A dashed theory (or fitted-law) curve; `label` should say "theory" or "fit"."""
     kwargs.setdefault("linewidth", 1.1)
