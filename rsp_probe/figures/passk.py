@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.runs import PASSK_FILE, Run
 
 NAME = "passk"
 NEEDS = ("passk",)
-COLUMNS = ["run", "condition", "label", "x", "y", "ci_low", "ci_high", "n_prompts", "n"]
+COLUMNS = ["run", "condition", "k", "label", "x", "y", "ci_low", "ci_high", "n_prompts", "n"]
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -26,15 +27,18 @@ def data(runs: list[Run]) -> pd.DataFrame:
         if not (run.path / PASSK_FILE).exists():
             raise UsageError(f"{run.path}: no {PASSK_FILE}")
         table = _in_run_order(run, run.table(PASSK_FILE))
+        ks = condition_k(run)
         frames.append(pd.DataFrame({
-            "run": run.id, "condition": table["condition"], "x": table["k"],
+            "run": run.id, "condition": table["condition"],
+            "k": table["condition"].map(ks).astype(int), "x": table["k"],
             "y": table["pass_at_k"], "ci_low": table["ci_low"], "ci_high": table["ci_high"],
             "n_prompts": table["n_problems"], "n": table["n"]}))
     out = pd.concat(frames, ignore_index=True)
-    prefix = style.run_prefix(out)
-    n = out.groupby(["run", "condition"])["n_prompts"].transform("max")
-    out["label"] = [f"{prefix[r]}{c} (n={m} problems)" for r, c, m in
-                    zip(out["run"], out["condition"], n)]
+    out["label"] = [f"{c}, k={k}" for c, k in zip(out["condition"], out["k"])]
+    # Runs that share a condition without an RSP (the same baseline, drawn again with the
+    # same seeds) would hide each other: such a curve is drawn once, from its first run.
+    first = out.groupby("label", sort=False)["run"].transform("first")
+    out = out[out["run"] == first]
     return out[COLUMNS].reset_index(drop=True)
 
 
@@ -48,20 +52,40 @@ def _in_run_order(run: Run, table: pd.DataFrame) -> pd.DataFrame:
 
 def make(df: pd.DataFrame):
     import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), sharey=True, layout="tight")
+    ks = sorted(set(df["k"]) - {0})
+    colors = {0: (0.0, 0.0, 0.0), **dict(zip(ks, style.palette(len(ks))))}
+    for ax, greedy in zip(axes, (False, True)):
+        rows = df[df["condition"].str.startswith("greedy") == greedy]
+        for label in rows.sort_values("k", kind="stable")["label"].unique():
+            curve = rows[rows["label"] == label]
+            style.with_band(ax, curve, colors[int(curve["k"].iloc[0])], label, gid=label,
+                            marker="o")
+        _n_axis(ax, sorted(df["x"].unique()))
+        ax.set_title("greedy decoding" if greedy else "temperature sampling")
+        ax.legend(frameon=False, loc="lower right")
+    axes[0].set_ylabel("Pass@N (fraction of problems)")
+    return fig
+
+
+def _n_axis(ax, ns) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
-    fig, ax = plt.subplots(figsize=(5.0, 3.6), layout="tight")
-    labels = list(dict.fromkeys(df["label"]))
-    for color, label in zip(style.palette(len(labels)), labels):
-        style.with_band(ax, df[df["label"] == label], color, label, gid=label, marker="o")
     ax.set_xscale("log", base=2)
-    ns = sorted(df["x"].unique())
     ax.xaxis.set_major_locator(FixedLocator(ns))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(ns, [f"{n:g}" for n in ns])
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("N, samples per problem (log2 scale)")
-    ax.set_ylabel("Pass@N (fraction of problems)")
-    ax.set_title("Pass@N, mean and 95% CI over problems")
-    ax.legend(title="condition", frameon=False)
-    return fig
+
+
+def caption(df: pd.DataFrame) -> str:
+    n = df.drop_duplicates("run")
+    samples = ", ".join(f"{r.run}: {int(r.n)} samples per problem" for r in n.itertuples())
+    return ("Pass@N (the unbiased estimator) against N, one line per condition and k (k=0: "
+            "no RSP), mean over problems with a 95% problem-bootstrap CI band "
+            f"({style.prompt_count(df).replace('prompts', 'problems')}; {samples}). Left: "
+            "temperature sampling with and without an RSP; right: greedy decoding, where an "
+            "RSP is the only source of diversity. A baseline shared by several runs is drawn "
+            "once. Paired differences with their CIs are in docs/results.md (Pass@N).")
