@@ -67,7 +67,8 @@ class NotMeasured:
 @dataclass(frozen=True)
 class Family:
     """A registered claim family: the runs it needs, the document it belongs to
-    ("results": docs/results.md, or "theory": docs/theory.md), and compute(runs by name) -> Claims."""
+    ("results": docs/results.md, or "theory": docs/theory.md), and
+    compute(runs by name) -> Claims."""
 
     name: str
     section: str

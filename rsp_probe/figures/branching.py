@@ -49,6 +49,7 @@ from rsp_probe.analysis.prefix_tree import (
     summarise_branching,
 )
 from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, bootstrap_mean, percentile_interval
+from rsp_probe.analysis.windows import MIDDLE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.figures.prefix_tree import tree_rows
@@ -57,6 +58,7 @@ from rsp_probe.runs import BRANCHING_FILE, Run
 
 NAME = "branching"
 NEEDS = ("branching",)
+SHOWN_STEPS = MIDDLE[1]  # divergence steps drawn one by one: the early and middle windows
 NO_PREDICTION = "no prediction: this run\nhas no collision probe"
 NO_SAMPLES = "no stored margins and RSP masses\nto predict from"
 COLUMNS = ["run", "panel", "series", "condition", "k", "label", "x", "y", "ci_low", "ci_high",
@@ -255,8 +257,10 @@ def caption(df: pd.DataFrame) -> str:
             "line per condition and k (k=0: temperature alone), mean over prompts with a 95% "
             f"prompt-bootstrap CI band ({style.prompt_count(fraction)}); steps are drawn while "
             "at least half of the prompts still run. Other panels: the first-divergence step of "
-            "pairs of trajectories of one prompt, pooled over prompts (bars, 95% CI; the last "
-            "bar: never diverged), for the first branching run's conditions, with the "
+            "pairs of trajectories of one prompt, pooled over prompts (bars, 95% CI), steps "
+            f"1-{SHOWN_STEPS} one by one (the early and middle windows), the later steps summed "
+            "into one bar ('later', no CI), and the pairs that never diverged; for the first "
+            "branching run's conditions, with the "
             f"predicted distribution dashed ({fits}). The k=4 run's distributions are in "
             "branching.csv; the strategy counts are claims in docs/results.md.")
 
@@ -264,7 +268,6 @@ def caption(df: pd.DataFrame) -> str:
 def _fractions(ax, rows: pd.DataFrame, colors: dict) -> None:
     for label, color in colors.items():
         style.with_band(ax, rows[rows["label"] == label], color, label, gid=label)
-    from matplotlib.ticker import MaxNLocator
 
     style.log_axis(ax)
     ax.set_xlabel("decoding step t (log scale)")
@@ -274,33 +277,45 @@ def _fractions(ax, rows: pd.DataFrame, colors: dict) -> None:
     ax.legend(frameon=False, fontsize=6, loc="lower right")
 
 
-def _divergence_panel(ax, rows: pd.DataFrame, color, first: bool) -> None:
-    from matplotlib.ticker import MaxNLocator
+def _binned(rows: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Steps 1..SHOWN_STEPS as they are, the later steps summed into one bar (its CI is not
+    the sum of CIs, so it has none), and "never": the mass the eye needs, none hidden."""
+    shown = rows[rows["x"] <= SHOWN_STEPS].assign(position=rows["x"])
+    later = rows[(rows["x"] > SHOWN_STEPS) & (rows["x"] <= horizon)]
+    never = rows[rows["x"] > horizon].assign(position=SHOWN_STEPS + 4)
+    parts = [shown]
+    if len(later):
+        parts.append(pd.DataFrame({"position": [SHOWN_STEPS + 2], "y": [later["y"].sum()],
+                                   "ci_low": [np.nan], "ci_high": [np.nan]}))
+    return pd.concat([*parts, never], ignore_index=True)
 
+
+def _divergence_panel(ax, rows: pd.DataFrame, color, first: bool) -> None:
     observed = rows[rows["series"] == "observed"]
     horizon = int(observed["x"].max()) - 1
-    gap = max(1.0, round(0.1 * horizon))  # the "never" bar stands apart from the steps
-    shift = lambda x: np.where(x > horizon, x + gap, x)
-    err = np.vstack([observed["y"] - observed["ci_low"], observed["ci_high"] - observed["y"]])
-    bars = ax.bar(shift(observed["x"]), observed["y"], width=0.8, color=color, alpha=0.6,
-                  yerr=np.clip(err, 0, None), error_kw={"elinewidth": 0.6, "capsize": 1},
-                  label="observed")
+    drawn = _binned(observed, horizon)
+    err = np.vstack([drawn["y"] - drawn["ci_low"], drawn["ci_high"] - drawn["y"]])
+    bars = ax.bar(drawn["position"], drawn["y"], width=0.8, color=color, alpha=0.6,
+                  yerr=np.nan_to_num(np.clip(err, 0, None)),
+                  error_kw={"elinewidth": 0.6, "capsize": 1}, label="observed")
     for patch in bars:
         patch.set_gid("observed:divergence")
     predicted = rows[rows["series"] == "predicted"]
     if not predicted.empty:
-        style.theory_line(ax, shift(predicted["x"]), predicted["y"],
+        line = _binned(predicted, horizon)
+        style.theory_line(ax, line["position"], line["y"],
                           "fitted" if predicted["c"].notna().any() else "predicted",
                           gid="divergence", marker="o", markersize=2.5)
     if (rows["series"] == "no_prediction").any():
         ax.text(0.97, 0.75, rows.loc[rows["series"] == "no_prediction", "text"].iloc[0],
                 transform=ax.transAxes, ha="right", va="top", fontsize=6, color="0.3")
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    ticks = [t for t in ax.get_xticks() if 1 <= t <= horizon]
-    ax.set_xticks([*ticks, horizon + 1 + gap], [*(f"{t:g}" for t in ticks), "never"])
-    ax.set_xlim(0.3, horizon + 1.7 + gap)
+    ticks = [1, 4, 8, 12, SHOWN_STEPS]
+    ax.set_xticks([*ticks, SHOWN_STEPS + 2, SHOWN_STEPS + 4],
+                  [*(str(t) for t in ticks), "later", "never"])
+    ax.set_xlim(0.3, SHOWN_STEPS + 4.7)
+    ax.set_ylim(0, 1)
     ax.set_xlabel("first divergence step")
     if first:
-        ax.set_ylabel("probability (share of pairs)")
+        ax.set_ylabel("share of pairs (fraction)")
     ax.set_title(f"first divergence: {observed['condition'].iloc[0]}")
     ax.legend(frameon=False, fontsize=6, loc="upper center")

@@ -30,7 +30,7 @@ def make(df: pd.DataFrame):
 
 def caption(df: pd.DataFrame) -> str:
     return (f"{df['label'].iloc[0]} ({df['run'].iloc[0]} run). Unbranched chains are "
-            "collapsed: nodes are the root, the branch points (annotated with the mean "
-            "next-token entropy H, in nats, of the trajectories through them) and the ends; "
+            "collapsed: nodes are the root, the branch points (coloured by the mean "
+            "next-token entropy, in nats, of the trajectories through them) and the ends; "
             "x is the step; an edge is labelled with its first token id and +m for the m "
             "further tokens it stands for.")

@@ -115,7 +115,16 @@ def _has_data(ax) -> bool:
     for line in ax.get_lines():
         if np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any():
             return True
-    return bool(ax.collections or ax.patches or ax.images)
+    from matplotlib.collections import PathCollection
+
+    for collection in ax.collections:  # a band or a scatter of NaN draws nothing
+        if isinstance(collection, PathCollection):  # scatter: the points are the offsets
+            points = [np.asarray(collection.get_offsets(), dtype=float)]
+        else:
+            points = [np.asarray(p.vertices, dtype=float) for p in collection.get_paths()]
+        if any(p.size and np.isfinite(p).all(axis=-1).any() for p in points):
+            return True
+    return bool(ax.patches or ax.images)
 
 
 def _empty_axes(fig) -> list[str]:

@@ -67,9 +67,15 @@ def make(df: pd.DataFrame, kind: str = KIND):
     """The four drawn measures against the cut step (kind "cut") or the layer ("layer")."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(8.0, 6.4), squeeze=False, layout="tight")
-    for ax, measure in zip(axes.flat, DRAWN):
+    # a run written before a measure existed has none of it: no empty panel for it
+    drawn = [m for m in DRAWN if df.loc[df["measure"] == m, "y"].notna().any()]
+    rows, cols = style.grid(len(drawn), max_cols=2)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.2 * rows), squeeze=False,
+                             layout="tight")
+    for ax, measure in zip(axes.flat, drawn):
         _panel(ax, df[df["measure"] == measure], kind, measure, legend=ax is axes[0, 0])
+    for ax in list(axes.flat)[len(drawn):]:
+        ax.set_visible(False)
     return fig
 
 
