@@ -53,7 +53,11 @@ def make(df: pd.DataFrame):
 
     fig, ax = plt.subplots(figsize=(5.0, 3.4), layout="tight")
     labels = list(dict.fromkeys(df["label"]))
-    for color, label in zip(style.palette(len(labels)), labels):
+    runs = df["run"].nunique()
+    k_color = style.k_colors(df["k"])
+    colors = [k_color[k] for k in df.drop_duplicates("label")["k"]] if runs == 1 else \
+        style.palette(len(labels))  # several runs: one colour per (run, k)
+    for color, label in zip(colors, labels):
         style.with_band(ax, df[df["label"] == label], color, label, gid=label)
     style.log_axis(ax)
     ax.set_xlabel("decoding step t (log scale)")

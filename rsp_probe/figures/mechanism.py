@@ -136,17 +136,11 @@ def data(runs: list[Run]) -> pd.DataFrame:
     return out[COLUMNS].reset_index(drop=True)
 
 
-def k_colors(ks) -> dict[int, tuple]:
-    """One colour per k, the same in every panel; k=0 is black."""
-    ks = sorted({int(k) for k in ks} - {0})
-    return {0: (0.0, 0.0, 0.0), **dict(zip(ks, style.palette(len(ks))))}
-
-
 def make(df: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.6))
-    colors = k_colors(df["k"])
+    colors = style.k_colors(df["k"])
     for ax, panel in zip(axes.flat, PANELS):
         rows = df[df["panel"] == panel]
         {"mass": _draw_mass, "lift": _draw_lift, "kl": _draw_kl,

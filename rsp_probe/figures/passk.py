@@ -54,8 +54,7 @@ def make(df: pd.DataFrame):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), sharey=True, layout="tight")
-    ks = sorted(set(df["k"]) - {0})
-    colors = {0: (0.0, 0.0, 0.0), **dict(zip(ks, style.palette(len(ks))))}
+    colors = style.k_colors(df["k"])
     for ax, greedy in zip(axes, (False, True)):
         rows = df[df["condition"].str.startswith("greedy") == greedy]
         for label in rows.sort_values("k", kind="stable")["label"].unique():

@@ -71,6 +71,12 @@ def palette(n: int) -> list[tuple[float, float, float]]:
     return [tuple(color) for color in mpl.colormaps["viridis"](inner)[:, :3]]
 
 
+def k_colors(ks) -> dict[int, tuple]:
+    """One colour per k, the same in every figure: k=0 (no RSP) black, then the palette."""
+    ks = sorted({int(k) for k in ks} - {0})
+    return {0: (0.0, 0.0, 0.0), **dict(zip(ks, palette(len(ks))))}
+
+
 def round_sig(frame: pd.DataFrame, digits: int = SIG_DIGITS) -> pd.DataFrame:
     """Float columns rounded to `digits` significant digits: what is plotted is what is saved."""
     out = frame.copy()
