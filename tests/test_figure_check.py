@@ -192,3 +192,27 @@ def test_the_committed_figures_are_those_the_modules_draw():
     for name in FIGURE_NAMES:
         assert (ROOT / "figures" / f"{name}.caption.md").read_text().strip()
         assert (ROOT / "figures" / f"{name}.csv").exists()
+
+
+def test_few_prompts_make_an_illustration_without_cis():
+    """Fewer than MIN_CI_PROMPTS prompts: no CI band or error bar, and the title says
+    "illustration, n = ..."; a run with enough prompts keeps its bands and no such title."""
+    from rsp_probe.figures import style
+    from rsp_probe.figures.render import draw
+    from rsp_probe.runs import find_runs
+
+    small = find_runs([RUN_FOLDERS["test"] / "entropy"])
+    n = int(small[0].trajectories["prompt_id"].nunique())
+    assert n < style.MIN_CI_PROMPTS
+    fig = draw("entropy", small)
+    assert fig._suptitle.get_text().startswith(f"illustration, n = {n}")
+    assert not [c for ax in fig.axes for c in ax.collections
+                if (c.get_gid() or "").startswith("band:")]
+    assert _problems(fig) == []
+    points = draw("ablations", find_runs([RUN_FOLDERS["test"] / "entropy"]))
+    assert all(len(container[2]) == 0 or not any(bar.axes for bar in container[2])
+               for ax in points.axes for container in ax.containers)
+    full = draw("entropy", find_runs([RUN_FOLDERS["committed"] / "entropy"]))
+    assert full._suptitle is None
+    assert [c for ax in full.axes for c in ax.collections
+            if (c.get_gid() or "").startswith("band:")]

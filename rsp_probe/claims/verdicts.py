@@ -183,9 +183,9 @@ PAPER_CLAIMS = (
          "soft-prompts.paired.greedy_accuracy.trained.vs.rsp"), AtMost(0.05)),
     PaperClaim(
         "attention absorbs the random positions",
-        "The effect comes from attention absorbing the never-seen random positions: a "
-        f"control whose slots get no attention (positions-only) loses the early entropy "
-        f"({EARLY_TEXT}).",
+        "The first tokens flatten because attention must absorb the never-seen random "
+        "positions; so a control whose slots get no attention (positions-only) should lose "
+        f"the RSP's early entropy ({EARLY_TEXT}).",
         ("soft-prompts.early_entropy.positions-only", "soft-prompts.early_entropy.rsp",
          "soft-prompts.early_attention.positions-only"),
         LostWithout("soft-prompts.early_entropy.positions-only",

@@ -31,6 +31,10 @@ EDGE_PX = 1.0  # and leave the canvas when they cross its edge by more than this
 
 def figure_problems(fig) -> list[str]:
     """Every rule the laid-out `fig` breaks, one line each (empty when it breaks none)."""
+    if not hasattr(fig.canvas, "get_renderer"):  # closed in pyplot (render.draw): draw on Agg
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     texts = _visible_texts(fig, renderer)

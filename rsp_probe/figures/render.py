@@ -108,7 +108,7 @@ def render_one(module, runs: list[Run], out: Path, stem: str | None = None,
     stem = stem or module.NAME
     paths = [out / f"{stem}.{ext}" for ext in ("png", "pdf", "csv") if pdf or ext != "pdf"]
     with plt.rc_context(style.rc()):
-        fig = laid_out(module.make(frame))
+        fig = laid_out(_made(module, frame, runs))
         try:
             fig.savefig(paths[0], dpi=DPI, metadata=PNG_METADATA)
             if pdf:
@@ -120,6 +120,22 @@ def render_one(module, runs: list[Run], out: Path, stem: str | None = None,
         paths.append(out / f"{stem}{CAPTION_SUFFIX}")
         paths[-1].write_text(module.caption(frame).strip() + "\n", encoding="utf-8")
     return paths
+
+
+def prompt_count(runs: list[Run]) -> int:
+    """The fewest prompts any input run holds: what every CI of the figure resamples."""
+    return min(int(run.trajectories["prompt_id"].nunique()) for run in runs)
+
+
+def _made(module, frame, runs: list[Run]):
+    """The module's figure; from too few prompts for a CI, marked as an illustration."""
+    from rsp_probe.figures import style
+
+    fig = module.make(frame)
+    n = prompt_count(runs)
+    if n < style.MIN_CI_PROMPTS:
+        style.as_illustration(fig, n)
+    return fig
 
 
 def laid_out(fig):
@@ -140,7 +156,7 @@ def draw(name: str, runs: list[Run]):
 
     module = import_module(f"rsp_probe.figures.{name}")
     with plt.rc_context(style.rc()):
-        fig = laid_out(module.make(style.round_sig(module.data(runs))))
+        fig = laid_out(_made(module, style.round_sig(module.data(runs)), runs))
     plt.close(fig)
     return fig
 
