@@ -146,6 +146,12 @@ def make(df: pd.DataFrame):
         ax.set_title(f"RSP attention mass, {panel}")
     _share_y(fig, [ax for ax, panel in zip(axes.flat, panels)
                    if not panel.endswith(BUDGET_PANEL)])
+    budget = [ax for ax, panel in zip(axes.flat, panels) if panel.endswith(BUDGET_PANEL)]
+    if budget:  # the budget panels compare one quantity too: one y-axis
+        low = min(ax.get_ylim()[0] for ax in budget)
+        high = max(ax.get_ylim()[1] for ax in budget)
+        for ax in budget:
+            ax.set_ylim(low, high)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     if len(layers) > MAX_LEGEND_LAYERS:
