@@ -169,7 +169,8 @@ def test_branching_fraction_divergence_and_tree(by_command):
     predicted = frame[frame["series"] == "predicted"]
     assert predicted.groupby("condition")["y"].sum().to_numpy() == pytest.approx(1.0)
     nodes, tree_fig = figure_of("branching_tree", by_command)
-    (tree,) = tree_fig.axes
+    tree, bar = tree_fig.axes  # the entropy at a branch point is its colour: a colour bar
+    assert "entropy" in bar.get_ylabel() and "nats" in bar.get_ylabel()
     assert len(gids(tree, "tree:edge")) == len(nodes) - 1
     assert nodes["is_branch"].astype(bool).sum() == 3
 
