@@ -59,7 +59,7 @@ def _gallery(folder: Path | None, link: str) -> list[str]:
     from rsp_probe.figures import FIGURE_NAMES
 
     lines = []
-    for name in FIGURE_NAMES:
+    for name in dict.fromkeys([HEADLINE_FIGURE, *FIGURE_NAMES]):
         lines += _figure(folder, link, name)
     return ["## Figures", "", *lines] if lines else []
 

@@ -20,7 +20,8 @@ from rsp_probe.runs import Run
 
 NAME = "compare_prompts"
 NEEDS = ("compare-prompts",)
-COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high"]
+COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high",
+           "n_prompts"]
 ACCURACY = {"accuracy": "sampled", "greedy_accuracy": "greedy"}
 CURVES = {ATTENTION_PROBE: "attention mass on the slots (fraction)",
           "entropy": "next-token entropy (nats)"}
@@ -54,7 +55,7 @@ def data(runs: list[Run]) -> pd.DataFrame:
             "run": run.id, "panel": "paired", "series": paired["measure"],
             "x": paired["a"] + " - " + paired["b"], "y": paired["diff"],
             "ci_low": paired["lo"], "ci_high": paired["hi"]}))
-    return style.round_sig(pd.concat(frames, ignore_index=True)[COLUMNS])
+    return style.round_sig(_with_prompts(pd.concat(frames, ignore_index=True), runs)[COLUMNS])
 
 
 def make(df: pd.DataFrame):
@@ -96,7 +97,8 @@ def caption(df: pd.DataFrame) -> str:
     arms = list(dict.fromkeys(df.loc[df["panel"] == "accuracy", "x"]))
     controls = [a for a in arms if a not in MAIN_ARMS]
     return ("A trained soft prompt against random ones and the controls (compare-prompts "
-            f"run; arms: {', '.join(arms)}). Top left: sampled and greedy accuracy per arm "
+            f"run, {style.prompt_count(df)}; arms: {', '.join(arms)}). Top left: sampled "
+            "and greedy accuracy per arm "
             "with 95% prompt-bootstrap CIs. Top right and bottom left: the attention mass on "
             "the prompt's slots (mean over layers and heads) and the next-token entropy by "
             "step, the compared arms in colour with CI bands, the controls "
@@ -130,3 +132,9 @@ def _points(ax, rows: pd.DataFrame, label: str, horizontal: bool) -> None:
         ax.set_ylabel(label)
     ax.legend(loc="lower right", fontsize=6, frameon=True, framealpha=0.9, facecolor="white",
               edgecolor="0.8")
+
+
+def _with_prompts(frame: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+    """Each row's run's prompt count (for the caption: every CI resamples these)."""
+    counts = {run.id: int(run.trajectories["prompt_id"].nunique()) for run in runs}
+    return frame.assign(n_prompts=frame["run"].map(counts))

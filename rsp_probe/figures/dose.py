@@ -21,7 +21,8 @@ NAME = "dose"
 NEEDS = ("dose",)
 MEASURES = {"kl_step1": "teacher-forced KL at step 1 (nats)", "accuracy": "accuracy (fraction)",
             "same_as_k0": "identical to the baseline (fraction)"}
-COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high"]
+COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high",
+           "n_prompts"]
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -45,7 +46,7 @@ def data(runs: list[Run]) -> pd.DataFrame:
             "run": run.id, "panel": "score shift",
             "series": shifts["condition"] + "/" + shifts["prompt_id"].astype(str),
             "x": shifts["m"], "y": shifts["kl"], "ci_low": np.nan, "ci_high": np.nan}))
-    return pd.concat(frames, ignore_index=True)[COLUMNS]
+    return _with_prompts(pd.concat(frames, ignore_index=True), runs)[COLUMNS]
 
 
 def make(df: pd.DataFrame):
@@ -78,7 +79,8 @@ def make(df: pd.DataFrame):
 
 def caption(df: pd.DataFrame) -> str:
     cells = df.loc[df["panel"] == "score shift", "series"].nunique()
-    return ("Dose-response against k at sigma scale 1 (dose run): the teacher-forced KL from "
+    return (f"Dose-response against k at sigma scale 1 (dose run, {style.prompt_count(df)}): "
+            "the teacher-forced KL from "
             "the baseline distribution at step 1, accuracy with its 95% prompt-bootstrap CI "
             "band, and the share of trajectories identical to their baseline twin; dotted: "
             "the baseline (k = 0). Bottom right: the score-shift dose, KL(p_β ‖ p_blocked) "
@@ -107,3 +109,9 @@ def _score_shift(ax, rows: pd.DataFrame) -> None:
     ax.set_xlabel("RSP mass m at the shifted step (fraction)")
     ax.set_ylabel("KL(p_β ‖ p_blocked) (nats)")
     ax.set_title("score-shift dose")
+
+
+def _with_prompts(frame: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+    """Each row's run's prompt count (for the caption: every CI resamples these)."""
+    counts = {run.id: int(run.trajectories["prompt_id"].nunique()) for run in runs}
+    return frame.assign(n_prompts=frame["run"].map(counts))

@@ -34,7 +34,8 @@ REFERENCES = {"cut": _BOTH + (("direct-only", "-."), ("indirect-only", (0, (5, 1
 REFERENCE_COLORS = {"full": "black", "baseline": "0.5", "direct-only": "#029e73",
                     "indirect-only": "#cc78bc"}
 REFERENCE_LABELS = {"full": "full (no knockout)", "baseline": "baseline (no RSP)"}
-COLUMNS = ["run", "kind", "condition", "x", "x_label", "measure", "y", "ci_low", "ci_high"]
+COLUMNS = ["run", "kind", "condition", "x", "x_label", "measure", "y", "ci_low", "ci_high",
+           "n_prompts"]
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -60,7 +61,7 @@ def data(runs: list[Run]) -> pd.DataFrame:
                                         "x_label": x_label,
                                         "measure": measure, "y": table[measure],
                                         "ci_low": low, "ci_high": high}))
-    return pd.concat(frames, ignore_index=True)[COLUMNS]
+    return _with_prompts(pd.concat(frames, ignore_index=True), runs)[COLUMNS]
 
 
 def make(df: pd.DataFrame, kind: str = KIND):
@@ -87,7 +88,8 @@ def caption(df: pd.DataFrame, kind: str = KIND) -> str:
              "the RSP) and indirect-only path (only earlier positions do)." if kind == "cut"
              else "")
     runs = ", ".join(dict.fromkeys(df["run"]))
-    return (f"Knockout ({runs}): accuracy (95% prompt-bootstrap CI band), the share of "
+    return (f"Knockout ({runs}, {style.prompt_count(df)}): accuracy (95% prompt-bootstrap "
+            "CI band), the share of "
             "trajectories identical to the full-RSP run, the teacher-forced KL of the full-RSP "
             "distribution from the knocked one along the full run's tokens, and the next-token "
             f"entropy, against {against}. Horizontal lines: the full RSP (no knockout) and the "
@@ -121,3 +123,9 @@ def _panel(ax, rows: pd.DataFrame, kind: str, measure: str, legend: bool) -> Non
     if legend:
         ax.legend(frameon=True, framealpha=0.9, facecolor="white", edgecolor="0.8",
                   fontsize=6, loc="best")
+
+
+def _with_prompts(frame: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+    """Each row's run's prompt count (for the caption: every CI resamples these)."""
+    counts = {run.id: int(run.trajectories["prompt_id"].nunique()) for run in runs}
+    return frame.assign(n_prompts=frame["run"].map(counts))
