@@ -44,6 +44,8 @@ def data(runs: list[Run]) -> pd.DataFrame:
                 "y": table[measure], "ci_low": table[f"{measure}_lo"],
                 "ci_high": table[f"{measure}_hi"]}))
         curves = run.table(CURVES_FILE)
+        if len(curves) and "n_prompts" in curves:  # steps while half of the prompts run
+            curves = style.running_steps(curves, keys=("arm", "probe"))
         if len(curves):
             frames.append(pd.DataFrame({
                 "run": run.id, "panel": curves["probe"], "series": curves["arm"],
@@ -101,7 +103,8 @@ def caption(df: pd.DataFrame) -> str:
             "and greedy accuracy per arm "
             "with 95% prompt-bootstrap CIs. Top right and bottom left: the attention mass on "
             "the prompt's slots (mean over layers and heads) and the next-token entropy by "
-            "step, the compared arms in colour with CI bands, the controls "
+            "step (while at least half of the prompts still run), the compared arms in colour "
+            "with CI bands, the controls "
             f"({', '.join(controls)}) as thin grey lines. Bottom right: paired differences "
             "a − b on the same prompts and seeds (pass@1 and greedy accuracy) with their 95% "
             "CIs; dotted: no difference.")
