@@ -189,16 +189,27 @@ def test_collapsed_prefix_tree():
 
 
 def test_passk_curves_on_log2_axis(by_command):
+    from rsp_probe.analysis.conditions import condition_k
+    from rsp_probe.analysis.passk import default_pairs, paired_table
+
     frame, fig = figure_of("passk", by_command)
-    sampled, greedy = fig.axes
+    sampled, greedy, gain = fig.axes
+    levels = frame[frame["series"] == "level"]
     drawn = gids(sampled, "observed:") + gids(greedy, "observed:")
-    assert len(drawn) == frame["condition"].nunique() == 4
+    assert len(drawn) == levels["condition"].nunique() == 4
     assert sampled.get_ylim() == greedy.get_ylim()  # one Pass@N axis
-    for ax in (sampled, greedy):
+    for ax in (sampled, greedy, gain):
         assert ax.get_xscale() == "log"
         assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
         assert all(", k=" in t.get_text() for t in ax.get_legend().get_texts())
     assert "fraction" in sampled.get_ylabel()
+    # the paired gains are the analysis' own paired differences, one line per pair
+    run = by_command["passk"][0]
+    pairs = default_pairs(condition_k(run).index)
+    expected = paired_table(run, [1, 2, 4], pairs)
+    gains = frame[frame["series"] == "gain"]
+    assert len(gids(gain, "observed:gain:")) == len(pairs) == 2
+    np.testing.assert_allclose(gains["y"], expected["difference"], rtol=1e-7, atol=1e-12)
 
 
 def test_ablations_grouped_by_the_factors_that_differ(by_command):

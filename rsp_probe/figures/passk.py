@@ -2,7 +2,10 @@
 
 The table holds the unbiased Pass@N estimate averaged over problems with a 95% bootstrap
 CI resampling problems (rsp_probe.analysis.passk.passk_table); the figure draws it as is,
-one line with a CI band per condition, N on a log2 axis.
+one line with a CI band per condition, N on a log2 axis: sampling and greedy conditions in
+two panels on one y-axis. A third panel draws the paired difference of each RSP condition
+from its no-RSP counterpart on the same problems (rsp_probe.analysis.passk.paired_table), a
+difference too small to read off the levels.
 """
 
 from __future__ import annotations
@@ -10,13 +13,15 @@ from __future__ import annotations
 import pandas as pd
 
 from rsp_probe.analysis.conditions import condition_k
+from rsp_probe.analysis.passk import default_pairs, paired_table
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.runs import PASSK_FILE, Run
 
 NAME = "passk"
 NEEDS = ("passk",)
-COLUMNS = ["run", "condition", "k", "label", "x", "y", "ci_low", "ci_high", "n_prompts", "n"]
+COLUMNS = ["run", "series", "condition", "k", "label", "x", "y", "ci_low", "ci_high",
+           "n_prompts", "n"]
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -33,13 +38,29 @@ def data(runs: list[Run]) -> pd.DataFrame:
             "k": table["condition"].map(ks).astype(int), "x": table["k"],
             "y": table["pass_at_k"], "ci_low": table["ci_low"], "ci_high": table["ci_high"],
             "n_prompts": table["n_problems"], "n": table["n"]}))
-    out = pd.concat(frames, ignore_index=True)
+    out = pd.concat(frames, ignore_index=True).assign(series="level")
     out["label"] = [f"{c}, k={k}" for c, k in zip(out["condition"], out["k"])]
     # Runs that share a condition without an RSP (the same baseline, drawn again with the
     # same seeds) would hide each other: such a curve is drawn once, from its first run.
     first = out.groupby("label", sort=False)["run"].transform("first")
     out = out[out["run"] == first]
+    out = pd.concat([out, *(_gains(run, sorted(out["x"].unique())) for run in runs)],
+                    ignore_index=True)
     return out[COLUMNS].reset_index(drop=True)
+
+
+def _gains(run: Run, ns) -> pd.DataFrame:
+    """Pass@N of each RSP condition minus its no-RSP counterpart, paired by problem."""
+    ks = condition_k(run)
+    table = paired_table(run, [int(n) for n in ns], default_pairs(ks.index))
+    if table.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    k = table["a"].map(ks).astype(int)
+    return pd.DataFrame({
+        "run": run.id, "series": "gain", "condition": table["a"], "k": k,
+        "label": [f"{a} − {b}, k={v}" for a, b, v in zip(table["a"], table["b"], k)],
+        "x": table["k"], "y": table["difference"], "ci_low": table["ci_low"],
+        "ci_high": table["ci_high"]})
 
 
 def _in_run_order(run: Run, table: pd.DataFrame) -> pd.DataFrame:
@@ -53,10 +74,12 @@ def _in_run_order(run: Run, table: pd.DataFrame) -> pd.DataFrame:
 def make(df: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(9.0, 3.8), sharey=True, layout="tight")
+    fig, axes = plt.subplots(1, 3, figsize=(12.6, 3.9), layout="tight")
+    axes[1].sharey(axes[0])
     colors = style.k_colors(df["k"])
+    levels = df[df["series"] == "level"]
     for ax, greedy in zip(axes, (False, True)):
-        rows = df[df["condition"].str.startswith("greedy") == greedy]
+        rows = levels[levels["condition"].str.startswith("greedy") == greedy]
         for label in rows.sort_values("k", kind="stable")["label"].unique():
             curve = rows[rows["label"] == label]
             style.with_band(ax, curve, colors[int(curve["k"].iloc[0])], label, gid=label,
@@ -65,17 +88,34 @@ def make(df: pd.DataFrame):
         ax.set_title("greedy decoding" if greedy else "temperature sampling")
         ax.legend(frameon=False, loc="lower right")
     axes[0].set_ylabel("Pass@N (fraction of problems)")
+    _gain_panel(axes[2], df[df["series"] == "gain"], colors, sorted(levels["x"].unique()))
     return fig
 
 
-def _n_axis(ax, ns) -> None:
+def _gain_panel(ax, rows: pd.DataFrame, colors: dict, ns) -> None:
+    for label in rows.sort_values(["condition", "k"], kind="stable")["label"].unique():
+        curve = rows[rows["label"] == label]
+        greedy = curve["condition"].iloc[0].startswith("greedy")
+        line = style.with_band(ax, curve, colors[int(curve["k"].iloc[0])], label,
+                               gid=f"gain:{label}", marker="o", band=not greedy)
+        if greedy:  # its CI is in the CSV; four overlapping bands would hide each other
+            line.set_linestyle(":")
+    ax.axhline(0.0, color="0.3", linewidth=0.8)
+    _n_axis(ax, ns, fraction=False)
+    ax.set_ylabel("Pass@N difference, RSP − no RSP")
+    ax.set_title("paired gain from the RSP")
+    ax.legend(frameon=False, fontsize=6, loc="upper left")
+
+
+def _n_axis(ax, ns, fraction: bool = True) -> None:
     from matplotlib.ticker import FixedLocator, NullLocator
 
     ax.set_xscale("log", base=2)
     ax.xaxis.set_major_locator(FixedLocator(ns))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(ns, [f"{n:g}" for n in ns])
-    ax.set_ylim(-0.02, 1.02)
+    if fraction:
+        ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("N, samples per problem (log2 scale)")
 
 
@@ -86,5 +126,7 @@ def caption(df: pd.DataFrame) -> str:
             "no RSP), mean over problems with a 95% problem-bootstrap CI band "
             f"({style.prompt_count(df).replace('prompts', 'problems')}; {samples}). Left: "
             "temperature sampling with and without an RSP; right: greedy decoding, where an "
-            "RSP is the only source of diversity. A baseline shared by several runs is drawn "
-            "once. Paired differences with their CIs are in docs/results.md (Pass@N).")
+            "RSP is the only source of diversity (a baseline shared by several runs is drawn "
+            "once); right: the paired difference of each RSP condition from its no-RSP "
+            "counterpart on the same problems, with its 95% problem-bootstrap CI band (greedy: "
+            "dotted, its CI in passk.csv).")
