@@ -1,20 +1,18 @@
-"""Where do samples of one prompt branch? Prefix fractions, first divergences, one tree.
+"""Where do samples of one prompt branch? Prefix fractions and first divergences.
 
-From `rsp-probe branching` runs (branching.parquet plus the trajectories):
+From `rsp-probe branching` runs (branching.parquet plus the trajectories), four panels:
 
-- top left: distinct prefixes / N by step per condition, mean over prompts with a 95%
-  bootstrap CI (rsp_probe.analysis.prefix_tree.summarise_branching);
-- top left, at the right edge: distinct strategies / N per condition (the arithmetic task
-  labels each trajectory's strategy; `other` is not counted), mean over prompts, 95% CI;
-- top right: the prefix tree of the (condition, prompt) with the most branch points
-  (rsp_probe.analysis.prefix_tree.PrefixTree). Unbranched chains are collapsed: nodes are the
-  root, the branch points and the ends; x is the depth (step), an edge is labelled with its
-  first token id and "+m" for the m further tokens it stands for; each branch point is
-  annotated with the mean next-token entropy (nats) of the trajectories through it, each end
-  with the number of identical trajectories when more than one;
-- bottom row, one panel per condition: the first-divergence distribution over pairs of
-  trajectories of a prompt, pooled over prompts (bars, 95% bootstrap CI resampling
-  prompts; the last bar is "never diverged").
+- top left: distinct prefixes / N by step per condition and k, mean over prompts with a 95%
+  bootstrap CI (rsp_probe.analysis.prefix_tree.summarise_branching), while at least half of
+  the prompts still run; a k=0 condition shared by several runs is drawn once;
+- the other three, one per condition of the first run: the first-divergence distribution
+  over pairs of trajectories of a prompt, pooled over prompts (bars, 95% bootstrap CI
+  resampling prompts), steps 1-16 one by one, the later steps summed into one bar, and the
+  pairs that never diverged.
+
+The data also hold the distinct strategies / N per condition (the arithmetic task labels each
+trajectory's strategy; `other` is not counted; stated as claims) and the prefix tree of the
+(condition, prompt) with the most branch points, which branching_tree.py draws on its own.
 
 Prediction: for temperature conditions, the hazard 1 - sum_v p_a p_b of each pair along its
 shared prefix, read from the run's teacher-forced pair overlaps (or, for runs without them,
@@ -27,7 +25,7 @@ stored margins and RSP masses
 mean margin and head-and-layer-averaged mass at each step of their shared prefix (present up
 to and including the step where they diverge, NaN after). c, in logits per unit mass, is
 fitted by maximum likelihood to the same histogram, so the dashed curve is a one-parameter
-fit, not an out-of-sample prediction; its label gives c and the TV distance.
+fit, not an out-of-sample prediction; the caption gives c and the TV distance.
 """
 
 from __future__ import annotations

@@ -44,8 +44,8 @@ def data(runs: list[Run]) -> pd.DataFrame:
     # same seeds) would hide each other: such a curve is drawn once, from its first run.
     first = out.groupby("label", sort=False)["run"].transform("first")
     out = out[out["run"] == first]
-    out = pd.concat([out, *(_gains(run, sorted(out["x"].unique())) for run in runs)],
-                    ignore_index=True)
+    gains = [g for g in (_gains(run, sorted(out["x"].unique())) for run in runs) if len(g)]
+    out = pd.concat([out, *gains], ignore_index=True)
     return out[COLUMNS].reset_index(drop=True)
 
 
@@ -53,8 +53,8 @@ def _gains(run: Run, ns) -> pd.DataFrame:
     """Pass@N of each RSP condition minus its no-RSP counterpart, paired by problem."""
     ks = condition_k(run)
     table = paired_table(run, [int(n) for n in ns], default_pairs(ks.index))
-    if table.empty:
-        return pd.DataFrame(columns=COLUMNS)
+    if table.empty:  # no RSP condition with its counterpart in this run
+        return table
     k = table["a"].map(ks).astype(int)
     return pd.DataFrame({
         "run": run.id, "series": "gain", "condition": table["a"], "k": k,
@@ -80,6 +80,9 @@ def make(df: pd.DataFrame):
     levels = df[df["series"] == "level"]
     for ax, greedy in zip(axes, (False, True)):
         rows = levels[levels["condition"].str.startswith("greedy") == greedy]
+        if rows.empty:  # a run without greedy (or without sampled) conditions
+            ax.set_visible(False)
+            continue
         for label in rows.sort_values("k", kind="stable")["label"].unique():
             curve = rows[rows["label"] == label]
             style.with_band(ax, curve, colors[int(curve["k"].iloc[0])], label, gid=label,
@@ -88,7 +91,11 @@ def make(df: pd.DataFrame):
         ax.set_title("greedy decoding" if greedy else "temperature sampling")
         ax.legend(frameon=False, loc="lower right")
     axes[0].set_ylabel("Pass@N (fraction of problems)")
-    _gain_panel(axes[2], df[df["series"] == "gain"], colors, sorted(levels["x"].unique()))
+    gains = df[df["series"] == "gain"]
+    if len(gains):
+        _gain_panel(axes[2], gains, colors, sorted(levels["x"].unique()))
+    else:
+        axes[2].set_visible(False)
     return fig
 
 
