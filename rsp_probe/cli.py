@@ -292,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "OUT/figures, so the default model's figures stay)")
     reproduce.add_argument("--model", default=None, help="model (default: the embedded one)")
     reproduce.add_argument("--update-docs", action="store_true",
-                           help="rewrite the generated sections of README.md and docs/theory.md")
+                           help="rewrite the generated sections of README.md, docs/results.md "
+                                "and docs/theory.md")
     reproduce.add_argument("--overwrite", action="store_true", help="replace completed runs")
     reproduce.add_argument("--quiet", action="store_true", help="no progress bars")
     from rsp_probe.experiments.paper import add_paper_options
@@ -301,16 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(handler=cmd_reproduce)
 
     claims = sub.add_parser("claims", help="the claims table (figures/claims.json) from saved "
-                            "runs; --update-docs renders it into README.md and docs/theory.md")
-    claims.add_argument("--runs", default="figures/runs", help="runs folder (default: %(default)s)")
-    claims.add_argument("--out", default="figures/claims.json",
-                        help="claims table (default: %(default)s)")
+                            "runs; --update-docs renders the verdicts into README.md and the "
+                            "claims into docs/results.md and docs/theory.md")
+    claims.add_argument("--runs", default="figures/runs", help="runs folder (%(default)s)")
+    claims.add_argument("--out", default="figures/claims.json", help="claims table (%(default)s)")
     claims.add_argument("--keep-from", metavar="DIR", help="first keep the reproduce plan's "
                         "completed runs in DIR (e.g. runs/reproduce) compact in --runs")
     claims.add_argument("--update-docs", action="store_true",
-                        help="write the claims into README.md and docs/theory.md")
-    claims.add_argument("--check", action="store_true", help="exit 1 when README.md or "
-                        "docs/theory.md no longer state the claims the runs give")
+                        help="write the verdicts into README.md and the claims into "
+                        "docs/results.md and docs/theory.md")
+    claims.add_argument("--check", action="store_true", help="exit 1 when README.md, "
+                        "docs/results.md or docs/theory.md no longer state what the runs give")
     claims.set_defaults(handler=cmd_claims)
     show = sub.add_parser("show", help="print a run's summary again, without a model")
     show.add_argument("runs", nargs="+", help="run directories, or folders holding runs")

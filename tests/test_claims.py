@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "data" / "runs"
 DOCUMENT = ("# doc\n\ntext 1.5 outside\n\n<!-- BEGIN GENERATED RESULTS -->\n"
             "<!-- END GENERATED RESULTS -->\n\n<!-- BEGIN GENERATED COMPARISON -->\n"
-            "<!-- END GENERATED COMPARISON -->\n")
+            "<!-- END GENERATED COMPARISON -->\n\n<!-- BEGIN GENERATED VERDICTS -->\n"
+            "<!-- END GENERATED VERDICTS -->\n")
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,8 @@ def test_every_claim_states_its_own_number(golden_claims):
 
 
 def _documents(tmp_path):
-    paths = {"readme": tmp_path / "README.md", "theory": tmp_path / "theory.md"}
+    paths = {"verdicts": tmp_path / "README.md", "results": tmp_path / "results.md",
+             "theory": tmp_path / "theory.md"}
     for path in paths.values():
         path.write_text(DOCUMENT)
     return paths
@@ -115,14 +117,14 @@ def test_a_number_edited_by_hand_fails_the_check(tmp_path, golden_claims):
     paths = _documents(tmp_path)
     update_documents(golden_claims, paths)
     assert all(check_document(golden_claims, p, d) == [] for d, p in paths.items())
-    assert "text 1.5 outside" in paths["readme"].read_text()
+    assert "text 1.5 outside" in paths["results"].read_text()
     claim = golden_claims.by_id()["entropy.lift.early.k4"]
     number = f"{claim.value:+.3f}"
     edited = f"{claim.value + 0.01:+.3f}"
-    text = paths["readme"].read_text()
+    text = paths["results"].read_text()
     assert text.count(number + " nats") == 1
-    paths["readme"].write_text(text.replace(number + " nats", edited + " nats"))
-    problems = check_document(golden_claims, paths["readme"], "readme")
+    paths["results"].write_text(text.replace(number + " nats", edited + " nats"))
+    problems = check_document(golden_claims, paths["results"], "results")
     assert len(problems) == 1 and "entropy.lift.early.k4" in problems[0]
 
 
@@ -140,7 +142,7 @@ def test_missing_runs_are_said(golden_runs, tmp_path):
     assert "knockout" in table.missing and "entropy" not in table.missing
     paths = _documents(tmp_path)
     update_documents(table, paths)
-    text = paths["readme"].read_text()
+    text = paths["results"].read_text()
     assert "Not measured, their runs are missing: " in text
     assert "knockout (no run knockout)" in text
 
@@ -198,7 +200,7 @@ def test_cli_claims_writes_and_checks(tmp_path, monkeypatch, capsys):
     shutil.copytree(GOLDEN / "entropy", full / "entropy")
     shutil.copytree(GOLDEN / "entropy", full / "not-in-the-plan")
     (tmp_path / "docs").mkdir()
-    for name in ("README.md", "docs/theory.md"):
+    for name in ("README.md", "docs/results.md", "docs/theory.md"):
         (tmp_path / name).write_text(DOCUMENT)
     (tmp_path / "docs" / "train-rl.md").write_text(
         "# rl\n\n<!-- BEGIN GENERATED TRAIN-RL -->\n<!-- END GENERATED TRAIN-RL -->\n")
@@ -210,8 +212,16 @@ def test_cli_claims_writes_and_checks(tmp_path, monkeypatch, capsys):
     assert main(["claims", "--runs", "runs", "--check"]) == 0
     table = json.loads((tmp_path / "claims.json").read_text())
     sentence = next(c["sentence"] for c in table["claims"] if "k=" in c["sentence"])
-    readme = (tmp_path / "README.md").read_text()
-    (tmp_path / "README.md").write_text(readme.replace(sentence, sentence.replace("k=", "k =")))
+    results = (tmp_path / "docs" / "results.md").read_text()
+    (tmp_path / "docs" / "results.md").write_text(
+        results.replace(sentence, sentence.replace("k=", "k =")))
+    assert main(["claims", "--runs", "runs", "--check"]) == 1
+    (tmp_path / "docs" / "results.md").write_text(results)
+    assert main(["claims", "--runs", "runs", "--check"]) == 0
+    readme = (tmp_path / "README.md").read_text()  # the verdict table is checked too
+    assert "**supported**" in readme or "**inconclusive**" in readme
+    (tmp_path / "README.md").write_text(readme.replace("**inconclusive**", "**supported**")
+                                        .replace("**contradicted**", "**supported**"))
     assert main(["claims", "--runs", "runs", "--check"]) == 1
     capsys.readouterr()
     assert main(["claims", "--runs", "nowhere"]) == 2
@@ -233,19 +243,22 @@ def test_committed_documents_state_the_committed_runs(committed_runs, tmp_path):
             assert claim[key] == (None if expected is None else
                                   pytest.approx(expected, rel=1e-9, abs=1e-12))
     readme = ROOT / "README.md"
-    for document, path in (("readme", readme), ("theory", ROOT / "docs" / "theory.md")):
+    results = ROOT / "docs" / "results.md"
+    for document, path in (("verdicts", readme), ("results", results),
+                           ("theory", ROOT / "docs" / "theory.md")):
         assert check_document(table, path, document) == []
     for folder in sorted(p for p in (ROOT / "figures" / "runs").iterdir() if p.is_dir()):
         check_evidence(folder)
-    # The README itself, one number edited by hand: the check names that claim.
+    # The results page itself, one number edited by hand: the check names that claim.
     claim = table.by_id()["entropy.lift.early.k16"]
     number = f"{claim.value:+.3f} nats"
-    copy = tmp_path / "README.md"
-    lines = readme.read_text().splitlines(keepends=True)
+    (tmp_path / "docs").mkdir()
+    copy = tmp_path / "docs" / "results.md"
+    lines = results.read_text().splitlines(keepends=True)
     at = next(i for i, line in enumerate(lines) if line.endswith(f"<!-- {claim.id} -->\n"))
     lines[at] = lines[at].replace(number, f"{claim.value + 0.1:+.3f} nats")
     copy.write_text("".join(lines))
-    problems = check_document(table, copy, "readme")
+    problems = check_document(table, copy, "results")
     assert len(problems) == 1 and "entropy.lift.early.k16" in problems[0]
 
 

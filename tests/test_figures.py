@@ -21,7 +21,8 @@ from rsp_probe.runs import find_runs
 
 RUNS = Path(__file__).parent / "data" / "runs"
 NAMES = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
-         "compare_prompts", "train_rl", "ablations")
+         "compare_prompts", "train_rl", "ablations", "branching_tree", "mechanism",
+         "knockout_layers")
 
 
 def sha256(path: Path) -> str:
@@ -75,7 +76,8 @@ def test_every_figure_written_with_a_matching_manifest(rendered):
     hashes = {r.id: r.config_hash for r in find_runs([RUNS])}
     for name in NAMES:
         entry = manifest["figures"][name]
-        assert set(entry["outputs"]) == {f"{name}.png", f"{name}.pdf", f"{name}.csv"}
+        assert set(entry["outputs"]) == {f"{name}.png", f"{name}.pdf", f"{name}.csv",
+                                         f"{name}.caption.md"}
         for file, digest in entry["outputs"].items():
             assert (out / file).stat().st_size > 0
             assert sha256(out / file) == digest
@@ -96,7 +98,7 @@ def test_rendering_twice_gives_identical_bytes(rendered, tmp_path):
     render_all([RUNS], tmp_path)
     files = sorted(p.name for p in out.iterdir())
     assert files == sorted(p.name for p in tmp_path.iterdir())
-    assert len(files) == 3 * len(NAMES) + 1
+    assert len(files) == 4 * len(NAMES) + 1
     for name in files:
         assert sha256(out / name) == sha256(tmp_path / name), name
 
@@ -109,11 +111,11 @@ def test_entropy_one_curve_per_condition_in_nats(by_command):
     assert len(ax.collections) == len(conditions)  # one CI band each
     assert "nats" in ax.get_ylabel() and ax.get_xscale() == "log"
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["k=0 (n=4 prompts)", "k=4 (n=4 prompts)", "k=16 (n=4 prompts)"]
+    assert labels == ["k=0", "k=4", "k=16"]  # sample sizes go in the caption
     assert frame["n_prompts"].eq(4).all()
 
 
-def test_attention_layers_fit_and_inset_without_envelope(by_command):
+def test_attention_layers_fit_on_a_shared_fraction_axis_without_envelope(by_command):
     frame, fig = figure_of("attention", by_command)
     n_layers = find_runs([RUNS / "attention"])[0].config["model_info"]["n_layers"]
     panels = [ax for ax in fig.axes if ax.get_title().startswith("RSP attention mass")]
@@ -126,9 +128,9 @@ def test_attention_layers_fit_and_inset_without_envelope(by_command):
         assert all(line.get_linestyle() == "--" for line in ax.get_lines()
                    if (line.get_gid() or "").startswith("theory:"))
         legend = [t.get_text() for t in ax.get_legend().get_texts()]
-        assert not any("envelope" in t for t in legend)
-        (inset,) = ax.child_axes
-        assert inset.get_xscale() == inset.get_yscale() == "log"
+        assert not any("envelope" in t for t in legend) and len(legend) <= 6
+        assert ax.get_ylim() == panels[0].get_ylim()  # k compared on one axis
+        assert 0 <= ax.get_ylim()[0] < ax.get_ylim()[1] <= 1
     fit = json.loads((RUNS / "attention" / "dilution_fit.json").read_text())
     delta = next(f for f in fit["k16"]["layers"]["-1"]["fits"] if f["model"] == "dilution")
     rows = frame[(frame["condition"] == "k16") & (frame["series"] == "dilution_fit")
@@ -150,7 +152,7 @@ def test_influence_panels_and_slope(by_command):
     assert len(gids(scatter, "theory:slope2")) == 1 and len(gids(scatter, "fit:")) == 1
     legend = [t.get_text() for t in scatter.get_legend().get_texts()]
     assert any("theory: slope 2" in t for t in legend)
-    assert any(t.startswith("fit: slope") and "95% CI" in t for t in legend)
+    assert any(t.startswith("fit: slope") and "[" in t for t in legend)
     fit = frame[frame["series"] == "fit"]
     assert (fit["slope_ci_low"] <= fit["slope"]).all()
     assert (fit["slope"] <= fit["slope_ci_high"]).all()
@@ -158,17 +160,21 @@ def test_influence_panels_and_slope(by_command):
 
 def test_branching_fraction_divergence_and_tree(by_command):
     frame, fig = figure_of("branching", by_command)
-    fraction, tree, *divergence = fig.axes
+    fraction, *divergence = [ax for ax in fig.axes if ax.get_visible()]
     assert len(gids(fraction, "observed:")) == 3
     assert len(divergence) == 3
     titles = {ax.get_title().split(": ")[1]: ax for ax in divergence}
     for name in ("greedy+rsp", "temp", "temp+rsp"):  # greedy: fitted c; temp: collision hazard
         assert gids(titles[name], "theory:")
-    nodes = frame[frame["panel"] == "tree"]
-    assert len(gids(tree, "tree:edge")) == len(nodes) - 1
-    assert nodes["is_branch"].astype(bool).sum() == 3
+    legend = [t.get_text() for t in fraction.get_legend().get_texts()]
+    assert legend == ["greedy+rsp, k=4", "temp, k=0", "temp+rsp, k=4"]  # the k named
     predicted = frame[frame["series"] == "predicted"]
     assert predicted.groupby("condition")["y"].sum().to_numpy() == pytest.approx(1.0)
+    nodes, tree_fig = figure_of("branching_tree", by_command)
+    tree, bar = tree_fig.axes  # the entropy at a branch point is its colour: a colour bar
+    assert "entropy" in bar.get_ylabel() and "nats" in bar.get_ylabel()
+    assert len(gids(tree, "tree:edge")) == len(nodes) - 1
+    assert nodes["is_branch"].astype(bool).sum() == 3
 
 
 def test_collapsed_prefix_tree():
@@ -185,23 +191,40 @@ def test_collapsed_prefix_tree():
 
 
 def test_passk_curves_on_log2_axis(by_command):
+    from rsp_probe.analysis.conditions import condition_k
+    from rsp_probe.analysis.passk import default_pairs, paired_table
+
     frame, fig = figure_of("passk", by_command)
-    (ax,) = fig.axes
-    assert len(gids(ax, "observed:")) == frame["condition"].nunique() == 4
-    assert ax.get_xscale() == "log" and "fraction" in ax.get_ylabel()
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+    sampled, greedy, gain = fig.axes
+    levels = frame[frame["series"] == "level"]
+    drawn = gids(sampled, "observed:") + gids(greedy, "observed:")
+    assert len(drawn) == levels["condition"].nunique() == 4
+    assert sampled.get_ylim() == greedy.get_ylim()  # one Pass@N axis
+    for ax in (sampled, greedy, gain):
+        assert ax.get_xscale() == "log"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "4"]
+        assert all(", k=" in t.get_text() for t in ax.get_legend().get_texts())
+    assert "fraction" in sampled.get_ylabel()
+    # the paired gains are the analysis' own paired differences, one line per pair
+    run = by_command["passk"][0]
+    pairs = default_pairs(condition_k(run).index)
+    expected = paired_table(run, [1, 2, 4], pairs)
+    gains = frame[frame["series"] == "gain"]
+    assert len(gids(gain, "observed:gain:")) == len(pairs) == 2
+    np.testing.assert_allclose(gains["y"], expected["difference"], rtol=1e-7, atol=1e-12)
 
 
 def test_ablations_grouped_by_the_factors_that_differ(by_command):
     frame, fig = figure_of("ablations", by_command)
     assert list(dict.fromkeys(frame["factor"])) == ["k", "temperature"]
     assert set(frame["metric"]) == {"early_entropy", "early_mass", "pass_at_n"}
-    axes = np.array(fig.axes).reshape(3, 2)
-    assert "nats" in axes[0, 0].get_ylabel() and "fraction" in axes[1, 0].get_ylabel()
-    for metric, row in zip(["early_entropy", "early_mass", "pass_at_n"], axes):
-        for factor, ax in zip(["k", "temperature"], row):
-            hues = frame[(frame["metric"] == metric) & (frame["factor"] == factor)]["hue"]
-            assert len(gids(ax, "observed:")) == hues.nunique()
+    entropy, mass, passk = fig.axes  # one panel per metric, the variants shared
+    assert "nats" in entropy.get_xlabel() and "fraction" in mass.get_xlabel()
+    assert entropy.get_ylim() == mass.get_ylim() == passk.get_ylim()
+    for metric, ax in zip(["early_entropy", "early_mass", "pass_at_n"], fig.axes):
+        assert all(t.get_text().startswith("k=") for t in ax.get_legend().get_texts())
+        ks = frame[(frame["metric"] == metric) & (frame["factor"] == "k")]["level"]
+        assert len(gids(ax, "observed:")) == ks.nunique()
     entropy_k16 = frame[(frame["metric"] == "early_entropy") & (frame["condition"] == "k16")]
     assert (entropy_k16["ci_low"] <= entropy_k16["y"]).all()
 
@@ -223,7 +246,7 @@ def test_several_runs_grouped_by_the_config_fields_that_differ(tmp_path):
     assert set(frame.loc[frame["factor"] == "k", "hue"]) == {"sigma_scale=1", "sigma_scale=2"}
     # The main entropy figure keeps to the paper's law; the sigma 2 run is an ablation.
     labels = set(entropy.data(runs)["label"])
-    assert labels == {"k=0 (n=4 prompts)", "k=4 (n=4 prompts)", "k=16 (n=4 prompts)"}
+    assert labels == {"k=0", "k=4", "k=16"}
 
 
 def test_missing_runs_are_skipped_with_the_command_name(tmp_path):

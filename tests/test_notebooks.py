@@ -171,3 +171,24 @@ def test_the_cli_chooses_agg_only_for_itself(monkeypatch):
     with file_backend():
         pass
     assert os.environ["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
+
+
+GRADED = {"knockout", "dose", "passk", "compare-prompts"}  # figures that draw accuracy
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != REAL_MODEL],
+                         ids=lambda p: p.stem)
+def test_runs_that_draw_accuracy_reach_their_answers(executed, path):
+    """A notebook whose figure draws accuracy runs long enough for the default model to write
+    its answers (12 tokens used to end every trajectory before one): most trajectories are
+    graded and some are right, so the accuracy panels are not zero by construction."""
+    from rsp_probe.runs import find_runs
+
+    _, workdir, error = executed[path.stem]
+    assert error is None, error
+    for run in find_runs([workdir]):
+        if run.command not in GRADED:
+            continue
+        trajectories = run.trajectories
+        assert trajectories["answer"].notna().mean() >= 0.5, run.path
+        assert trajectories["correct"].fillna(False).astype(bool).any(), run.path

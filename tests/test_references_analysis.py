@@ -100,7 +100,7 @@ def test_entropy_figure_plots_the_known_means(tmp_path):
         expected = (1.0 if row.k == 4 else 0.0) + 0.1 + 0.1 + row.x / 10  # mean j 0.1, sample 0.1
         assert row.y == pytest.approx(expected, abs=1e-6)
         assert row.ci_low <= row.y <= row.ci_high and row.n_prompts == 3
-        assert row.label == f"k={row.k} (n=3 prompts)"
+        assert row.label == f"k={row.k}"  # the sample size is in the caption
     assert sorted(df["x"].unique()) == [1, 2, 3, 4, 5]
 
 
@@ -113,12 +113,21 @@ def test_passk_figure_plots_the_known_pass_at_k(tmp_path):
                      config={"conditions": ["rsp+temp", "temp"]},
                      tables={PASSK_FILE: passk_table(staged, ks=(1, 2, 4))})
     df = passk.data([run])
-    assert df["condition"].tolist()[:3] == ["rsp+temp"] * 3  # the command's order
-    for row in df.itertuples():
+    levels = df[df["series"] == "level"]
+    assert levels["condition"].tolist()[:3] == ["rsp+temp"] * 3  # the command's order
+    for row in levels.itertuples():
         expected = np.mean([1 - comb(4 - c, row.x) / comb(4, row.x)
                             for c in counts[row.condition]])
         assert row.y == pytest.approx(expected)
         assert row.n_prompts == 4 and row.n == 4
+        assert row.ci_low <= row.y <= row.ci_high
+    gains = df[df["series"] == "gain"]  # rsp+temp minus temp, problem by problem
+    assert sorted(gains["x"]) == [1, 2, 4]
+    for row in gains.itertuples():
+        expected = np.mean([comb(4 - b, row.x) / comb(4, row.x)
+                            - comb(4 - a, row.x) / comb(4, row.x)
+                            for a, b in zip(counts["rsp+temp"], counts["temp"])])
+        assert row.y == pytest.approx(expected)
         assert row.ci_low <= row.y <= row.ci_high
 
 

@@ -1,5 +1,6 @@
 """`rsp-probe claims`: the claims table from saved runs, written to figures/claims.json and,
-with --update-docs, into the README and docs/theory.md; --check compares the documents with
+with --update-docs, into the README (the verdict table), docs/results.md (every claim) and
+docs/theory.md; --check compares the documents with
 the recomputed claims instead of writing them. No torch."""
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from rsp_probe.claims.documents import (
 )
 from rsp_probe.errors import UsageError
 
-DOCUMENT_PATHS = {"readme": Path("README.md"), "theory": Path("docs/theory.md"),
-                  "train-rl": Path("docs/train-rl.md")}
+# the README holds the verdict table; docs/results.md every claim; docs/theory.md the theory's;
+# docs/train-rl.md the training experiment's
+DOCUMENT_PATHS = {"verdicts": Path("README.md"), "results": Path("docs/results.md"),
+                  "theory": Path("docs/theory.md"), "train-rl": Path("docs/train-rl.md")}
 
 
 def plan_runs(runs_dir) -> dict:

@@ -67,7 +67,8 @@ class NotMeasured:
 @dataclass(frozen=True)
 class Family:
     """A registered claim family: the runs it needs, the document it belongs to
-    ("readme" or "theory"), and compute(runs by name) -> Claims."""
+    ("results": docs/results.md, or "theory": docs/theory.md), and
+    compute(runs by name) -> Claims."""
 
     name: str
     section: str
@@ -79,7 +80,7 @@ class Family:
 _FAMILIES: dict[str, Family] = {}
 
 
-def claim_family(name: str, section: str, runs: tuple[str, ...], document: str = "readme"):
+def claim_family(name: str, section: str, runs: tuple[str, ...], document: str = "results"):
     """Register `compute` under `name`; a second family with the same name is an error."""
     def register(compute):
         if name in _FAMILIES:

@@ -1,7 +1,7 @@
-"""The claims table on disk (figures/claims.json) and in the documents: the README's results
-section and docs/theory.md's comparison are rendered from the claims alone, one bullet per
-claim with its id in an HTML comment, so a checker can tell which sentence states which
-number. No torch."""
+"""The claims table on disk (figures/claims.json) and in the documents, each rendered from the
+claims alone: the README's verdict table (rsp_probe.claims.verdicts), docs/results.md's full
+list and docs/theory.md's comparison, one bullet per claim with its id in an HTML comment, so
+a checker can tell which sentence states which number. No torch."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from rsp_probe.claims.core import ClaimsTable, families
 from rsp_probe.theory.calibration import MIN_ACCEPTANCE, MIN_POWER
 
 CLAIMS_FILE = "claims.json"
-README_MARKERS = ("<!-- BEGIN GENERATED RESULTS -->", "<!-- END GENERATED RESULTS -->")
+RESULTS_MARKERS = ("<!-- BEGIN GENERATED RESULTS -->", "<!-- END GENERATED RESULTS -->")
+VERDICT_MARKERS = ("<!-- BEGIN GENERATED VERDICTS -->", "<!-- END GENERATED VERDICTS -->")
 THEORY_MARKERS = (BEGIN, END)
 BULLET = re.compile(r"^- (?P<sentence>.*) <!-- (?P<id>[^ ]+) -->$")
 
@@ -41,8 +42,38 @@ def _preamble() -> list[str]:
             "they show, nulls and contradictions of the paper included.", ""]
 
 
-def render(table: ClaimsTable, document: str) -> str:
-    """The generated Markdown of `document` ("readme" or "theory") from the claims alone."""
+# where each document finds the figures, relative to its own folder
+FIGURES_FROM = {"verdicts": "figures", "results": "../figures"}
+HEADLINE_FIGURE = "mechanism"
+CAPTION_SUFFIX = ".caption.md"  # as rsp_probe.figures.render writes them
+
+
+def _figure(folder: Path | None, link: str, name: str) -> list[str]:
+    """A figure with its generated caption, or nothing when it was not drawn."""
+    if folder is None or not (folder / f"{name}{CAPTION_SUFFIX}").exists():
+        return []
+    text = (folder / f"{name}{CAPTION_SUFFIX}").read_text(encoding="utf-8").strip()
+    return [f"![{name}]({link}/{name}.png)", "", f"*{name}.png*: {text}", ""]
+
+
+def _gallery(folder: Path | None, link: str) -> list[str]:
+    from rsp_probe.figures import FIGURE_NAMES
+
+    lines = []
+    for name in dict.fromkeys([HEADLINE_FIGURE, *FIGURE_NAMES]):
+        lines += _figure(folder, link, name)
+    return ["## Figures", "", *lines] if lines else []
+
+
+def render(table: ClaimsTable, document: str, figures: Path | None = None) -> str:
+    """The generated Markdown of `document` ("verdicts", "results" or "theory") from the
+    claims alone, and, for the README and docs/results.md, the figures' generated captions
+    found in `figures` (the folder `rsp-probe figures` wrote)."""
+    if document == "verdicts":
+        from rsp_probe.claims.verdicts import render_table
+
+        head = _figure(figures, FIGURES_FROM[document], HEADLINE_FIGURE)
+        return "\n".join(head) + ("\n" if head else "") + render_table(table)
     documents = {f.name: f.document for f in families()}
     lines = _preamble()
     if document == "theory":
@@ -63,11 +94,19 @@ def render(table: ClaimsTable, document: str) -> str:
                for what in whats]
     if lacking:
         lines += ["Not measured, their runs lack the data: " + "; ".join(lacking) + ".", ""]
+    if document == "results":
+        lines += _gallery(figures, FIGURES_FROM[document])
     return "\n".join(lines).rstrip() + "\n"
 
 
+def figures_for(path: Path, document: str) -> Path | None:
+    """The figures folder a document at `path` links to (None for docs/theory.md)."""
+    link = FIGURES_FROM.get(document)
+    return None if link is None else Path(path).parent / link
+
+
 TRAIN_RL_MARKERS = ("<!-- BEGIN GENERATED TRAIN-RL -->", "<!-- END GENERATED TRAIN-RL -->")
-DOCUMENTS = {"readme": README_MARKERS, "theory": THEORY_MARKERS,
+DOCUMENTS = {"verdicts": VERDICT_MARKERS, "results": RESULTS_MARKERS, "theory": THEORY_MARKERS,
              "train-rl": TRAIN_RL_MARKERS}  # docs/train-rl.md
 
 
@@ -77,7 +116,8 @@ def update_documents(table: ClaimsTable, paths: dict[str, Path]) -> None:
     for document, path in paths.items():
         split_at_markers(path, *DOCUMENTS[document])
     for document, path in paths.items():
-        replace_generated(path, render(table, document), *DOCUMENTS[document])
+        replace_generated(path, render(table, document, figures_for(path, document)),
+                          *DOCUMENTS[document])
 
 
 def generated_section(path: Path, markers: tuple[str, str]) -> str:
@@ -92,7 +132,7 @@ def check_document(table: ClaimsTable, path: Path, document: str) -> list[str]:
     from what the claims render to. Empty when the document states exactly the claims."""
     claims = table.by_id()
     found = generated_section(path, DOCUMENTS[document]).strip("\n").splitlines()
-    expected = render(table, document).strip("\n").splitlines()
+    expected = render(table, document, figures_for(path, document)).strip("\n").splitlines()
     problems = []
     for line in found:
         match = BULLET.match(line)

@@ -92,6 +92,7 @@ EXPERIMENT = register_experiment(Experiment(
     name="branching", help="prefix trees of N trajectories per prompt: where greedy+rsp, temp "
     "and temp+rsp branch", run=run_branching, options=BranchingOptions,
     describe="rsp_probe.analysis.summaries:describe_branching",
-    defaults={"samples": 8, "temperature": 1.0}, figures=("branching",), derive=branching_file,
+    defaults={"samples": 8, "temperature": 1.0}, figures=("branching", "branching_tree"),
+    derive=branching_file,
     summarize=branching_table,
     theory="rsp_probe.analysis.theory_report:branching_section"))

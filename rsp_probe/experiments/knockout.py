@@ -169,5 +169,5 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_knockout, options=KnockoutOptions,
     describe="rsp_probe.analysis.summaries:describe_knockout",
     defaults={"rsp_tokens": (4,), "samples": 4, "temperature": 1.0, "max_new_tokens": 32},
-    figures=("knockout",), derive=knockout_file, summarize=knockout_summary,
+    figures=("knockout", "knockout_layers"), derive=knockout_file, summarize=knockout_summary,
     trajectory_order="condition"))

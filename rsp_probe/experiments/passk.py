@@ -52,5 +52,5 @@ EXPERIMENT = register_experiment(Experiment(
     name="passk", help="Pass@k per condition (temp, rsp+temp, greedy+rsp, greedy) with paired "
     "CIs", run=run_passk, options=PasskOptions,
     describe="rsp_probe.analysis.summaries:describe_passk",
-    defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations"),
+    defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations", "mechanism"),
     derive=passk_file, summarize=passk_summary))

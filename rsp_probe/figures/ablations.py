@@ -152,54 +152,102 @@ def data(runs: list[Run]) -> pd.DataFrame:
     return out[COLUMNS].reset_index(drop=True)
 
 
+PAPER_SETTINGS = {"sigma_scale": 1.0, "placement": "suffix", "law": "gaussian",
+                  "fixed_draw": False}
+
+
+def variant(row) -> str:
+    """How a unit differs from the paper's law and placement, and its temperature."""
+    parts = []
+    if "sigma_scale" in row and row["sigma_scale"] == row["sigma_scale"] \
+            and float(row["sigma_scale"]) != 1.0:
+        parts.append(f"σ×{float(row['sigma_scale']):g}")
+    if row.get("placement", "suffix") != "suffix":
+        parts.append(f"{row['placement']} placement")
+    if row.get("law", "gaussian") != "gaussian":
+        parts.append(f"{row['law']} law")
+    if bool(row.get("fixed_draw", False)):
+        parts.append("one fixed draw")
+    parts.append(f"T={float(row['temperature']):g}")
+    return ", ".join(parts)
+
+
 def make(df: pd.DataFrame):
+    """One panel per metric; one row per variant (the paper's settings, or what differs from
+    them, and the temperature), one colour per k, the point with its 95% CI."""
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in METRICS if m in set(df["metric"])]
-    factors = list(dict.fromkeys(df["factor"]))
-    fig, axes = plt.subplots(len(metrics), len(factors), squeeze=False,
-                             figsize=(3.4 * len(factors) + 0.6, 2.5 * len(metrics) + 0.5),
-                             layout="tight")
-    for j, factor in enumerate(factors):
-        column = df[df["factor"] == factor]
-        hues = list(dict.fromkeys(column["hue"]))
-        colors = dict(zip(hues, style.palette(len(hues))))
-        for i, metric in enumerate(metrics):
-            ax = axes[i, j]
-            _panel(ax, column[column["metric"] == metric], colors, column)
-            ax.set_ylabel(METRICS[metric] if j == 0 else "")
-            ax.set_xlabel(factor if i == len(metrics) - 1 else "")
-        proxies = [plt.Line2D([], [], color=colors[h], marker="o", markersize=3) for h in hues]
-        axes[-1, j].legend(proxies, hues, loc="upper center", bbox_to_anchor=(0.5, -0.25),
-                           frameon=False, title="other varied factors")
-    fig.suptitle("Ablations: mean and 95% CI over prompts (problems for Pass@N)")
+    units = _drawn_units(df)
+    metrics = [m for m in METRICS if m in set(units["metric"])]
+    variants = list(dict.fromkeys(units.sort_values(["_v"], kind="stable")["variant"]))
+    ks = sorted(set(units["k"]))
+    colors = {0: (0.0, 0.0, 0.0), **dict(zip([k for k in ks if k], style.palette(len(ks))))}
+    fig, axes = plt.subplots(1, len(metrics), squeeze=False, sharey=True,
+                             figsize=(3.0 * len(metrics) + 1.4, 0.32 * len(variants) + 1.6))
+    for ax, metric in zip(axes[0], metrics):
+        rows = units[units["metric"] == metric]
+        offsets = np.linspace(-0.22, 0.22, max(len(ks), 1)) if len(ks) > 1 else [0.0]
+        for offset, k in zip(offsets, ks):
+            mine = rows[rows["k"] == k]
+            if mine.empty:
+                continue
+            y = np.array([variants.index(v) for v in mine["variant"]]) + offset
+            err = np.clip(np.vstack([mine["y"] - mine["ci_low"], mine["ci_high"] - mine["y"]]),
+                          0, None)
+            bars = ax.errorbar(mine["y"], y, xerr=err, fmt="o", color=colors[k], markersize=3,
+                               capsize=1.5, linewidth=1, label=f"k={k}")
+            bars.lines[0].set_gid(f"observed:{metric}:k{k}")
+        if metric == "early_entropy":
+            ax.axvline(0.0, color="0.5", linewidth=0.8, linestyle=":")
+        else:
+            ax.set_xlim(-0.02, 1.02)
+        ax.set_xlabel(METRICS[metric].replace("\n", " ") if len(METRICS[metric]) < 40
+                      else METRICS[metric])
+        ax.legend(frameon=False, fontsize=6, loc="best")
+    axes[0, 0].set_yticks(range(len(variants)), variants)
+    axes[0, 0].invert_yaxis()
     return fig
 
 
-def _panel(ax, rows: pd.DataFrame, colors: dict, factor_rows: pd.DataFrame) -> None:
-    levels = factor_rows.drop_duplicates("x").sort_values("x")
-    hues = list(colors)
-    width = 0.6 / max(len(hues), 1)
-    for index, hue in enumerate(hues):
-        mine = rows[rows["hue"] == hue].sort_values("x")
-        if mine.empty:
-            continue
-        x = mine["x"] + (index - (len(hues) - 1) / 2) * width
-        err = np.clip(np.vstack([mine["y"] - mine["ci_low"], mine["ci_high"] - mine["y"]]),
-                      0, None)
-        bars = ax.errorbar(x, mine["y"], yerr=err, fmt="o-", color=colors[hue], markersize=3,
-                           capsize=2, linewidth=1, label=hue)
-        bars.lines[0].set_gid(f"observed:{hue}")
-    metric = rows["metric"].iloc[0] if not rows.empty else None
-    if metric == "early_entropy":
-        ax.axhline(0.0, color="0.5", linewidth=0.8, linestyle=":")
-    elif metric == "pass_at_n":
-        ax.set_ylim(-0.02, 1.02)
-    elif metric == "early_mass":
-        ax.set_ylim(bottom=0)
-    ax.set_xticks(levels["x"], levels["level"])
-    ax.set_xlim(-0.6, len(levels) - 0.4)
-    if metric is not None:
-        n = rows["n_prompts"]
-        ax.set_title(f"n={n.min()}" + (f"–{n.max()}" if n.max() != n.min() else "") +
-                     (" problems" if metric == "pass_at_n" else " prompts"), fontsize=7)
+def _drawn_units(df: pd.DataFrame) -> pd.DataFrame:
+    """Each (metric, run, condition) once, with its k and variant; a baseline shared by
+    several runs (the same condition, settings and numbers) once."""
+    units = df[df["factor"] == df["factor"].iloc[0]].copy()
+    k_rows = df[df["factor"] == "k"]
+    units["k"] = (k_rows.set_index(["metric", "run", "condition"])["level"].astype(float)
+                  .astype(int).reindex(pd.MultiIndex.from_frame(
+                      units[["metric", "run", "condition"]])).to_numpy()
+                  if not k_rows.empty else 0)
+    units["variant"] = [variant(row) for row in _settings(df, units)]
+    units = units.drop_duplicates(["metric", "variant", "k", "y", "ci_low", "ci_high"])
+    main = units["variant"].str.fullmatch(r"T=[0-9.]+")
+    units["_v"] = np.where(main, 0, 1)
+    return units
+
+
+def _settings(df: pd.DataFrame, units: pd.DataFrame) -> list[dict]:
+    """Per unit, the level of every factor the frame varies (the paper's value otherwise)."""
+    levels = df.pivot_table(index=["metric", "run", "condition"], columns="factor",
+                            values="level", aggfunc="first")
+    out = []
+    for key in units[["metric", "run", "condition"]].itertuples(index=False):
+        found = levels.loc[tuple(key)].dropna().to_dict() if tuple(key) in levels.index else {}
+        row = {**PAPER_SETTINGS, "temperature": 0.7, **found}
+        row["fixed_draw"] = str(row["fixed_draw"]) == "True"
+        out.append(row)
+    return out
+
+
+def caption(df: pd.DataFrame) -> str:
+    n = df.drop_duplicates(["metric", "run", "condition"])
+    prompts = style.prompt_count(n[n["metric"] != "pass_at_n"])
+    problems = style.prompt_count(n[n["metric"] == "pass_at_n"]).replace("prompts",
+                                                                         "problems")
+    return ("Ablations: how the early effect of an RSP changes with the law, the sigma scale, "
+            "the placement, a fixed draw and the temperature, one row per variant (the "
+            "paper's settings are those rows that name only a temperature), one colour per k, "
+            "the mean with its 95% bootstrap CI. Left: the early entropy lift, per prompt the "
+            "mean entropy over steps 1-3 with the RSP minus without at the same temperature "
+            f"({prompts}); middle: the attention mass on the RSP at step 1 (mean over layers "
+            "and heads); right: Pass@N at the largest N of the passk runs "
+            f"({problems}; a baseline shared by two runs is drawn once).")

@@ -16,6 +16,7 @@ advantage delta_t), rsp_probe.analysis.budget.budget_frame.
 No envelope (rsp_probe.theory.envelope) is drawn: it bounds a head whose attention logits
 lie in [-B, B], and runs do not store logits, so B cannot be measured; a B chosen from the
 fitted delta would contain the fit by construction and show nothing (docs/theory.md, 2.2).
+Steps are drawn while at least half of the prompts still run (style.running_steps).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ NEEDS = ("attention",)
 COLUMNS = ["run", "condition", "k", "panel", "layer", "series", "label", "x", "y", "ci_low",
            "ci_high", "n_prompts", "n", "delta"]
 BUDGET_PANEL = " budget"  # suffix of the dilution/suppression panels' names
-MAX_LEGEND_LAYERS = 8  # more layers: a colour bar, and CI bands for the mean only
+MAX_LEGEND_LAYERS = 4  # more layers: a colour bar, and CI bands for the mean only
 
 
 def _fits(run: Run) -> dict:
@@ -64,7 +65,8 @@ def _run_rows(run: Run) -> pd.DataFrame:
     if masses.empty:
         raise UsageError(f"{run.path}: no rsp_attention probe values to draw")
     steps = sorted(masses["step"].unique())
-    summary = summarise_by_step(masses, steps=steps, by=("condition", "layer")).rename(
+    summary = summarise_by_step(masses, steps=steps, by=("condition", "layer"))
+    summary = style.running_steps(summary, keys=("condition", "layer")).rename(
         columns={"step": "x", "mean": "y"}).assign(series="observed")
     fits = _fits(run)
     frames = [summary]
@@ -89,6 +91,13 @@ def _budget_rows(run: Run) -> list[pd.DataFrame]:
         return []
     frame = budget_frame(run)
     frame = frame[np.isfinite(frame["total"])]
+    # the steps at which at least half of the prompts still run, as for the masses
+    prompts = frame.groupby(["condition", "step"])["prompt_id"].nunique() \
+        if "prompt_id" in frame else frame.groupby(["condition", "step"])["trajectory"].nunique()
+    most = prompts.groupby(level="condition").transform("max")
+    keep = prompts[prompts >= style.RUNNING_SHARE * most].index
+    frame = frame.set_index(["condition", "step"]).loc[lambda f: f.index.isin(keep)]
+    frame = frame.reset_index()
     means = frame.groupby(["condition", "step"])[list(BUDGET_SERIES)].mean().reset_index()
     counts = frame.groupby(["condition", "step"])["trajectory"].nunique().to_numpy()
     return [pd.DataFrame({"condition": means["condition"], "layer": ALL_LAYERS,
@@ -100,10 +109,8 @@ def _label(row) -> str:
     if row.series in BUDGET_SERIES:
         return BUDGET_SERIES[row.series]
     if row.series == "observed":
-        name = "all layers (mean)" if row.layer == ALL_LAYERS else f"layer {row.layer}"
-        return f"{name}, n={row.n_prompts:.0f} prompts"
-    return (f"theory: dilution law, fitted δ={row.delta:.2f}"
-            if row.layer == ALL_LAYERS else "theory: dilution law per layer")
+        return "mean over layers" if row.layer == ALL_LAYERS else f"layer {row.layer}"
+    return "dilution law, fitted (dashed)"
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -137,6 +144,14 @@ def make(df: pd.DataFrame):
             continue
         _panel(ax, df[df["panel"] == panel], colors, legend=len(layers) <= MAX_LEGEND_LAYERS)
         ax.set_title(f"RSP attention mass, {panel}")
+    _share_y(fig, [ax for ax, panel in zip(axes.flat, panels)
+                   if not panel.endswith(BUDGET_PANEL)])
+    budget = [ax for ax, panel in zip(axes.flat, panels) if panel.endswith(BUDGET_PANEL)]
+    if budget:  # the budget panels compare one quantity too: one y-axis
+        low = min(ax.get_ylim()[0] for ax in budget)
+        high = max(ax.get_ylim()[1] for ax in budget)
+        for ax in budget:
+            ax.set_ylim(low, high)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
     if len(layers) > MAX_LEGEND_LAYERS:
@@ -158,47 +173,42 @@ def _panel(ax, rows: pd.DataFrame, colors: dict, legend: bool) -> None:
             ["series", "layer"], sort=False):
         color = "black" if layer == ALL_LAYERS else colors[layer]
         label = curve["label"].iloc[0]
-        shown = label if layer == ALL_LAYERS or (
-            layer == min(colors, default=None) and series == "dilution_fit") else None
+        shown = label if layer == ALL_LAYERS else None
         style.theory_line(ax, curve["x"], curve["y"], shown, gid=f"{series}:layer{layer}",
                           color=color, linewidth=0.9 if layer != ALL_LAYERS else 1.3)
-    ax.set_xlabel("decoding step t")
+    style.log_axis(ax)
+    ax.set_xlabel("decoding step t (log scale)")
     ax.set_ylabel("attention mass on RSP keys (fraction)")
-    top = np.nanmax(rows[["y", "ci_high"]].to_numpy(dtype=float))
-    ax.set_ylim(0, 1.7 * top)  # headroom for the inset above the curves
-    style.legend_below(ax, ncol=2, fontsize=6)
-    _inset(ax, rows[rows["layer"] == ALL_LAYERS])
+    style.legend_below(ax, ncol=3, fontsize=6)
+
+
+def _share_y(fig, axes) -> None:
+    """The mass panels on one y-axis from 0, within [0, 1]: k compared at a glance."""
+    if not axes:
+        return
+    top = max(max(line.get_ydata().max() for line in ax.get_lines()
+                  if len(line.get_ydata())) for ax in axes)
+    bands = [c.get_paths()[0].vertices[:, 1].max() for ax in axes for c in ax.collections
+             if c.get_paths()]
+    top = max([top, *bands])
+    for ax in axes:
+        ax.set_ylim(0, min(1.0, 1.08 * top))
 
 
 def _budget_panel(ax, rows: pd.DataFrame) -> None:
-    styles = {"total": ("black", "-"), "dilution": (style.ENVELOPE_COLOR, "--"),
-              "suppression": ("tab:red", ":")}
-    for series, (color, line) in styles.items():
+    # the total drawn wide and pale under its two parts, so the suppression part, which
+    # nearly equals it, stays visible on top
+    styles = {"total": ("0.75", "-", 3.0), "dilution": ("0.2", "--", 1.1),
+              "suppression": ("tab:red", "-", 1.0)}
+    for series, (color, line, width) in styles.items():
         curve = rows[rows["series"] == series]
         (drawn,) = ax.plot(curve["x"], curve["y"], color=color, linestyle=line,
-                           label=curve["label"].iloc[0] if len(curve) else None)
+                           linewidth=width, label=curve["label"].iloc[0] if len(curve) else None)
         drawn.set_gid(f"budget:{series}")
     ax.axhline(0, color="grey", linewidth=0.5)
     ax.set_xlabel("decoding step t")
-    ax.set_ylabel("logit m_t - logit m_1 (nats), mean over layers and heads")
+    ax.set_ylabel("logit m_t − logit m_1 (nats)")
     style.legend_below(ax, ncol=2, fontsize=6)
-
-
-def _inset(ax, rows: pd.DataFrame) -> None:
-    """Log-log view of the layer-averaged mass and its fitted dilution law."""
-    inset = ax.inset_axes([0.63, 0.66, 0.34, 0.3])
-    observed = rows[rows["series"] == "observed"]
-    fit = rows[rows["series"] == "dilution_fit"]
-    (line,) = inset.plot(observed["x"], observed["y"], color="black", linewidth=1)
-    line.set_gid("observed:inset")
-    if not fit.empty:
-        style.theory_line(inset, fit["x"], fit["y"], None, gid="inset_fit", color="black")
-    style.log_axis(inset, "x")
-    style.log_axis(inset, "y")
-    inset.set_title("log-log, mean", fontsize=6)
-    inset.tick_params(labelsize=5)
-    inset.set_xlabel("step", fontsize=5)
-    inset.set_ylabel("mass", fontsize=5)
 
 
 def _layer_colorbar(fig, axes, layers: list[int]) -> None:
@@ -212,3 +222,20 @@ def _layer_colorbar(fig, axes, layers: list[int]) -> None:
     step = max(1, len(layers) // 8)
     bar.set_ticks(range(0, len(layers), step), labels=[str(v) for v in layers[::step]])
     bar.set_label("layer")
+
+
+def caption(df: pd.DataFrame) -> str:
+    observed = df[df["series"] == "observed"]
+    fits = df[(df["series"] == "dilution_fit") & (df["layer"] == ALL_LAYERS)].drop_duplicates(
+        ["run", "k"])
+    deltas = ", ".join(f"k={k}: δ={d:.2f}" for k, d in zip(fits["k"], fits["delta"]))
+    budget = ("Right: the change of logit m_t since step 1 (mean over layers, heads and "
+              "trajectories), split exactly into its dilution part (the growing denominator) "
+              "and its suppression part (the change of the RSP's advantage δ_t). "
+              if df["series"].isin(list(BUDGET_SERIES)).any() else "")
+    return ("Attention mass the newest query puts on the RSP keys, by decoding step, one "
+            "panel per k: each layer (mean over heads) and, in black, the mean over layers and "
+            f"heads with its 95% prompt-bootstrap CI band ({style.prompt_count(observed)}); "
+            "steps are drawn while at least half of the prompts still run. Dashed: the "
+            "dilution law m_t = k e^δ / (k e^δ + n + t − 1) fitted per layer and to the mean "
+            f"({deltas}). " + budget)

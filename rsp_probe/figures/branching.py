@@ -1,20 +1,18 @@
-"""Where do samples of one prompt branch? Prefix fractions, first divergences, one tree.
+"""Where do samples of one prompt branch? Prefix fractions and first divergences.
 
-From `rsp-probe branching` runs (branching.parquet plus the trajectories):
+From `rsp-probe branching` runs (branching.parquet plus the trajectories), four panels:
 
-- top left: distinct prefixes / N by step per condition, mean over prompts with a 95%
-  bootstrap CI (rsp_probe.analysis.prefix_tree.summarise_branching);
-- top left, at the right edge: distinct strategies / N per condition (the arithmetic task
-  labels each trajectory's strategy; `other` is not counted), mean over prompts, 95% CI;
-- top right: the prefix tree of the (condition, prompt) with the most branch points
-  (rsp_probe.analysis.prefix_tree.PrefixTree). Unbranched chains are collapsed: nodes are the
-  root, the branch points and the ends; x is the depth (step), an edge is labelled with its
-  first token id and "+m" for the m further tokens it stands for; each branch point is
-  annotated with the mean next-token entropy (nats) of the trajectories through it, each end
-  with the number of identical trajectories when more than one;
-- bottom row, one panel per condition: the first-divergence distribution over pairs of
-  trajectories of a prompt, pooled over prompts (bars, 95% bootstrap CI resampling
-  prompts; the last bar is "never diverged").
+- top left: distinct prefixes / N by step per condition and k, mean over prompts with a 95%
+  bootstrap CI (rsp_probe.analysis.prefix_tree.summarise_branching), while at least half of
+  the prompts still run; a k=0 condition shared by several runs is drawn once;
+- the other three, one per condition of the first run: the first-divergence distribution
+  over pairs of trajectories of a prompt, pooled over prompts (bars, 95% bootstrap CI
+  resampling prompts), steps 1-16 one by one, the later steps summed into one bar, and the
+  pairs that never diverged.
+
+The data also hold the distinct strategies / N per condition (the arithmetic task labels each
+trajectory's strategy; `other` is not counted; stated as claims) and the prefix tree of the
+(condition, prompt) with the most branch points, which branching_tree.py draws on its own.
 
 Prediction: for temperature conditions, the hazard 1 - sum_v p_a p_b of each pair along its
 shared prefix, read from the run's teacher-forced pair overlaps (or, for runs without them,
@@ -27,7 +25,7 @@ stored margins and RSP masses
 mean margin and head-and-layer-averaged mass at each step of their shared prefix (present up
 to and including the step where they diverge, NaN after). c, in logits per unit mass, is
 fitted by maximum likelihood to the same histogram, so the dashed curve is a one-parameter
-fit, not an out-of-sample prediction; its label gives c and the TV distance.
+fit, not an out-of-sample prediction; the caption gives c and the TV distance.
 """
 
 from __future__ import annotations
@@ -49,6 +47,7 @@ from rsp_probe.analysis.prefix_tree import (
     summarise_branching,
 )
 from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, bootstrap_mean, percentile_interval
+from rsp_probe.analysis.windows import MIDDLE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.figures.prefix_tree import tree_rows
@@ -57,9 +56,10 @@ from rsp_probe.runs import BRANCHING_FILE, Run
 
 NAME = "branching"
 NEEDS = ("branching",)
+SHOWN_STEPS = MIDDLE[1]  # divergence steps drawn one by one: the early and middle windows
 NO_PREDICTION = "no prediction: this run\nhas no collision probe"
 NO_SAMPLES = "no stored margins and RSP masses\nto predict from"
-COLUMNS = ["run", "panel", "series", "condition", "label", "x", "y", "ci_low", "ci_high",
+COLUMNS = ["run", "panel", "series", "condition", "k", "label", "x", "y", "ci_low", "ci_high",
            "n_prompts", "n_pairs", "c", "tv", "node", "parent", "parent_x", "parent_y", "entropy",
            "n_trajectories", "is_branch", "text"]
 
@@ -182,9 +182,10 @@ def data(runs: list[Run]) -> pd.DataFrame:
                                  _divergence(run, frame, conditions),
                                  _tree(run, frame, conditions)],
                                 ignore_index=True).assign(run=run.id))
+        frames[-1]["k"] = frames[-1]["condition"].map(conditions["rsp_tokens"].astype(int))
     # every column exists even when a panel has no rows of its kind (no prediction, no strategy)
     out = pd.concat(frames, ignore_index=True).reindex(columns=COLUMNS)
-    for column in ("n_prompts", "n_pairs", "node", "parent", "n_trajectories"):
+    for column in ("k", "n_prompts", "n_pairs", "node", "parent", "n_trajectories"):
         out[column] = out[column].astype("Int64")
     prefix = style.run_prefix(out)
     out["label"] = [_label(row, prefix[row.run]) for row in out.itertuples()]
@@ -208,87 +209,111 @@ def _label(row, prefix: str) -> str:
 
 
 def make(df: pd.DataFrame):
+    """Distinct prefixes by step for every run, and the first-divergence distributions of the
+    first run's conditions (branching_tree.py draws one prefix tree)."""
     import matplotlib.pyplot as plt
 
-    from rsp_probe.figures.prefix_tree import draw_tree
-
     divergence = df[df["panel"] == "first_divergence"]
-    panels = list(dict.fromkeys(zip(divergence["run"], divergence["condition"])))
-    cols = max(len(panels), 2)
-    fig = plt.figure(figsize=(3.3 * cols, 6.6), layout="tight")
-    grid = fig.add_gridspec(2, cols)
-    fraction_ax = fig.add_subplot(grid[0, 0])
-    tree_ax = fig.add_subplot(grid[0, 1:])
-    labels = list(dict.fromkeys(df.loc[df["panel"] == "prefix_fraction", "label"]))
+    first_run = divergence["run"].iloc[0] if len(divergence) else None
+    conditions = list(dict.fromkeys(divergence.loc[divergence["run"] == first_run,
+                                                   "condition"]))[:3]
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 6.8), squeeze=False)
+    fraction = _fraction_rows(df)
+    labels = list(dict.fromkeys(fraction["label"]))
     colors = dict(zip(labels, style.palette(len(labels))))
-    _fractions(fraction_ax, df[df["panel"] == "prefix_fraction"], colors)
-    _strategy_marks(fraction_ax, df, colors)
-    draw_tree(tree_ax, df[df["panel"] == "tree"])
-    by_key = dict(zip(zip(df["run"], df["condition"], df["panel"]), df["label"]))
-    for i, (run, condition) in enumerate(panels):
-        ax = fig.add_subplot(grid[1, i])
-        color = colors.get(by_key.get((run, condition, "prefix_fraction")), "0.4")
-        rows = divergence[(divergence["run"] == run) & (divergence["condition"] == condition)]
-        _divergence_panel(ax, rows, color, i == 0)
+    _fractions(axes[0, 0], fraction, colors)
+    color_of = dict(zip(zip(fraction["run"], fraction["condition"]), fraction["label"]))
+    for ax, condition in zip(list(axes.flat)[1:], conditions):
+        rows = divergence[(divergence["run"] == first_run)
+                          & (divergence["condition"] == condition)]
+        color = colors.get(color_of.get((first_run, condition)), "0.4")
+        _divergence_panel(ax, rows, color, ax is axes[0, 1] or ax is axes[1, 0])
+    for ax in list(axes.flat)[1 + len(conditions):]:
+        ax.set_visible(False)
     return fig
+
+
+def _fraction_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The prefix fractions, labelled by condition and k, while at least half of the prompts
+    still run; a k=0 condition shared by several runs is drawn once."""
+    rows = df[df["panel"] == "prefix_fraction"].copy()
+    rows["label"] = [f"{c}, k={int(k)}" for c, k in zip(rows["condition"], rows["k"])]
+    first = rows.groupby("label", sort=False)["run"].transform("first")
+    rows = rows[rows["run"] == first]
+    return style.running_steps(rows, keys=("run", "condition"))
+
+
+def caption(df: pd.DataFrame) -> str:
+    fraction = df[df["panel"] == "prefix_fraction"]
+    predicted = df[df["series"] == "predicted"].drop_duplicates(["run", "condition"])
+    fits = "; ".join(
+        f"{r.run} {r.condition}: " + (f"greedy hazard with c={r.c:.3g} logits per unit mass "
+                                      f"fitted by maximum likelihood" if not pd.isna(r.c)
+                                      else "hazard 1 − Σ p_a p_b, no fitted parameter")
+        + f", TV {r.tv:.2f}" for r in predicted.itertuples())
+    return ("Where samples of one prompt branch. Top left: distinct prefixes / N by step, one "
+            "line per condition and k (k=0: temperature alone), mean over prompts with a 95% "
+            f"prompt-bootstrap CI band ({style.prompt_count(fraction)}); steps are drawn while "
+            "at least half of the prompts still run. Other panels: the first-divergence step of "
+            "pairs of trajectories of one prompt, pooled over prompts (bars, 95% CI), steps "
+            f"1-{SHOWN_STEPS} one by one (the early and middle windows), the later steps summed "
+            "into one bar ('later', no CI), and the pairs that never diverged; for the first "
+            "branching run's conditions, with the "
+            f"predicted distribution dashed ({fits}). The k=4 run's distributions are in "
+            "branching.csv; the strategy counts are claims in docs/results.md.")
 
 
 def _fractions(ax, rows: pd.DataFrame, colors: dict) -> None:
     for label, color in colors.items():
         style.with_band(ax, rows[rows["label"] == label], color, label, gid=label)
-    from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("decoding step t")
+    style.log_axis(ax)
+    ax.set_xlabel("decoding step t (log scale)")
     ax.set_ylabel("distinct prefixes / N (fraction)")
-    ax.set_ylim(0, 1.05)
-    ax.set_title("distinct prefixes, 95% CI over prompts")
-    ax.legend(frameon=False, fontsize=6)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("distinct prefixes")
+    ax.legend(frameon=False, fontsize=6, loc="lower right")
 
 
-def _strategy_marks(ax, df: pd.DataFrame, colors: dict) -> None:
-    """Distinct strategies / N as points with CIs just right of the last step."""
-    rows = df[df["panel"] == "strategies"]
-    if rows.empty:
-        return
-    fraction = df[df["panel"] == "prefix_fraction"]
-    color_of = dict(zip(zip(fraction["run"], fraction["condition"]), fraction["label"]))
-    x = float(fraction["x"].max()) * 1.06 + 1
-    for i, row in enumerate(rows.itertuples()):
-        color = colors.get(color_of.get((row.run, row.condition)), "0.4")
-        ax.errorbar([x + 0.6 * i], [row.y], yerr=[[row.y - row.ci_low], [row.ci_high - row.y]],
-                    fmt="D", color=color, markersize=3, elinewidth=0.8, capsize=1.5,
-                    gid=f"strategies:{row.label}")
-    ax.annotate("strategies", (x, 0.02), fontsize=6, color="0.3", ha="center")
+def _binned(rows: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Steps 1..SHOWN_STEPS as they are, the later steps summed into one bar (its CI is not
+    the sum of CIs, so it has none), and "never": the mass the eye needs, none hidden."""
+    shown = rows[rows["x"] <= SHOWN_STEPS].assign(position=rows["x"])
+    later = rows[(rows["x"] > SHOWN_STEPS) & (rows["x"] <= horizon)]
+    never = rows[rows["x"] > horizon].assign(position=SHOWN_STEPS + 4)
+    parts = [shown]
+    if len(later):
+        parts.append(pd.DataFrame({"position": [SHOWN_STEPS + 2], "y": [later["y"].sum()],
+                                   "ci_low": [np.nan], "ci_high": [np.nan]}))
+    return pd.concat([*parts, never], ignore_index=True)
 
 
 def _divergence_panel(ax, rows: pd.DataFrame, color, first: bool) -> None:
-    from matplotlib.ticker import MaxNLocator
-
     observed = rows[rows["series"] == "observed"]
     horizon = int(observed["x"].max()) - 1
-    gap = max(1.0, round(0.1 * horizon))  # the "never" bar stands apart from the steps
-    shift = lambda x: np.where(x > horizon, x + gap, x)
-    err = np.vstack([observed["y"] - observed["ci_low"], observed["ci_high"] - observed["y"]])
-    bars = ax.bar(shift(observed["x"]), observed["y"], width=0.8, color=color, alpha=0.6,
-                  yerr=np.clip(err, 0, None), error_kw={"elinewidth": 0.6, "capsize": 1},
-                  label=observed["label"].iloc[0])
+    drawn = _binned(observed, horizon)
+    err = np.vstack([drawn["y"] - drawn["ci_low"], drawn["ci_high"] - drawn["y"]])
+    bars = ax.bar(drawn["position"], drawn["y"], width=0.8, color=color, alpha=0.6,
+                  yerr=np.nan_to_num(np.clip(err, 0, None)),
+                  error_kw={"elinewidth": 0.6, "capsize": 1}, label="observed")
     for patch in bars:
         patch.set_gid("observed:divergence")
     predicted = rows[rows["series"] == "predicted"]
     if not predicted.empty:
-        style.theory_line(ax, shift(predicted["x"]), predicted["y"],
-                          predicted["label"].iloc[0], gid="divergence", marker="o",
-                          markersize=2.5)
+        line = _binned(predicted, horizon)
+        style.theory_line(ax, line["position"], line["y"],
+                          "fitted" if predicted["c"].notna().any() else "predicted",
+                          gid="divergence", marker="o", markersize=2.5)
     if (rows["series"] == "no_prediction").any():
         ax.text(0.97, 0.75, rows.loc[rows["series"] == "no_prediction", "text"].iloc[0],
                 transform=ax.transAxes, ha="right", va="top", fontsize=6, color="0.3")
-    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    ticks = [t for t in ax.get_xticks() if 1 <= t <= horizon]
-    ax.set_xticks([*ticks, horizon + 1 + gap], [*(f"{t:g}" for t in ticks), "never"])
-    ax.set_xlim(0.3, horizon + 1.7 + gap)
+    ticks = [1, 4, 8, 12, SHOWN_STEPS]
+    ax.set_xticks([*ticks, SHOWN_STEPS + 2, SHOWN_STEPS + 4],
+                  [*(str(t) for t in ticks), "later", "never"])
+    ax.set_xlim(0.3, SHOWN_STEPS + 4.7)
+    ax.set_ylim(0, 1)
     ax.set_xlabel("first divergence step")
     if first:
-        ax.set_ylabel("probability (share of pairs)")
+        ax.set_ylabel("share of pairs (fraction)")
     ax.set_title(f"first divergence: {observed['condition'].iloc[0]}")
-    ax.legend(frameon=False, fontsize=5.5, loc="upper right")
+    ax.legend(frameon=False, fontsize=6, loc="upper center")

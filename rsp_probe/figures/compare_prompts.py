@@ -20,9 +20,11 @@ from rsp_probe.runs import Run
 
 NAME = "compare_prompts"
 NEEDS = ("compare-prompts",)
-COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high"]
+COLUMNS = ["run", "panel", "series", "x", "y", "ci_low", "ci_high",
+           "n_prompts"]
 ACCURACY = {"accuracy": "sampled", "greedy_accuracy": "greedy"}
-CURVES = {ATTENTION_PROBE: "attention mass on the slots", "entropy": "entropy, nats"}
+CURVES = {ATTENTION_PROBE: "attention mass on the slots (fraction)",
+          "entropy": "next-token entropy (nats)"}
 PAIRED = ("pass@1", "greedy_accuracy")
 # the arms the comparison is about get their own colours and CI bands; controls are thin
 MAIN_ARMS = {"none": "black", "rsp": "tab:blue", "trained": "tab:red",
@@ -42,6 +44,8 @@ def data(runs: list[Run]) -> pd.DataFrame:
                 "y": table[measure], "ci_low": table[f"{measure}_lo"],
                 "ci_high": table[f"{measure}_hi"]}))
         curves = run.table(CURVES_FILE)
+        if len(curves) and "n_prompts" in curves:  # steps while half of the prompts run
+            curves = style.running_steps(curves, keys=("arm", "probe"))
         if len(curves):
             frames.append(pd.DataFrame({
                 "run": run.id, "panel": curves["probe"], "series": curves["arm"],
@@ -53,32 +57,57 @@ def data(runs: list[Run]) -> pd.DataFrame:
             "run": run.id, "panel": "paired", "series": paired["measure"],
             "x": paired["a"] + " - " + paired["b"], "y": paired["diff"],
             "ci_low": paired["lo"], "ci_high": paired["hi"]}))
-    return style.round_sig(pd.concat(frames, ignore_index=True)[COLUMNS])
+    return style.round_sig(_with_prompts(pd.concat(frames, ignore_index=True), runs)[COLUMNS])
 
 
 def make(df: pd.DataFrame):
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 4, figsize=(15.0, 4.2), squeeze=False, layout="tight")
-    _points(axes[0, 0], df[df["panel"] == "accuracy"], "accuracy", horizontal=False)
-    controls = [a for a in dict.fromkeys(df.loc[df["panel"] == "accuracy", "x"])
-                if a not in MAIN_ARMS]
-    colors = {**dict(zip(controls, CONTROL_COLORS * 2)), **MAIN_ARMS}
-    for ax, (probe, label) in zip(axes[0, 1:3], CURVES.items()):
-        rows = df[df["panel"] == probe]
-        for arm, curve in rows.groupby("series", sort=False):
-            curve = curve.assign(x=curve["x"].astype(float))
-            style.with_band(ax, curve, colors.get(arm), arm, gid=f"{probe}:{arm}",
-                            band=arm in MAIN_ARMS)
-        style.log_axis(ax)
-        ax.set_xlabel("step")
+    fig, axes = plt.subplots(2, 2, figsize=(9.0, 7.6), squeeze=False, layout="tight")
+    _points(axes[0, 0], df[df["panel"] == "accuracy"], "accuracy (fraction)", horizontal=True)
+    axes[0, 0].set_xlim(-0.02, 1.02)
+    axes[0, 0].set_title("accuracy per arm")
+    for ax, (probe, label) in zip((axes[0, 1], axes[1, 0]), CURVES.items()):
+        _curves(ax, df[df["panel"] == probe], probe, legend=probe != ATTENTION_PROBE)
         ax.set_ylabel(label)
-        if not len(rows):
-            style.note(ax, "no sampled steps")
-    style.legend_below(axes[0, 2], ncol=3, fontsize=6)  # entropy: every arm has a curve
-    _points(axes[0, 3], df[df["panel"] == "paired"], "difference a - b", horizontal=True)
-    axes[0, 3].axvline(0.0, color="grey", linestyle=":")
+    _points(axes[1, 1], df[df["panel"] == "paired"], "difference a − b", horizontal=True)
+    axes[1, 1].axvline(0.0, color="grey", linestyle=":")
+    axes[1, 1].set_title("paired differences")
     return fig
+
+
+def _curves(ax, rows: pd.DataFrame, probe: str, legend: bool) -> None:
+    """The arms the comparison is about in colour with CI bands; every control one thin grey
+    line under a single legend entry."""
+    controls_named = False
+    for arm, curve in rows.groupby("series", sort=False):
+        curve = curve.assign(x=curve["x"].astype(float))
+        main = arm in MAIN_ARMS
+        label = arm if main else (None if controls_named else "controls")
+        controls_named = controls_named or not main
+        line = style.with_band(ax, curve, MAIN_ARMS.get(arm, "0.65"), label,
+                               gid=f"{probe}:{arm}", band=main)
+        line.set_zorder(3 if main else 2)
+    style.log_axis(ax)
+    ax.set_xlabel("decoding step t (log scale)")
+    ax.set_title("attention on the slots" if probe == ATTENTION_PROBE else "next-token entropy")
+    if legend:
+        ax.legend(frameon=False, fontsize=6, ncol=2, loc="upper right")
+
+
+def caption(df: pd.DataFrame) -> str:
+    arms = list(dict.fromkeys(df.loc[df["panel"] == "accuracy", "x"]))
+    controls = [a for a in arms if a not in MAIN_ARMS]
+    return ("A trained soft prompt against random ones and the controls (compare-prompts "
+            f"run, {style.prompt_count(df)}; arms: {', '.join(arms)}). Top left: sampled "
+            "and greedy accuracy per arm "
+            "with 95% prompt-bootstrap CIs. Top right and bottom left: the attention mass on "
+            "the prompt's slots (mean over layers and heads) and the next-token entropy by "
+            "step (while at least half of the prompts still run), the compared arms in colour "
+            "with CI bands, the controls "
+            f"({', '.join(controls)}) as thin grey lines. Bottom right: paired differences "
+            "a − b on the same prompts and seeds (pass@1 and greedy accuracy) with their 95% "
+            "CIs; dotted: no difference.")
 
 
 def _points(ax, rows: pd.DataFrame, label: str, horizontal: bool) -> None:
@@ -99,8 +128,16 @@ def _points(ax, rows: pd.DataFrame, label: str, horizontal: bool) -> None:
     ticks = range(len(categories))
     if horizontal:
         ax.set_yticks(list(ticks), categories, fontsize=6)
+        ax.invert_yaxis()
         ax.set_xlabel(label)
     else:
         ax.set_xticks(list(ticks), categories, rotation=60, ha="right", fontsize=6)
         ax.set_ylabel(label)
-    ax.legend(loc="best", fontsize=6)
+    ax.legend(loc="lower right", fontsize=6, frameon=True, framealpha=0.9, facecolor="white",
+              edgecolor="0.8")
+
+
+def _with_prompts(frame: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+    """Each row's run's prompt count (for the caption: every CI resamples these)."""
+    counts = {run.id: int(run.trajectories["prompt_id"].nunique()) for run in runs}
+    return frame.assign(n_prompts=frame["run"].map(counts))

@@ -37,15 +37,14 @@ def data(runs: list[Run]) -> pd.DataFrame:
     for run in main_runs(runs):
         frame = probe_frame(run, ["entropy"])
         steps = sorted(frame["step"].unique())
-        summary = summarise_by_step(frame, steps=steps, by=("condition",))
+        summary = style.running_steps(summarise_by_step(frame, steps=steps, by=("condition",)),
+                                      keys=("condition",))
         frames.append(summary.assign(run=run.id,
                                      k=summary["condition"].map(condition_k(run)).astype(int)))
     out = pd.concat(frames, ignore_index=True).rename(
         columns={"step": "x", "mean": "y"})
     prefix = style.run_prefix(out)
-    n = out.groupby(["run", "condition"])["n_prompts"].transform("max")
-    out["label"] = [f"{prefix[r]}k={k} (n={m} prompts)" for r, k, m in
-                    zip(out["run"], out["k"], n)]
+    out["label"] = [f"{prefix[r]}k={k}" for r, k in zip(out["run"], out["k"])]
     return style.sort_conditions(out)[COLUMNS]
 
 
@@ -54,11 +53,24 @@ def make(df: pd.DataFrame):
 
     fig, ax = plt.subplots(figsize=(5.0, 3.4), layout="tight")
     labels = list(dict.fromkeys(df["label"]))
-    for color, label in zip(style.palette(len(labels)), labels):
+    runs = df["run"].nunique()
+    k_color = style.k_colors(df["k"])
+    colors = [k_color[k] for k in df.drop_duplicates("label")["k"]] if runs == 1 else \
+        style.palette(len(labels))  # several runs: one colour per (run, k)
+    for color, label in zip(colors, labels):
         style.with_band(ax, df[df["label"] == label], color, label, gid=label)
     style.log_axis(ax)
     ax.set_xlabel("decoding step t (log scale)")
     ax.set_ylabel("next-token entropy (nats)")
-    ax.set_title("Entropy: baseline (k=0) vs RSP, mean and 95% CI over prompts")
-    ax.legend(title="condition", frameon=False)
+    ax.set_title("Next-token entropy: baseline (k=0) against RSPs")
+    ax.legend(frameon=False)
     return fig
+
+
+def caption(df: pd.DataFrame) -> str:
+    return ("Next-token entropy (nats, untempered) by decoding step, one line per k (k=0: no "
+            "RSP), mean over prompts (each prompt's trajectories averaged first) with a 95% "
+            f"prompt-bootstrap CI band ({style.prompt_count(df)}); steps are drawn while at "
+            "least half of the prompts still run. Runs with the paper's law and placement "
+            "only; ablations are in ablations.png. The lift itself, prompt by prompt, is "
+            "panel (b) of mechanism.png.")

@@ -46,6 +46,7 @@ def _curves(run: Run, ks: pd.Series) -> pd.DataFrame:
     frame = probe_frame(run, list(STEP_PANELS))
     frame = frame[frame["condition"].isin(ks.index)]
     summary = summarise_by_step(frame, steps=sorted(frame["step"].unique()))
+    summary = style.running_steps(summary, keys=("condition", "probe"))
     return summary.rename(columns={"probe": "panel", "step": "x", "mean": "y"}).assign(
         series="observed")
 
@@ -90,10 +91,10 @@ def _fit_lines(points: pd.DataFrame) -> pd.DataFrame:
 def _label(row, prefix: str) -> str:
     if row.series == "fit":
         return (f"{prefix}fit: slope {row.slope:.2f} [{row.slope_ci_low:.2f}, "
-                f"{row.slope_ci_high:.2f}] (95% CI, n={row.n_prompts} prompts)")
+                f"{row.slope_ci_high:.2f}]")
     if row.series == "theory":
-        return f"{prefix}theory: slope 2 (KL ∝ mass²)"
-    return f"{prefix}k={row.k} (n={row.n_prompts} prompts)"
+        return f"{prefix}theory: slope 2"
+    return f"{prefix}k={row.k}"
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -134,8 +135,8 @@ def make(df: pd.DataFrame):
         style.log_axis(ax)
         ax.set_xlabel("decoding step t (log scale)")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{TITLES[probe]}: mean and 95% CI over prompts")
-        ax.legend(frameon=False)
+        ax.set_title(TITLES[probe])
+        ax.legend(frameon=False, loc="upper right")
     _scatter(axes[1, 1], df[df["panel"] == SCATTER], df, colors)
     return fig
 
@@ -159,7 +160,25 @@ def _scatter(ax, rows: pd.DataFrame, df: pd.DataFrame, colors: dict) -> None:
                               color=shade)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("RSP attention mass (fraction, mean over layers and heads)")
+    low, high = ax.get_xlim()
+    ax.set_xlim(low, min(high, 1.0))
+    ax.set_xlabel("RSP attention mass (fraction, log scale)")
     ax.set_ylabel("KL(p_rsp ‖ p_base) (nats)")
-    ax.set_title("KL against RSP mass, per trajectory and step")
-    ax.legend(frameon=False, fontsize=6)
+    ax.set_title("KL against RSP mass")
+    ax.legend(frameon=True, framealpha=0.95, facecolor="white", edgecolor="0.8", fontsize=6,
+              loc="upper left", markerscale=2)
+
+
+def caption(df: pd.DataFrame) -> str:
+    observed = df[df["series"] == "observed"]
+    fit = df[df["series"] == "fit"]
+    slope = "".join(f" Fitted log-log slope {row.slope:.2f}, 95% CI [{row.slope_ci_low:.2f}, "
+                    f"{row.slope_ci_high:.2f}] over {row.n_prompts} prompts (solid); dashed: "
+                    "the first-order theory's slope 2 through the points' centroid."
+                    for row in fit.drop_duplicates("run").itertuples())
+    return ("Teacher-forced influence of an RSP along each prompt's greedy baseline answer, "
+            "one colour per k: KL(p_rsp ‖ p_base), total variation and entropy shift by step, "
+            f"mean over prompts with a 95% prompt-bootstrap CI band "
+            f"({style.prompt_count(observed)}); steps are drawn while at least half of the "
+            "prompts still run. Bottom right: KL against the RSP attention mass (mean over "
+            "layers and heads) of the same trajectory and step, one point each." + slope)

@@ -1,11 +1,12 @@
 """Knockout measures against the cut step s and against the blocked layer, from the
 knockout.parquet of `rsp-probe knockout` runs (rsp_probe.analysis.knockout).
 
-Top row: each measure against the first blocked step s (log2 axis; "never" drawn at the
-right, at 2 x the largest s); bottom row: against the single layer knocked out from step 1.
-Dashed lines: the full-RSP run and the baseline on the same prompts and seeds; in the top
-row also the sampled direct-only and indirect-only paths (dash-dot). Accuracy has its 95%
-bootstrap CI over prompts as a band.
+This figure: each measure against the first blocked step s (log2 axis; "never" drawn at the
+right, at 2 x the largest s); knockout_layers.py draws the same measures against the single
+layer knocked out from step 1. Reference lines: the full-RSP run and the baseline on the same
+prompts and seeds, and beside the cuts the sampled direct-only and indirect-only paths.
+Accuracy has its 95% bootstrap CI over prompts as a band. The distinct trajectories per
+prompt are in the CSV, not drawn (one number per run at these sizes).
 """
 
 from __future__ import annotations
@@ -19,16 +20,22 @@ from rsp_probe.runs import KNOCKOUT_FILE, Run
 
 NAME = "knockout"
 NEEDS = ("knockout",)
-MEASURES = {"accuracy": "accuracy", "same_as_full": "share identical to full-RSP run",
+MEASURES = {"accuracy": "accuracy (fraction)",
+            "same_as_full": "identical to the full-RSP run (fraction)",
             "distinct_per_prompt": "distinct trajectories per prompt",
-            "kl_mean": "teacher-forced KL(full || knocked), nats",
-            "entropy_mean": "next-token entropy, nats"}
+            "kl_mean": "KL(full ‖ knocked) (nats)",
+            "entropy_mean": "next-token entropy (nats)"}
+DRAWN = ("accuracy", "same_as_full", "kl_mean", "entropy_mean")
+KIND = "cut"
 # horizontal lines: the references in every panel, the two sampled paths beside the cuts
 _BOTH = (("full", "--"), ("baseline", ":"))
 REFERENCES = {"cut": _BOTH + (("direct-only", "-."), ("indirect-only", (0, (5, 1, 1, 1, 1, 1)))),
               "layer": _BOTH}
+REFERENCE_COLORS = {"full": "black", "baseline": "0.5", "direct-only": "#029e73",
+                    "indirect-only": "#cc78bc"}
 REFERENCE_LABELS = {"full": "full (no knockout)", "baseline": "baseline (no RSP)"}
-COLUMNS = ["run", "kind", "condition", "x", "x_label", "measure", "y", "ci_low", "ci_high"]
+COLUMNS = ["run", "kind", "condition", "x", "x_label", "measure", "y", "ci_low", "ci_high",
+           "n_prompts"]
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -54,22 +61,42 @@ def data(runs: list[Run]) -> pd.DataFrame:
                                         "x_label": x_label,
                                         "measure": measure, "y": table[measure],
                                         "ci_low": low, "ci_high": high}))
-    return pd.concat(frames, ignore_index=True)[COLUMNS]
+    return _with_prompts(pd.concat(frames, ignore_index=True), runs)[COLUMNS]
 
 
-def make(df: pd.DataFrame):
+def make(df: pd.DataFrame, kind: str = KIND):
+    """The four drawn measures against the cut step (kind "cut") or the layer ("layer")."""
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, len(MEASURES), figsize=(3.4 * len(MEASURES), 6.0),
-                             squeeze=False, layout="tight")
-    for column, measure in enumerate(MEASURES):
-        rows = df[df["measure"] == measure]
-        for row, kind in enumerate(("cut", "layer")):
-            _panel(axes[row, column], rows, kind, measure)
+    # a run written before a measure existed has none of it: no empty panel for it
+    drawn = [m for m in DRAWN if df.loc[df["measure"] == m, "y"].notna().any()]
+    rows, cols = style.grid(len(drawn), max_cols=2)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.0 * cols, 3.2 * rows), squeeze=False,
+                             layout="tight")
+    for ax, measure in zip(axes.flat, drawn):
+        _panel(ax, df[df["measure"] == measure], kind, measure, legend=ax is axes[0, 0])
+    for ax in list(axes.flat)[len(drawn):]:
+        ax.set_visible(False)
     return fig
 
 
-def _panel(ax, rows: pd.DataFrame, kind: str, measure: str) -> None:
+def caption(df: pd.DataFrame, kind: str = KIND) -> str:
+    against = ("the first blocked step s (the RSP keys masked from step s on; 'never' keeps "
+               "them)" if kind == "cut" else "the one layer whose RSP keys are masked from "
+               "step 1")
+    paths = (" Beside the cuts, the sampled direct-only path (only the newest query reads "
+             "the RSP) and indirect-only path (only earlier positions do)." if kind == "cut"
+             else "")
+    runs = ", ".join(dict.fromkeys(df["run"]))
+    return (f"Knockout ({runs}, {style.prompt_count(df)}): accuracy (95% prompt-bootstrap "
+            "CI band), the share of "
+            "trajectories identical to the full-RSP run, the teacher-forced KL of the full-RSP "
+            "distribution from the knocked one along the full run's tokens, and the next-token "
+            f"entropy, against {against}. Horizontal lines: the full RSP (no knockout) and the "
+            "baseline without an RSP, on the same prompts and seeds." + paths)
+
+
+def _panel(ax, rows: pd.DataFrame, kind: str, measure: str, legend: bool) -> None:
     runs = list(dict.fromkeys(rows["run"]))
     for color, run in zip(style.palette(len(runs)), runs):
         mine = rows[rows["run"] == run]
@@ -79,7 +106,8 @@ def _panel(ax, rows: pd.DataFrame, kind: str, measure: str) -> None:
         for condition, line in REFERENCES[kind]:
             ref = mine[mine["condition"] == condition]["y"].dropna()
             if len(ref):
-                ax.axhline(float(ref.iloc[0]), color=color, linestyle=line, linewidth=0.9,
+                shade = color if len(runs) > 1 else REFERENCE_COLORS[condition]
+                ax.axhline(float(ref.iloc[0]), color=shade, linestyle=line, linewidth=1.0,
                            label=REFERENCE_LABELS.get(condition, f"{condition} (sampled)"))
     ticks = rows[rows["kind"] == kind].drop_duplicates("x").sort_values("x")
     if kind == "cut":
@@ -90,6 +118,14 @@ def _panel(ax, rows: pd.DataFrame, kind: str, measure: str) -> None:
     ax.set_xticks(ticks["x"], ticks["x_label"])
     ax.minorticks_off()
     ax.set_ylabel(MEASURES[measure])
-    ax.set_title(f"{MEASURES[measure]} vs {'cut step' if kind == 'cut' else 'layer'}",
-                 fontsize=8)
-    style.legend_below(ax, ncol=1, fontsize=6)
+    if "fraction" in MEASURES[measure]:
+        ax.set_ylim(-0.02, 1.02)
+    if legend:
+        ax.legend(frameon=True, framealpha=0.9, facecolor="white", edgecolor="0.8",
+                  fontsize=6, loc="best")
+
+
+def _with_prompts(frame: pd.DataFrame, runs: list[Run]) -> pd.DataFrame:
+    """Each row's run's prompt count (for the caption: every CI resamples these)."""
+    counts = {run.id: int(run.trajectories["prompt_id"].nunique()) for run in runs}
+    return frame.assign(n_prompts=frame["run"].map(counts))

@@ -95,14 +95,17 @@ def draw_tree(ax, rows: pd.DataFrame) -> None:
                           linewidth=0.8)
         line.set_gid("tree:edge")
         ax.text(edge.parent_x + 0.45 * (edge.x - edge.parent_x),
-                edge.parent_y + 0.45 * (edge.y - edge.parent_y), edge.text, fontsize=5,
+                edge.parent_y + 0.45 * (edge.y - edge.parent_y), edge.text, fontsize=6,
                 ha="center", va="bottom", color="0.2")
     branches = rows[rows["is_branch"].astype(bool)]
-    ax.scatter(branches["x"], branches["y"], s=18, color=BRANCH_COLOR, zorder=3,
-               label="branch point (H = mean next-token entropy)")
-    for point in branches.itertuples():
-        ax.annotate(f"H={point.entropy:.2f} nats", (point.x, point.y), xytext=(-3, 4),
-                    textcoords="offset points", fontsize=5.5, ha="right", color=BRANCH_COLOR)
+    # the entropy at a branch point is its colour (a colour bar beside the tree), not a
+    # text label: labels at every branch point collide with the edges' token labels
+    points = ax.scatter(branches["x"], branches["y"], s=24, c=branches["entropy"],
+                        cmap="viridis", edgecolors="0.2", linewidths=0.5, zorder=3,
+                        label="branch point")
+    bar = ax.figure.colorbar(points, ax=ax, pad=0.01, fraction=0.04)
+    bar.set_label("mean next-token entropy at the branch point (nats)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     leaves = rows[~rows["node"].isin(rows["parent"].dropna())]
     ax.scatter(leaves["x"], leaves["y"], s=8, color="0.3", zorder=3, label="end of trajectory")
     for leaf in leaves[leaves["n_trajectories"] > 1].itertuples():

@@ -28,6 +28,7 @@ from rsp_probe.errors import UsageError
 from rsp_probe.runs import Run, find_runs
 
 MANIFEST_FILE = "MANIFEST.json"
+CAPTION_SUFFIX = ".caption.md"  # written beside each figure: n, windows, what each line is
 RUN_FIGURE_STEM = "figure"  # a run's own figure: <run>/figure-<name>.png (+ .csv)
 DPI = 150
 PNG_METADATA = {"Software": None}
@@ -96,8 +97,9 @@ def render_all(run_paths: list[str | Path], out_dir: str | Path) -> dict:
 
 
 def render_one(module, runs: list[Run], out: Path, stem: str | None = None,
-               pdf: bool = True) -> list[Path]:
-    """data -> rounded frame -> figure in the house style -> png, pdf (optional), csv."""
+               pdf: bool = True, caption: bool = True) -> list[Path]:
+    """data -> rounded frame -> figure in the house style -> png, pdf (optional), csv, and
+    the caption (`<stem>.caption.md`, from the module's caption(frame), optional)."""
     import matplotlib.pyplot as plt
 
     from rsp_probe.figures import style
@@ -106,17 +108,42 @@ def render_one(module, runs: list[Run], out: Path, stem: str | None = None,
     stem = stem or module.NAME
     paths = [out / f"{stem}.{ext}" for ext in ("png", "pdf", "csv") if pdf or ext != "pdf"]
     with plt.rc_context(style.rc()):
-        fig = module.make(frame)
+        fig = laid_out(_made(module, frame, runs))
         try:
-            fig.tight_layout()  # one layout pass, kept for both formats (each save would redo it)
-            fig.set_layout_engine("none")
             fig.savefig(paths[0], dpi=DPI, metadata=PNG_METADATA)
             if pdf:
                 fig.savefig(paths[1], metadata=PDF_METADATA)
         finally:
             plt.close(fig)
     frame.to_csv(paths[-1], index=False)
+    if caption:
+        paths.append(out / f"{stem}{CAPTION_SUFFIX}")
+        paths[-1].write_text(module.caption(frame).strip() + "\n", encoding="utf-8")
     return paths
+
+
+def prompt_count(runs: list[Run]) -> int:
+    """The fewest prompts any input run holds: what every CI of the figure resamples."""
+    return min(int(run.trajectories["prompt_id"].nunique()) for run in runs)
+
+
+def _made(module, frame, runs: list[Run]):
+    """The module's figure; from too few prompts for a CI, marked as an illustration."""
+    from rsp_probe.figures import style
+
+    fig = module.make(frame)
+    n = prompt_count(runs)
+    if n < style.MIN_CI_PROMPTS:
+        style.as_illustration(fig, n)
+    return fig
+
+
+def laid_out(fig):
+    """One layout pass, kept for every format (each save would redo it) and for the check
+    (rsp_probe.figures.check), which reads the text where the saved picture has it."""
+    fig.tight_layout()
+    fig.set_layout_engine("none")
+    return fig
 
 
 def draw(name: str, runs: list[Run]):
@@ -129,7 +156,7 @@ def draw(name: str, runs: list[Run]):
 
     module = import_module(f"rsp_probe.figures.{name}")
     with plt.rc_context(style.rc()):
-        fig = module.make(style.round_sig(module.data(runs)))  # laid out when drawn
+        fig = laid_out(_made(module, style.round_sig(module.data(runs)), runs))
     plt.close(fig)
     return fig
 
@@ -146,7 +173,7 @@ def render_run_figure(run: Run, name: str) -> Path | None:
     module = import_module(f"rsp_probe.figures.{name}")
     try:
         return render_one(module, [run], run.path, stem=f"{RUN_FIGURE_STEM}-{name}",
-                          pdf=False)[0]
+                          pdf=False, caption=False)[0]
     except (UsageError, ValueError, KeyError) as err:  # what the figures raise on thin data
         logging.getLogger("rsp_probe").info(f"no {name} figure for {run.path}: {err!r}")
         return None

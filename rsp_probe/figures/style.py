@@ -71,6 +71,12 @@ def palette(n: int) -> list[tuple[float, float, float]]:
     return [tuple(color) for color in mpl.colormaps["viridis"](inner)[:, :3]]
 
 
+def k_colors(ks) -> dict[int, tuple]:
+    """One colour per k, the same in every figure: k=0 (no RSP) black, then the palette."""
+    ks = sorted({int(k) for k in ks} - {0})
+    return {0: (0.0, 0.0, 0.0), **dict(zip(ks, palette(len(ks))))}
+
+
 def round_sig(frame: pd.DataFrame, digits: int = SIG_DIGITS) -> pd.DataFrame:
     """Float columns rounded to `digits` significant digits: what is plotted is what is saved."""
     out = frame.copy()
@@ -113,9 +119,55 @@ def with_band(ax, rows: pd.DataFrame, color, label: str | None, gid: str, x: str
                       markersize=3, linewidth=1.4 if band else 0.9)
     line.set_gid(f"observed:{gid}")
     if band:
-        ax.fill_between(rows[x], rows["ci_low"], rows["ci_high"], color=color,
-                        alpha=CI_ALPHA, linewidth=0)
+        fill = ax.fill_between(rows[x], rows["ci_low"], rows["ci_high"], color=color,
+                               alpha=CI_ALPHA, linewidth=0)
+        fill.set_gid(f"band:{gid}")
     return line
+
+
+MIN_CI_PROMPTS = 5  # fewer prompts: an illustration, drawn without CIs
+
+
+def as_illustration(fig, n_prompts: int) -> None:
+    """A figure from fewer than MIN_CI_PROMPTS prompts: a bootstrap over so few units means
+    nothing, so its CI bands and error bars are removed and the title says what it is."""
+    from matplotlib.container import ErrorbarContainer
+
+    for ax in fig.axes:
+        for collection in list(ax.collections):
+            if (collection.get_gid() or "").startswith("band:"):
+                collection.remove()
+        # error bars (of points and of bars alike): their caps and lines go, the data stay
+        parts = {id(part): part for container in ax.containers
+                 if isinstance(container, ErrorbarContainer)
+                 for part in (*container[1], *container[2])}
+        for part in parts.values():
+            part.remove()
+    fig.suptitle(f"illustration, n = {n_prompts} prompts: too few for a CI", fontsize=9)
+
+
+RUNNING_SHARE = 0.5  # a step is drawn while at least this share of prompts still runs
+
+
+def running_steps(frame: pd.DataFrame, keys=("run", "condition"),
+                  count: str = "n_prompts") -> pd.DataFrame:
+    """The rows of each curve (`keys`) whose step still has at least half of the curve's
+    prompts running: beyond that a mean is the noise of the few long trajectories."""
+    if frame.empty:
+        return frame
+    keys = [key for key in keys if key in frame]
+    most = frame.groupby(keys, dropna=False)[count].transform("max") if keys else \
+        frame[count].max()
+    return frame[frame[count] >= RUNNING_SHARE * most].reset_index(drop=True)
+
+
+def prompt_count(frame: pd.DataFrame, count: str = "n_prompts") -> str:
+    """'n = 24 prompts' for a caption: the prompts a curve starts from (fewer run at late
+    steps, which is why those are cut at half)."""
+    values = pd.to_numeric(frame[count], errors="coerce").dropna()
+    if values.empty:
+        return "no prompts"
+    return f"n = {int(values.max())} prompts"
 
 
 def theory_line(ax, x, y, label: str | None, gid: str, color=THEORY_COLOR, **kwargs):
