@@ -232,6 +232,6 @@ def caption(df: pd.DataFrame) -> str:
             "steps are drawn while at least half of the prompts still run. Dashed: the "
             "dilution law m_t = k e^δ / (k e^δ + n_i + t − 1) with one δ per layer (and one "
             "for the mean) fitted jointly to every trajectory, each with its own prompt length "
-            "n_i, drawn as the mean of the trajectories' fitted curves taken as the observed "
-            f"mean is ({deltas}; 95% prompt-bootstrap intervals). The fit describes the "
+            "n_i, drawn as the trajectories' fitted curves averaged the way the observed mean "
+            f"is ({deltas}; 95% prompt-bootstrap intervals). The fit describes the "
             "curves; it is not a test of the law (docs/theory.md). " + budget)
