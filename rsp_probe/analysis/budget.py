@@ -11,8 +11,13 @@ from rsp_probe.analysis.windows import MIDDLE
 from rsp_probe.key_groups import GROUPS, group_sizes
 from rsp_probe.probes.names import BUDGET_PROBES
 from rsp_probe.runs import Run
-from rsp_probe.theory.budget import (dilution_part, group_advantage, logit, pooled_split,
-                                     rsp_advantage)
+from rsp_probe.theory.budget import (
+    dilution_part,
+    group_advantage,
+    logit,
+    pooled_split,
+    rsp_advantage,
+)
 
 # The dilution share is reported at the end of the fixed middle window (or the last step
 # reached), not at a step picked from the curves.

@@ -25,8 +25,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.attention import (ALL_LAYERS, fitted_curve, head_averaged,
-                                          saved_or_fitted)
+from rsp_probe.analysis.attention import ALL_LAYERS, fitted_curve, head_averaged, saved_or_fitted
 from rsp_probe.analysis.budget import budget_frame, has_budget
 from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step

@@ -3,10 +3,11 @@
 Stage 1, the first steps: (a) the attention mass on the RSP keys (mean over layers and heads)
 by step per k, with the dilution law, one delta per k fitted jointly over trajectories each
 with its own prompt length, drawn as the prompt mean of the fitted curves (dashed,
-analysis.attention.dilution_fits); (b) the entropy lift, entropy(k) - entropy(k=0) prompt by prompt, by step. Stage 2,
-later: (c) the teacher-forced KL(p_rsp || p_base) by step per k, with the fixed windows of
-analysis/windows.py shaded. The outcome: (d) Pass@N with and without an RSP under
-temperature sampling (greedy decoding for reference), from the passk runs.
+analysis.attention.dilution_fits); (b) the entropy lift, entropy(k) - entropy(k=0) prompt
+by prompt, by step. Stage 2, later: (c) the teacher-forced KL(p_rsp || p_base) by step per
+k, with the fixed windows of analysis/windows.py shaded. The outcome: (d) Pass@N with and
+without an RSP under temperature sampling (greedy decoding for reference), from the passk
+runs.
 
 Runs: `attention`, `entropy` (the paper's law and placement only), `influence`, `passk`.
 Every curve is a mean over prompts (problems for Pass@N) with a prompt-bootstrap 95% CI;
@@ -18,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.attention import (ALL_LAYERS, fitted_curve, head_averaged,
-                                          saved_or_fitted)
+from rsp_probe.analysis.attention import ALL_LAYERS, fitted_curve, head_averaged, saved_or_fitted
 from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.analysis.summaries import probe_frame
