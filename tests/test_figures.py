@@ -137,15 +137,16 @@ def test_attention_layers_fit_on_a_shared_fraction_axis_without_envelope(by_comm
     fit = dilution_fits(run, n_boot=0)["k16"]["layers"]["-1"]
     rows = frame[(frame["condition"] == "k16") & (frame["series"] == "dilution_fit")
                  & (frame["layer"] == -1)]
-    assert rows["delta"].iloc[0] == pytest.approx(fit["delta"], abs=1e-9)
+    assert rows["delta"].iloc[0] == pytest.approx(fit["delta"], rel=1e-5)  # csv rounding
     lengths = run.trajectories.set_index("id")["prompt_token_ids"].map(len)
     masses = head_averaged(run)
     masses = masses[(masses["layer"] == -1) & (masses["condition"] == "k16")]
     from rsp_probe.theory import dilution_mass
 
-    law = dilution_mass(masses["step"], masses["trajectory"].map(lengths), 16, fit["delta"])
+    law = pd.Series(dilution_mass(masses["step"], masses["trajectory"].map(lengths), 16,
+                                  fit["delta"]), index=masses.index)
     expected = law.groupby([masses["step"], masses["prompt_id"]]).mean().groupby(level=0).mean()
-    np.testing.assert_allclose(rows["y"], expected.loc[rows["x"]].to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(rows["y"], expected.loc[rows["x"]].to_numpy(), rtol=1e-5)
 
 
 def test_influence_panels_and_slope(by_command):
