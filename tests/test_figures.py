@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from rsp_probe.analysis.attention import dilution_fits, head_averaged
 from rsp_probe.errors import UsageError
 from rsp_probe.runio.integrity import write_manifest
 from rsp_probe.runs import find_runs
@@ -131,14 +132,21 @@ def test_attention_layers_fit_on_a_shared_fraction_axis_without_envelope(by_comm
         assert not any("envelope" in t for t in legend) and len(legend) <= 6
         assert ax.get_ylim() == panels[0].get_ylim()  # k compared on one axis
         assert 0 <= ax.get_ylim()[0] < ax.get_ylim()[1] <= 1
-    fit = json.loads((RUNS / "attention" / "dilution_fit.json").read_text())
-    delta = next(f for f in fit["k16"]["layers"]["-1"]["fits"] if f["model"] == "dilution")
+    # the dashed mean is the prompt mean of each trajectory's law with its own n (#26)
+    run = find_runs([RUNS / "attention"])[0]
+    fit = dilution_fits(run, n_boot=0)["k16"]["layers"]["-1"]
     rows = frame[(frame["condition"] == "k16") & (frame["series"] == "dilution_fit")
                  & (frame["layer"] == -1)]
+    assert rows["delta"].iloc[0] == pytest.approx(fit["delta"], rel=1e-5)  # csv rounding
+    lengths = run.trajectories.set_index("id")["prompt_token_ids"].map(len)
+    masses = head_averaged(run)
+    masses = masses[(masses["layer"] == -1) & (masses["condition"] == "k16")]
     from rsp_probe.theory import dilution_mass
 
-    expected = dilution_mass(rows["x"], fit["k16"]["n"], 16, delta["params"]["delta"])
-    np.testing.assert_allclose(rows["y"], expected, rtol=1e-7)
+    law = pd.Series(dilution_mass(masses["step"], masses["trajectory"].map(lengths), 16,
+                                  fit["delta"]), index=masses.index)
+    expected = law.groupby([masses["step"], masses["prompt_id"]]).mean().groupby(level=0).mean()
+    np.testing.assert_allclose(rows["y"], expected.loc[rows["x"]].to_numpy(), rtol=1e-5)
 
 
 def test_influence_panels_and_slope(by_command):

@@ -192,3 +192,15 @@ def test_runs_that_draw_accuracy_reach_their_answers(executed, path):
         trajectories = run.trajectories
         assert trajectories["answer"].notna().mean() >= 0.5, run.path
         assert trajectories["correct"].fillna(False).astype(bool).any(), run.path
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_prose_names_only_what_the_notebook_shows(path):
+    """No AIC comparison is computed any more, and a notebook that draws its results as
+    separate figures has no rows of one figure to point at (#26)."""
+    book = nbformat.read(path, as_version=4)
+    prose = " ".join(cell.source for cell in book.cells if cell.cell_type == "markdown")
+    assert "AIC" not in prose
+    draws = sum(cell.source.count("draw(") for cell in book.cells if cell.cell_type == "code")
+    if draws > 1:
+        assert "top row" not in prose.lower() and "bottom row" not in prose.lower()

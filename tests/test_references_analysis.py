@@ -5,29 +5,33 @@ per-prompt bootstrap weighs prompts equally."""
 
 from __future__ import annotations
 
+import json
 from math import comb
 
 import numpy as np
 import pytest
+from scipy.optimize import curve_fit
 from synthetic_runs import counts_run, record, write_run
 
-from rsp_probe.analysis.attention import dilution_fits
+from rsp_probe.analysis.attention import dilution_fits, saved_or_fitted
 from rsp_probe.analysis.passk import default_pairs, passk_table
 from rsp_probe.analysis.stats import bootstrap_mean, format_ci, summarise_by_step, wide_table
-from rsp_probe.runs import PASSK_FILE
+from rsp_probe.runs import DILUTION_FILE, PASSK_FILE, open_run
+from rsp_probe.theory.common_delta import fit_common_delta
 from rsp_probe.theory.dilution import dilution_mass
 
 PAPER = {"law": "gaussian", "sigma_scale": 1.0, "placement": "suffix", "fixed_draw": False}
 
 
-def _attention_run(out, n_prompt: int, k: int, deltas: dict[int, float], steps: int = 30):
-    """Three prompts of n_prompt tokens plus k RSP positions; layer l's heads carry exactly
-    the dilution-law mass with delta = deltas[l] at every step."""
+def _attention_run(out, lengths: list[int], k: int, deltas: dict[int, float], steps: int = 30):
+    """One prompt per entry of `lengths` (its token count) plus k RSP positions; layer l's
+    heads carry exactly the dilution-law mass with delta = deltas[l] and the prompt's own n,
+    every step."""
     t = np.arange(1, steps + 1)
-    mass = np.stack([dilution_mass(t, n_prompt, k, deltas[layer]) for layer in sorted(deltas)],
-                    axis=1)  # [S, L]
     records, values = [], {}
-    for j in range(3):
+    for j, n_prompt in enumerate(lengths):
+        mass = np.stack([dilution_mass(t, n_prompt, k, deltas[layer])
+                         for layer in sorted(deltas)], axis=1)  # [S, L]
         r = record(f"k{k}", f"p{j}", 0, rsp_tokens=k)
         r.update(prompt_token_ids=list(range(n_prompt)),
                  rsp_positions=list(range(n_prompt, n_prompt + k)))
@@ -36,18 +40,45 @@ def _attention_run(out, n_prompt: int, k: int, deltas: dict[int, float], steps: 
     return write_run(out, {"command": "attention", **PAPER}, records, values)
 
 
-def test_dilution_fits_recover_delta_with_n_the_prompt_length(tmp_path):
-    run = _attention_run(tmp_path / "r", n_prompt=20, k=4, deltas={0: 1.5, 1: 3.0})
-    fits = dilution_fits(run)["k4"]
-    assert fits["k"] == 4 and fits["n"] == 20.0  # n excludes the RSP positions
-    for layer, delta in (("0", 1.5), ("1", 3.0)):
+def test_dilution_fits_recover_delta_with_each_trajectory_its_own_prompt_length(tmp_path):
+    """Prompts of 8 to 90 tokens that follow the law exactly: the joint fit, each trajectory
+    with its own n, recovers delta and its drawn curve is the observed mean. A fit to the
+    mean curve with the mean n (the old fit) misses delta by far more than the tolerance."""
+    lengths = [8, 20, 45, 90]
+    run = _attention_run(tmp_path / "r", lengths, k=4, deltas={0: 1.5, 1: -1.0})
+    fits = dilution_fits(run, n_boot=50)["k4"]
+    assert fits["k"] == 4 and (fits["n_min"], fits["n_max"]) == (8.0, 90.0)  # RSP excluded
+    t = np.arange(1, 31)
+    for layer, delta in (("0", 1.5), ("1", -1.0)):
         entry = fits["layers"][layer]
-        dilution = next(f for f in entry["fits"] if f["model"] == "dilution")
-        assert dilution["params"]["delta"] == pytest.approx(delta, abs=1e-4)
-        assert dilution["fixed"] == {"n": 20.0, "k": 4.0}
-        assert dilution["r2"] == pytest.approx(1.0, abs=1e-9)
-        assert entry["best"] == "dilution"
-        assert entry["steps"] == list(range(1, 31))
+        assert entry["delta"] == pytest.approx(delta, abs=1e-5)
+        assert entry["ci"][0] <= entry["delta"] <= entry["ci"][1]
+        assert entry["n_trajectories"] == 4 and entry["rmse"] < 1e-6
+        assert entry["steps"] == t.tolist()
+        observed = np.mean([dilution_mass(t, n, 4, delta) for n in lengths], axis=0)
+        np.testing.assert_allclose(entry["fitted"], observed, atol=1e-6)
+        np.testing.assert_allclose(entry["mass"], observed, atol=1e-6)
+        (averaged,), _ = curve_fit(lambda s, d: dilution_mass(s, np.mean(lengths), 4, d), t,
+                                   observed, p0=[0.0])
+        assert abs(averaged - delta) > 0.05  # the averaged-curve fit is biased here
+
+
+def test_saved_dilution_fits_of_an_older_kind_are_recomputed(tmp_path):
+    run = _attention_run(tmp_path / "r", [10, 30, 50], k=4, deltas={0: 0.5})
+    (run.path / DILUTION_FILE).write_text(json.dumps(
+        {"k4": {"k": 4, "n": 30.0, "layers": {"0": {"best": "dilution", "fits": []}}}}))
+    fits = saved_or_fitted(open_run(run.path))
+    assert fits["k4"]["layers"]["0"]["delta"] == pytest.approx(0.5, abs=1e-5)
+
+
+def test_common_delta_interval_holds_its_estimate_on_noisy_masses():
+    rng = np.random.default_rng(3)
+    n = np.repeat(rng.integers(10, 80, size=12), 20).astype(float)
+    t = np.tile(np.arange(1, 21), 12).astype(float)
+    m = np.clip(dilution_mass(t, n, 16, 0.3) + rng.normal(0, 0.05, t.size), 0, 1)
+    fit = fit_common_delta(m, t, n, 16, np.repeat(np.arange(12), 20), n_boot=200)
+    assert fit["ci"][0] < fit["delta"] < fit["ci"][1]
+    assert fit["ci"][0] < 0.3 < fit["ci"][1] and fit["ci"][1] - fit["ci"][0] < 0.5
 
 
 def test_summarise_by_step_averages_prompts_first(tmp_path):

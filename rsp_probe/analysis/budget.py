@@ -11,7 +11,13 @@ from rsp_probe.analysis.windows import MIDDLE
 from rsp_probe.key_groups import GROUPS, group_sizes
 from rsp_probe.probes.names import BUDGET_PROBES
 from rsp_probe.runs import Run
-from rsp_probe.theory.budget import dilution_part, group_advantage, logit, rsp_advantage
+from rsp_probe.theory.budget import (
+    dilution_part,
+    group_advantage,
+    logit,
+    pooled_split,
+    rsp_advantage,
+)
 
 # The dilution share is reported at the end of the fixed middle window (or the last step
 # reached), not at a step picked from the curves.
@@ -61,30 +67,52 @@ def budget_frame(run: Run) -> pd.DataFrame:
     return frame
 
 
-def dilution_shares(run: Run, step: int = SHARE_STEP) -> pd.DataFrame:
-    """Per condition and layer (layer -1: all), at `step` (or the last step any trajectory
-    reached): the mean change in logit(m) since step 1, its dilution and suppression parts,
-    and the dilution share = mean dilution / mean change, over heads and trajectories with
-    finite values. A head whose mass falls to ~0 has a huge logit change, so the same split
-    is also given for the pooled mass (logit of the mean m at `step` minus that at step 1;
-    pooled_dilution_share), which weighs heads by their mass instead."""
+def dilution_shares(run: Run, step: int = SHARE_STEP, n_boot: int = 2000,
+                    seed: int = 0) -> pd.DataFrame:
+    """Per condition and layer (layer -1: all) at `step` (or the last step reached), the split
+    of the fall of the RSP mass since step 1 (shares_at_step on the run's budget frame)."""
     frame = budget_frame(run)
+    frame["prompt_id"] = frame["trajectory"].map(run.trajectories.set_index("id")["prompt_id"])
+    return shares_at_step(frame, step, n_boot, seed)
+
+
+def shares_at_step(frame: pd.DataFrame, step: int = SHARE_STEP, n_boot: int = 2000,
+                   seed: int = 0) -> pd.DataFrame:
+    """Two splits of the change since step 1 over the cells (trajectory, layer, head) that
+    reached `step`. Logit average: change, dilution, suppression and dilution_share over the
+    cells whose logit change is finite; a cell whose mass is exactly 0 (or 1) at step 1 or at
+    `step` has an infinite logit and is left out, counted in n_left_out. Pooled mass
+    (theory.budget.pooled_split): every cell, a zero mass entering as 0, in mass units, with
+    cluster-bootstrap intervals over prompts; zero_1 / zero_s count the cells of mass 0 at
+    step 1 / at `step`, rises the cells whose mass rose."""
     rows = []
     for condition, group in frame.groupby("condition"):
         last = min(step, int(group["step"].max()))
-        at = group[group["step"] == last]
-        at = at[np.isfinite(at["total"])]
-        first = group[group["step"] == 1]
-        for layer, cells in [*at.groupby("layer"), (-1, at)]:
-            total, dilution = cells["total"].mean(), cells["dilution"].mean()
-            start = first if layer == -1 else first[first["layer"] == layer]
-            pooled = logit(cells["rsp"].mean()) - logit(start["rsp"].mean())
-            rows.append({"condition": condition, "layer": int(layer),
-                         "step": int(cells["step"].max()) if len(cells) else step,
-                         "change": total, "dilution": dilution,
-                         "suppression": cells["suppression"].mean(),
-                         "dilution_share": dilution / total if total else np.nan,
-                         "pooled_change": pooled,
-                         "pooled_dilution_share": dilution / pooled if pooled else np.nan,
-                         "n_cells": len(cells)})
+        at = group[group["step"] == last].set_index(CELL)
+        first = group[group["step"] == 1].set_index(CELL).reindex(at.index)
+        for layer in [*sorted(at.index.unique("layer")), -1]:
+            keep = np.ones(len(at), bool) if layer == -1 else \
+                (at.index.get_level_values("layer") == layer)
+            rows.append({"condition": condition, "layer": int(layer), "step": last,
+                         **_logit_split(at[keep]),
+                         **_pooled(first[keep], at[keep], last, n_boot, seed)})
     return pd.DataFrame(rows)
+
+
+def _logit_split(cells: pd.DataFrame) -> dict:
+    finite = cells[np.isfinite(cells["total"])]
+    total, dilution = finite["total"].mean(), finite["dilution"].mean()
+    return {"change": total, "dilution": dilution, "suppression": finite["suppression"].mean(),
+            "dilution_share": dilution / total if total else np.nan, "n_cells": len(cells),
+            "n_left_out": len(cells) - len(finite)}
+
+
+def _pooled(first: pd.DataFrame, at: pd.DataFrame, step: int, n_boot: int, seed: int) -> dict:
+    split = pooled_split(first["rsp"].to_numpy(float), at["rsp"].to_numpy(float),
+                         at["n"].to_numpy(float), step, at["prompt_id"].to_numpy(),
+                         n_boot=n_boot, seed=seed)
+    out = {f"pooled_{part}": split[part][0] for part in
+           ("total", "dilution", "suppression", "dilution_share")}
+    low, high = split["dilution_share"][1:]
+    return {**out, "pooled_share_low": low, "pooled_share_high": high,
+            **{name: split[name] for name in ("zero_1", "zero_s", "rises")}}

@@ -147,33 +147,44 @@ def _budget_lines(run: Run) -> list[str]:
 
     if not has_budget(run):
         return []
-    lines = ["", "## the fall of logit(m) since step 1: dilution (more keys) vs suppression "
-             "(a falling advantage delta_t); mean over heads and trajectories, layer -1 = all"]
+    lines = ["", "## the fall of the RSP mass since step 1: dilution (more keys) vs "
+             "suppression (a falling advantage delta_t), layer -1 = all. Logit average: mean "
+             "over heads and trajectories of the logit change, cells of mass exactly 0 or 1 "
+             "(infinite logit) left out and counted. Pooled mass (theory.budget.pooled_split): "
+             "every cell, zeros as 0, in mass units, 95% prompt-bootstrap interval; rises = "
+             "cells whose mass rose"]
     for r in dilution_shares(run).itertuples():
-        lines.append(f"{r.condition:>6} layer {r.layer:>2} step {r.step:>3}: change "
-                     f"{r.change:+.3f} = dilution {r.dilution:+.3f} + suppression "
-                     f"{r.suppression:+.3f}; dilution share {r.dilution_share:.2f}; of the "
-                     f"pooled mass's change {r.pooled_change:+.3f}: {r.pooled_dilution_share:.2f}")
+        lines.append(
+            f"{r.condition:>6} layer {r.layer:>2} step {r.step:>3}: logit change "
+            f"{r.change:+.3f} = dilution {r.dilution:+.3f} + suppression {r.suppression:+.3f}, "
+            f"dilution share {r.dilution_share:.2f} ({r.n_left_out} of {r.n_cells} cells "
+            f"left out); pooled mass change {r.pooled_total:+.4f} = dilution "
+            f"{r.pooled_dilution:+.4f} + suppression {r.pooled_suppression:+.4f}, dilution "
+            f"share {r.pooled_dilution_share:.2f} [{r.pooled_share_low:.2f}, "
+            f"{r.pooled_share_high:.2f}]; mass 0 at step 1: {r.zero_1}, at step {r.step}: "
+            f"{r.zero_s}; rises {r.rises}")
     return lines
 
 
 def _fit_lines(run: Run) -> list[str]:
+    from rsp_probe.analysis.attention import saved_or_fitted
+
     if not run.has(DILUTION_FILE):
         return []
-    lines = ["", "## dilution fits to the mean curve (best AIC first); dilution: "
-             "m_t = k e^delta / (k e^delta + n + t - 1)"]
-    for condition, entry in run.json(DILUTION_FILE).items():
-        for layer, result in entry["layers"].items():
-            if not result["fits"]:
-                lines.append(f"{condition} layer {layer:>2}: no fit ({result['error']})")
+    lines = ["", "## the dilution law m_t = k e^delta / (k e^delta + n_i + t - 1), one delta "
+             "per layer fitted jointly to every trajectory with its own prompt length n_i, "
+             "95% prompt-bootstrap interval; a description of the curves, not a test of the "
+             "law (the calibrated test: `rsp-probe theory`)"]
+    for condition, entry in saved_or_fitted(run).items():
+        for layer, fit in entry["layers"].items():
+            if fit.get("delta") is None:
+                lines.append(f"{condition} layer {layer:>2}: no fit ({fit['error']})")
                 continue
-            cells = [f"{fit['model']} R2={fit['r2']:.3f} AIC={fit['aic']:.1f}"
-                     for fit in result["fits"]]
-            best = result["fits"][0]
-            params = ", ".join(f"{name}={value:.3g}±{best['stderr'].get(name) or 0:.2g}"
-                               for name, value in best["params"].items())
-            lines.append(f"{condition} layer {layer:>2} (n={entry['n']:.0f}, k={entry['k']}): "
-                         f"best {best['model']} ({params}); " + "; ".join(cells[1:]))
+            low, high = fit["ci"]
+            lines.append(f"{condition} layer {layer:>2} (k={entry['k']}, n_i "
+                         f"{entry['n_min']:.0f}-{entry['n_max']:.0f}, "
+                         f"{fit['n_trajectories']} trajectories): delta={fit['delta']:.3f} "
+                         f"[{low:.3f}, {high:.3f}], rmse {fit['rmse']:.4f}")
     return lines
 
 

@@ -3,10 +3,11 @@
 One panel per condition (k) of each `rsp-probe attention` run. Per layer: the head-averaged
 mass (rsp_probe.analysis.attention.head_averaged), mean over prompts with a 95% bootstrap
 CI band, coloured by layer; in black the average over layers and heads. Dashed ("theory"):
-the dilution law m_t = k e^delta / (k e^delta + n + t - 1) of each layer and of the
-average, rebuilt with rsp_probe.theory.dilution_mass from the delta fitted in
-dilution_fit.json (recomputed with analysis.attention.dilution_fits when a run lacks the
-file). The inset shows the average and its fitted law on log-log axes.
+the dilution law m_t = k e^delta / (k e^delta + n_i + t - 1) with one delta per layer (and
+one for the average) fitted jointly over trajectories, each with its own prompt length n_i,
+drawn as the prompt mean of the per-trajectory fitted curves (analysis.attention.
+dilution_fits; dilution_fit.json, recomputed when a run lacks it or holds an older fit).
+The inset shows the average and its fitted law on log-log axes.
 
 Runs that recorded the attention budget get one more panel per condition: the change of
 logit(m_t) since step 1 averaged over layers, heads and trajectories, split exactly into its
@@ -24,40 +25,30 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.attention import ALL_LAYERS, dilution_fits, head_averaged
+from rsp_probe.analysis.attention import ALL_LAYERS, fitted_curve, head_averaged, saved_or_fitted
 from rsp_probe.analysis.budget import budget_frame, has_budget
 from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import DILUTION_FILE, Run
-from rsp_probe.theory import dilution_mass
+from rsp_probe.runs import Run
 
 NAME = "attention"
 NEEDS = ("attention",)
 COLUMNS = ["run", "condition", "k", "panel", "layer", "series", "label", "x", "y", "ci_low",
-           "ci_high", "n_prompts", "n", "delta"]
+           "ci_high", "n_prompts", "n", "delta", "delta_low", "delta_high"]
 BUDGET_PANEL = " budget"  # suffix of the dilution/suppression panels' names
 MAX_LEGEND_LAYERS = 4  # more layers: a colour bar, and CI bands for the mean only
 
 
-def _fits(run: Run) -> dict:
-    return run.json(DILUTION_FILE) if run.has(DILUTION_FILE) else dilution_fits(run)
-
-
-def _delta(entry: dict, layer: int) -> float | None:
-    fits = entry["layers"].get(str(layer), {}).get("fits", [])
-    found = [f for f in fits if f["model"] == "dilution" and f["params"].get("delta") is not None]
-    return float(found[0]["params"]["delta"]) if found else None
-
-
 def _theory_rows(steps: np.ndarray, entry: dict, layer: int) -> list[pd.DataFrame]:
-    delta = _delta(entry, layer)
-    if delta is None:
+    curve = fitted_curve(entry, layer)
+    if curve is None:
         return []
-    n, k = float(entry["n"]), float(entry["k"])
-    return [pd.DataFrame({"layer": layer, "series": "dilution_fit", "x": steps,
-                          "y": dilution_mass(steps, n, k, delta), "n": n, "delta": delta})]
+    curve = curve[curve["step"].isin(steps)]
+    return [pd.DataFrame({"layer": layer, "series": "dilution_fit", "x": curve["step"],
+                          "y": curve["fitted"], "delta": curve["delta"],
+                          "delta_low": curve["delta_low"], "delta_high": curve["delta_high"]})]
 
 
 def _run_rows(run: Run) -> pd.DataFrame:
@@ -68,7 +59,7 @@ def _run_rows(run: Run) -> pd.DataFrame:
     summary = summarise_by_step(masses, steps=steps, by=("condition", "layer"))
     summary = style.running_steps(summary, keys=("condition", "layer")).rename(
         columns={"step": "x", "mean": "y"}).assign(series="observed")
-    fits = _fits(run)
+    fits = saved_or_fitted(run)
     frames = [summary]
     for condition, entry in fits.items():
         # one point per step: the summary holds each step once per layer
@@ -110,7 +101,7 @@ def _label(row) -> str:
         return BUDGET_SERIES[row.series]
     if row.series == "observed":
         return "mean over layers" if row.layer == ALL_LAYERS else f"layer {row.layer}"
-    return "dilution law, fitted (dashed)"
+    return "dilution law, fitted δ (dashed)"
 
 
 def data(runs: list[Run]) -> pd.DataFrame:
@@ -228,7 +219,8 @@ def caption(df: pd.DataFrame) -> str:
     observed = df[df["series"] == "observed"]
     fits = df[(df["series"] == "dilution_fit") & (df["layer"] == ALL_LAYERS)].drop_duplicates(
         ["run", "k"])
-    deltas = ", ".join(f"k={k}: δ={d:.2f}" for k, d in zip(fits["k"], fits["delta"]))
+    deltas = "; ".join(f"k={r.k}: δ={r.delta:.2f} [{r.delta_low:.2f}, {r.delta_high:.2f}]"
+                       for r in fits.itertuples())
     budget = ("Right: the change of logit m_t since step 1 (mean over layers, heads and "
               "trajectories), split exactly into its dilution part (the growing denominator) "
               "and its suppression part (the change of the RSP's advantage δ_t). "
@@ -237,5 +229,8 @@ def caption(df: pd.DataFrame) -> str:
             "panel per k: each layer (mean over heads) and, in black, the mean over layers and "
             f"heads with its 95% prompt-bootstrap CI band ({style.prompt_count(observed)}); "
             "steps are drawn while at least half of the prompts still run. Dashed: the "
-            "dilution law m_t = k e^δ / (k e^δ + n + t − 1) fitted per layer and to the mean "
-            f"({deltas}). " + budget)
+            "dilution law m_t = k e^δ / (k e^δ + n_i + t − 1) with one δ per layer (and one "
+            "for the mean) fitted jointly to every trajectory, each with its own prompt length "
+            "n_i, drawn as the trajectories' fitted curves averaged the way the observed mean "
+            f"is ({deltas}; 95% prompt-bootstrap intervals). The fit describes the "
+            "curves; it is not a test of the law (docs/theory.md). " + budget)

@@ -1,11 +1,13 @@
 """The paper's two stages on one page, each with its 95% CI (the README's headline figure).
 
 Stage 1, the first steps: (a) the attention mass on the RSP keys (mean over layers and heads)
-by step per k, with the dilution law fitted to it (dashed, dilution_fit.json of the attention
-run); (b) the entropy lift, entropy(k) - entropy(k=0) prompt by prompt, by step. Stage 2,
-later: (c) the teacher-forced KL(p_rsp || p_base) by step per k, with the fixed windows of
-analysis/windows.py shaded. The outcome: (d) Pass@N with and without an RSP under
-temperature sampling (greedy decoding for reference), from the passk runs.
+by step per k, with the dilution law, one delta per k fitted jointly over trajectories each
+with its own prompt length, drawn as the prompt mean of the fitted curves (dashed,
+analysis.attention.dilution_fits); (b) the entropy lift, entropy(k) - entropy(k=0) prompt
+by prompt, by step. Stage 2, later: (c) the teacher-forced KL(p_rsp || p_base) by step per
+k, with the fixed windows of analysis/windows.py shaded. The outcome: (d) Pass@N with and
+without an RSP under temperature sampling (greedy decoding for reference), from the passk
+runs.
 
 Runs: `attention`, `entropy` (the paper's law and placement only), `influence`, `passk`.
 Every curve is a mean over prompts (problems for Pass@N) with a prompt-bootstrap 95% CI;
@@ -17,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.attention import ALL_LAYERS, head_averaged
+from rsp_probe.analysis.attention import ALL_LAYERS, fitted_curve, head_averaged, saved_or_fitted
 from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.analysis.summaries import probe_frame
@@ -26,8 +28,7 @@ from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.figures.entropy import main_runs
 from rsp_probe.figures.series import median_length, paired_by_step, shade_windows
-from rsp_probe.runs import DILUTION_FILE, PASSK_FILE, Run
-from rsp_probe.theory import dilution_mass
+from rsp_probe.runs import PASSK_FILE, Run
 
 NAME = "mechanism"
 NEEDS = ("attention", "entropy", "influence", "passk")
@@ -59,17 +60,14 @@ def _mass(run: Run) -> pd.DataFrame:
                                  by=("condition",)).assign(series="observed")
     observed = style.running_steps(observed, keys=("condition",))
     frames = [observed]
-    fits = run.json(DILUTION_FILE) if (run.path / DILUTION_FILE).exists() else {}
-    for condition, entry in fits.items():
-        found = [f for f in entry["layers"].get(str(ALL_LAYERS), {}).get("fits", [])
-                 if f["model"] == "dilution" and f["params"].get("delta") is not None]
-        steps = observed.loc[observed["condition"] == condition, "step"].to_numpy(float)
-        if found and steps.size:
-            delta = float(found[0]["params"]["delta"])
+    for condition, entry in saved_or_fitted(run).items():
+        curve = fitted_curve(entry, ALL_LAYERS)
+        steps = observed.loc[observed["condition"] == condition, "step"]
+        if curve is not None and steps.size:
+            curve = curve[curve["step"].isin(steps)]
             frames.append(pd.DataFrame({
-                "condition": condition, "step": steps, "series": "dilution_fit",
-                "mean": dilution_mass(steps, float(entry["n"]), float(entry["k"]), delta),
-                "delta": delta}))
+                "condition": condition, "step": curve["step"], "series": "dilution_fit",
+                "mean": curve["fitted"], "delta": curve["delta"]}))
     out = pd.concat(frames, ignore_index=True)
     return out.assign(panel="mass", run=run.id, k=out["condition"].map(ks))
 
@@ -160,7 +158,7 @@ def _draw_mass(ax, rows: pd.DataFrame, colors: dict) -> None:
     for k, curve in observed.groupby("k"):
         style.with_band(ax, curve, colors[k], f"k={k}", gid=f"mass:k{k}")
     for i, (k, curve) in enumerate(rows[rows["series"] == "dilution_fit"].groupby("k")):
-        style.theory_line(ax, curve["x"], curve["y"], "dilution law, fitted" if i == 0 else None,
+        style.theory_line(ax, curve["x"], curve["y"], "dilution law, fitted δ" if i == 0 else None,
                           gid=f"dilution:k{k}", color=colors[k])
     _step_axis(ax)
     top = np.nanmax(rows[["y", "ci_high"]].to_numpy(float))
@@ -223,7 +221,9 @@ def caption(df: pd.DataFrame) -> str:
         "The paper's two stages on this model, each a mean with its 95% prompt-bootstrap CI "
         "band; step curves stop where fewer than half of the prompts still run. "
         f"(a) Attention mass on the RSP keys, mean over layers and heads ({n_of('mass')}); "
-        f"dashed: the dilution law m_t = k e^δ / (k e^δ + n + t − 1) fitted per k ({deltas}). "
+        f"dashed: the dilution law m_t = k e^δ / (k e^δ + n_i + t − 1), one δ per k fitted "
+        f"jointly to the trajectories, each with its own prompt length n_i, drawn as the mean "
+        f"of their fitted curves ({deltas}; a description, not a test of the law). "
         f"(b) Entropy lift: next-token entropy with k RSP vectors minus without, prompt by "
         f"prompt ({n_of('lift')}). "
         f"(c) Teacher-forced KL(p_rsp ‖ p_base) along the baseline's greedy answer "
