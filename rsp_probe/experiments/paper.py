@@ -64,7 +64,7 @@ def paper_plan(setting: PaperSetting) -> tuple[tuple[str, str, dict], ...]:
                 batch_size=setting.batch_size, temperature=PAPER_TEMPERATURE)
     if setting.dataset is not None:
         data.update(dataset=setting.dataset, split=setting.split)
-    passk = dict(data, samples=PAPER_N, k=PAPER_K)
+    passk = dict(data, samples=PAPER_N, pass_k=PAPER_K)
     return (
         ("entropy", "entropy", dict(data, rsp_tokens=(0, *PAPER_DOSES), samples=4)),
         ("attention", "attention", dict(data, rsp_tokens=PAPER_DOSES, samples=2)),

@@ -86,8 +86,18 @@ def make(df: pd.DataFrame):
     handles, labels = axes.flat[0].get_legend_handles_labels()
     axes[-1, 0].legend(handles, labels, loc="upper left", bbox_to_anchor=(0.0, -0.2),
                        ncol=1, frameon=False, fontsize=7)
-    seeds, prompts = int(df["n_seeds"].max()), int(df["n_prompts"].max())
-    fig.suptitle(f"DAPO with and without an RSP per rollout: {seeds} seeds per arm x "
-                 f"{prompts} held-out problems; bands: 95% CI (seeds, then problems)",
+    fig.suptitle("DAPO with and without an RSP per rollout: held-out probes along training",
                  fontsize=8)
     return fig
+
+
+def caption(df: pd.DataFrame) -> str:
+    seeds, prompts = int(df["n_seeds"].max()), int(df["n_prompts"].max())
+    return (f"Held-out probes of each DAPO checkpoint ({seeds} seeds per arm x {prompts} "
+            "held-out problems), mean with a 95% CI band of the hierarchical bootstrap (seeds, "
+            "then problems). Colour: the training arm (no RSP in the rollouts, or a fresh RSP "
+            "in every rollout and in the loss's forward pass). Line style: how the checkpoint "
+            "is sampled at test time (solid: temperature alone; dotted: with a fresh RSP per "
+            "sample). Panels: Pass@1 and Pass@k at the largest k (fraction of problems), the "
+            "next-token entropy over all steps, and the RSP's teacher-forced influence "
+            "(KL with against without, along the checkpoint's greedy continuation).")
