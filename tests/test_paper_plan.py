@@ -26,7 +26,7 @@ def test_the_paper_plan_is_fixed_and_sized_by_the_user():
         assert (options["dataset"], options["n_prompts"], options["max_new_tokens"]) == (
             "org/bench", 5, 1500)
         if command == "passk":
-            assert options["samples"] == PAPER_N == max(options["k"]) == 64
+            assert options["samples"] == PAPER_N == max(options["pass_k"]) == 64
     assert all(options["max_new_tokens"] == 96 for _, command, options in PLAN
                if command == "entropy")  # the default plan stays the default model's
 
