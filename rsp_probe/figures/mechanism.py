@@ -32,9 +32,10 @@ from rsp_probe.runs import PASSK_FILE, Run
 
 NAME = "mechanism"
 NEEDS = ("attention", "entropy", "influence", "passk")
-PANELS = {"mass": "(a) stage 1: attention absorbs the RSP",
-          "lift": "(b) stage 1: the first tokens flatten",
-          "kl": "(c) stage 2: the influence dilutes",
+# the paper's stages name the panels; whether the data bear them out is the verdict table's
+PANELS = {"mass": "(a) paper's stage 1: attention mass on the RSP",
+          "lift": "(b) paper's stage 1: entropy lift by step",
+          "kl": "(c) paper's stage 2: influence by step",
           "passk": "(d) outcome: Pass@N with and without RSP"}
 YLABELS = {"mass": "attention mass on RSP keys (fraction)",
            "lift": "entropy(k) − entropy(k=0) (nats)",
