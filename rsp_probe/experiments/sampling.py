@@ -145,23 +145,10 @@ def _check_context(prompt_id: str, n_input: int, n_ctx: int) -> None:
                          f"fit the model's context of {n_ctx} with room to generate")
 
 
-def sample_conditions(session: Session, conditions: list[Condition], samples: int,
-                      probes: Sequence[str] = DEFAULT_PROBES) -> Sampled:
-    spec = session.spec
-    jobs, records = build_jobs(session, conditions, samples)
-    announce(len(session.problems), len(jobs), conditions, spec.sampling.max_new_tokens,
-             spec.output.quiet)
-    trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
-                            batch_size=spec.sampling.batch_size, probes=probes,
-                            progress=session.progress,
-                            interventions=law_interventions(spec.rsp.law))
-    return finish_records(session, jobs, records, trajectories)
-
-
 def stream_conditions(session: Session, conditions: list[Condition], samples: int,
                       probes: Sequence[str] = DEFAULT_PROBES, order=lambda index: index,
                       merge: bool = True) -> int:
-    """Like sample_conditions, but each finished batch goes to the run's staging directory
+    """Sample every condition; each finished batch goes to the run's staging directory
     as part files (rsp_probe.runio.parts) and is dropped: memory O(batch). RSP vectors are
     drawn per batch from their recorded seeds; batches done before an interruption are
     skipped (--resume). `order(job index)`: the record's place in trajectories.jsonl;
