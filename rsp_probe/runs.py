@@ -306,7 +306,8 @@ def _json_default(value):
 
 
 def write_steps(path: Path, steps: dict[str, dict[str, np.ndarray]]) -> None:
-    """Flatten {trajectory: {probe: [S] or [S, L, H]}} into the tidy long table."""
+    """Flatten {trajectory: {probe: [S], [S, L] or [S, L, H]}} into the tidy long table
+    (layer and head -1 where the array has no such axis); any other shape is refused."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -316,12 +317,15 @@ def write_steps(path: Path, steps: dict[str, dict[str, np.ndarray]]) -> None:
     for trajectory, probes in steps.items():
         for probe, values in probes.items():
             values = np.asarray(values, dtype=np.float32)
+            if values.ndim not in (1, 2, 3):
+                raise ValueError(f"steps of trajectory {trajectory}: probe {probe!r} has shape "
+                                 f"{list(values.shape)}; expected [S], [S, L] or [S, L, H]")
             grid = np.indices(values.shape).reshape(values.ndim, -1)
             n = values.size
             columns["trajectory"].append(np.full(n, trajectory, dtype=object))
             columns["probe"].append(np.full(n, probe, dtype=object))
             columns["step"].append(grid[0] + 1)
-            columns["layer"].append(grid[1] if values.ndim == 3 else np.full(n, -1))
+            columns["layer"].append(grid[1] if values.ndim >= 2 else np.full(n, -1))
             columns["head"].append(grid[2] if values.ndim == 3 else np.full(n, -1))
             columns["value"].append(values.reshape(-1))
     arrays = {name: np.concatenate(parts) if parts else  # typed, so no steps is a valid table

@@ -132,6 +132,23 @@ def test_write_steps_without_attention_has_only_na_layers(tmp_path):
     assert set(frame["layer"]) == {-1} and set(frame["head"]) == {-1}
 
 
+def test_write_steps_labels_a_per_layer_array_by_layer(tmp_path):
+    """An [S, L] array: each value under its own step and layer, head -1."""
+    values = np.arange(6, dtype=np.float32).reshape(3, 2)  # value = 2 * (step - 1) + layer
+    write_steps(tmp_path / "s.parquet", {"t": {"per_layer": values}})
+    frame = pd.read_parquet(tmp_path / "s.parquet")
+    assert set(frame["head"]) == {-1}
+    assert sorted(zip(frame["step"], frame["layer"], frame["value"])) == [
+        (step, layer, 2 * (step - 1) + layer) for step in (1, 2, 3) for layer in (0, 1)]
+
+
+@pytest.mark.parametrize("shape", [(), (2, 2, 2, 2)])
+def test_write_steps_refuses_other_shapes_naming_the_probe(tmp_path, shape):
+    with pytest.raises(ValueError, match=r"probe 'odd' has shape \[.*\]; expected \[S\]"):
+        write_steps(tmp_path / "s.parquet", {"t": {"odd": np.zeros(shape, np.float32)}})
+    assert not (tmp_path / "s.parquet").exists()
+
+
 def test_completed_run_is_refused_without_overwrite_and_replaced_with_it(tmp_path):
     out = tmp_path / "run"
     _write_run(out, extra_file="old-only.json")
