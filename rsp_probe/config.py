@@ -139,6 +139,15 @@ class Condition:
 EXPERIMENT_PIECES = (ModelConfig, DataConfig, RSPConfig, SamplingConfig, OutputConfig)
 
 
+def single_dose(command: str, rsp_tokens: tuple[int, ...]) -> int:
+    """The one k of a command that runs a single dose; a list is refused, not cut to one k
+    while config.json records them all."""
+    if len(rsp_tokens) != 1:
+        raise UsageError(f"{command} takes one --rsp-tokens value, got "
+                         f"{','.join(map(str, rsp_tokens)) or 'none'}")
+    return rsp_tokens[0]
+
+
 def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
                  output: OutputConfig | None = None) -> None:
     """Validate numbers before any model is loaded or any file is written."""

@@ -183,3 +183,43 @@ def test_limit_is_the_number_of_prompts_on_every_experiment_command():
     for name in experiments():
         assert parser.parse_args([name, "--limit", "3"]).n_prompts == 3, name
         assert parser.parse_args([name, "--n-prompts", "5"]).n_prompts == 5, name
+
+
+SINGLE_DOSE = ("knockout", "compare-prompts", "train-rl")
+
+
+def test_single_dose_commands_are_declared():
+    from rsp_probe.experiments.base import experiments
+
+    assert {e.name for e in experiments().values() if e.single_dose} == set(SINGLE_DOSE)
+
+
+@pytest.mark.parametrize("command", SINGLE_DOSE)
+def test_single_dose_command_refuses_a_dose_list_before_loading(command, tmp_path, capsys,
+                                                               monkeypatch):
+    """`--rsp-tokens 4,16` once ran only k=16 while config.json recorded [4, 16]: now one
+    line and exit 2 from the CLI, UsageError from the API, before a model is loaded."""
+    import rsp_probe
+    import rsp_probe.experiments.common as common
+    from rsp_probe.cli import main
+    from rsp_probe.errors import UsageError
+    from rsp_probe.experiments.base import get_experiment
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(common, "_load", no_load)
+    monkeypatch.setattr("rsp_probe.models.load_model", no_load)
+    expected = f"{command} takes one --rsp-tokens value, got 4,16"
+    out = tmp_path / "r"
+    assert main([command, "--rsp-tokens", "4,16", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and expected in err, err
+    assert not out.exists()
+    api = getattr(rsp_probe, command.replace("-", "_"))
+    with pytest.raises(UsageError, match=expected):
+        api(rsp_tokens=(4, 16), out=str(out), quiet=True)
+    experiment = get_experiment(command)  # the experiment's own check, without execute()
+    with pytest.raises(UsageError, match=expected):
+        experiment.run(experiment.spec(rsp_tokens=(4, 16), out=str(out), quiet=True))
+    assert not out.exists()

@@ -58,6 +58,8 @@ class Experiment:
     # trajectories.jsonl order, which `merge` restores: "prompt" (each prompt's trajectories
     # contiguous) or "condition" (one block per condition, each block in prompt order)
     trajectory_order: str = "prompt"
+    # one --rsp-tokens k per run (config.single_dose); a list is refused before a model loads
+    single_dose: bool = False
 
     def option_defaults(self) -> dict[str, Any]:
         """The experiment's own options with their defaults."""
@@ -99,6 +101,10 @@ def execute(experiment: Experiment, spec: Spec, model: Any = None) -> tuple[Run,
     """Run the experiment, here or (--workers, --ray-address) as shards on Ray workers. Its
     own figure is drawn into the staged run before it is published (`draw_run_figure`, from
     Session.finish and merge), so DONE lists the figure's files."""
+    if experiment.single_dose:
+        from rsp_probe.config import single_dose
+
+        single_dose(experiment.name, spec.rsp.rsp_tokens)
     if spec.output.workers or spec.output.ray_address:
         from rsp_probe.runio.distributed import run_on_ray
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import LAWS, Condition, _opt, config_value, pass_k_option
+from rsp_probe.config import LAWS, Condition, _opt, config_value, pass_k_option, single_dose
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 
@@ -47,6 +47,8 @@ class CompareOptions:
 
 
 def _check(spec: Spec) -> tuple[str, ...]:
+    if single_dose(spec.command, spec.rsp.rsp_tokens) < 1:
+        raise UsageError("compare-prompts takes one --rsp-tokens k >= 1: the soft prompt's")
     arms = tuple(spec.option("arms"))
     unknown = [a for a in arms if a not in ARM_LAWS]
     if unknown or NONE not in arms or len(set(arms)) != len(arms):
@@ -55,8 +57,6 @@ def _check(spec: Spec) -> tuple[str, ...]:
     if not spec.rsp.soft_prompt:
         raise UsageError("compare-prompts needs --soft-prompt FILE (from `rsp-probe "
                          "tune-prompt`)")
-    if len(spec.rsp.rsp_tokens) != 1 or spec.rsp.rsp_tokens[0] < 1:
-        raise UsageError("compare-prompts takes one --rsp-tokens k: the soft prompt's")
     if spec.option("noise_scale") < 0 or spec.sampling.temperature == 0:
         raise UsageError("--noise-scale must be >= 0 and --temperature > 0 (the greedy arms "
                          "are decoded anyway)")
@@ -157,4 +157,5 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_compare, options=CompareOptions,
     describe="rsp_probe.analysis.compare_prompts:describe_compare",
     defaults={"rsp_tokens": (16,), "samples": 4, "temperature": 1.0, "max_new_tokens": 48},
+    single_dose=True,
     figures=("compare_prompts",), derive=compare_files, summarize=compare_summary))

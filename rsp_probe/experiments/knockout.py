@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import Condition, _opt, config_value, pass_k_option
+from rsp_probe.config import Condition, _opt, config_value, pass_k_option, single_dose
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps, parse_paths
@@ -56,7 +56,7 @@ def knockouts(spec: Spec, n_layers: int) -> list[Knockout]:
 
 def _check(spec: Spec, model: Backend | None) -> list[Knockout]:
     """Every input check, before any model is loaded (the layer count from config.json)."""
-    if max(spec.rsp.rsp_tokens) < 1:
+    if single_dose(spec.command, spec.rsp.rsp_tokens) < 1:
         raise UsageError("knockout needs --rsp-tokens above 0")
     return knockouts(spec, model.info.n_layers if model is not None
                      else _config_layers(spec.model.model))
@@ -102,7 +102,7 @@ def _sample_all(session: Session, interventions: list[Knockout]):
     from rsp_probe.experiments.sampling import build_jobs
 
     spec = session.spec
-    k = max(spec.rsp.rsp_tokens)
+    k = single_dose(spec.command, spec.rsp.rsp_tokens)
     temperature, top_p = spec.sampling.temperature, spec.sampling.top_p
     full_jobs, full_records = build_jobs(session, [Condition("full", k, temperature, top_p)],
                                          spec.sampling.samples)
@@ -169,5 +169,6 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_knockout, options=KnockoutOptions,
     describe="rsp_probe.analysis.summaries:describe_knockout",
     defaults={"rsp_tokens": (4,), "samples": 4, "temperature": 1.0, "max_new_tokens": 32},
+    single_dose=True,
     figures=("knockout", "knockout_layers"), derive=knockout_file, summarize=knockout_summary,
     trajectory_order="condition"))

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rsp_probe.config import single_dose
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.rl.options import TrainRLOptions
@@ -38,10 +39,9 @@ def options_of(spec: Spec) -> TrainRLOptions:
 
 def check_options(spec: Spec, options: TrainRLOptions) -> None:
     """Every refusal before a model is loaded or a file written."""
-    ks = spec.rsp.rsp_tokens
-    if len(ks) != 1 or ks[0] < 1:
-        raise UsageError(f"train-rl needs one --rsp-tokens k >= 1 (the RSP arm's k, and the "
-                         f"probes' for both arms), got {list(ks)}")
+    if single_dose(spec.command, spec.rsp.rsp_tokens) < 1:
+        raise UsageError(f"train-rl needs --rsp-tokens k >= 1 (the RSP arm's k, and the "
+                         f"probes' for both arms), got {spec.rsp.rsp_tokens[0]}")
     if spec.model.backend == "transformer-lens":
         raise UsageError("train-rl trains through the Hugging Face model: use --backend hf")
     for flag, value in (("--steps", options.steps), ("--prompts-per-step",
@@ -183,4 +183,4 @@ EXPERIMENT = register_experiment(Experiment(
     describe=describe_train_rl,
     defaults={"temperature": 1.0, "samples": 8, "n_prompts": 32, "max_new_tokens": 96,
               "backend": "hf"},
-    figures=("train_rl",), summarize=train_rl_summary))
+    figures=("train_rl",), summarize=train_rl_summary, single_dose=True))
