@@ -18,7 +18,14 @@ import torch
 from rsp_probe.backends.base import Backend
 from rsp_probe.errors import UsageError
 from rsp_probe.key_groups import input_key_groups
-from rsp_probe.probes.base import DEFAULT_PROBES, BatchContext, StepProbe, build_probes
+from rsp_probe.probes.base import (
+    DEFAULT_PROBES,
+    BatchContext,
+    ProbeContractError,
+    StepProbe,
+    check_finalized,
+    named_probes,
+)
 from rsp_probe.rsp import job_embeds
 
 LOG = logging.getLogger("rsp_probe")
@@ -141,7 +148,8 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
     chooser = _TokenChooser(jobs, model.device)
     context = BatchContext(len(jobs), steps_left, info.n_layers, info.n_heads, model.device,
                            rsp_keys, chooser.temperature, groups)
-    recorders = build_probes(probe_names, context)
+    named = named_probes(probe_names, context)
+    recorders = [probe for _, probe in named]
     acting = [make(context) for make in interventions]
     probes = recorders + acting
     rows = _RowState(jobs, model, stop_strings, budgets, max_new_tokens)
@@ -176,7 +184,7 @@ def _generate_batch(model: Backend, jobs: list[Job], max_new_tokens: int,
                 break
             mask = masks[:, :mask.shape[1] + 1]
             positions = positions[:, -1:] + 1
-    return rows.trajectories(probes)
+    return rows.trajectories(named, acting, context)
 
 
 def _forward(model: Backend, embeds, tokens, mask, positions, cache):
@@ -292,11 +300,23 @@ class _RowState:
         self.active[row] = False
         self.reasons[row] = reason
 
-    def trajectories(self, probes) -> list[Trajectory]:
+    def trajectories(self, recorders: list[tuple[str, StepProbe]], acting: list[StepProbe],
+                     context: BatchContext) -> list[Trajectory]:
+        """The rows' trajectories with the probes' values; the recorders' values are checked
+        (check_finalized), and a label two probes report is refused, not overwritten."""
         n_steps = [len(tokens) for tokens in self.tokens]
         steps: list[dict[str, np.ndarray]] = [{} for _ in self.jobs]
-        for probe in probes:
-            for row, values in enumerate(probe.finalize(n_steps)):
+        owner: dict[str, str] = {}
+        checked = [(name, probe, True) for name, probe in recorders]
+        for name, probe, recorder in checked + [(type(p).__name__, p, False) for p in acting]:
+            rows = probe.finalize(n_steps)
+            if recorder:  # interventions record nothing of their own (tests keep logits)
+                check_finalized(name, probe, rows, n_steps, context)
+            for row, values in enumerate(rows):
+                for label in values:
+                    if owner.setdefault(label, name) != name:
+                        raise ProbeContractError(f"label {label!r} is reported by probes "
+                                                 f"{owner[label]!r} and {name!r}")
                 steps[row].update(values)
         return [Trajectory(job.id, self.tokens[row], self.reasons[row], steps[row])
                 for row, job in enumerate(self.jobs)]

@@ -153,3 +153,63 @@ def test_unknown_probe_and_duplicate_registration_are_refused():
 
     with pytest.raises(ValueError, match="unknown probe"):
         build_probes(["no-such-probe"], None)
+
+
+# -- the finalize contract: a probe that breaks it is named in one line ----------------------
+
+class _BadProbe(BufferedProbe):
+    """Records the max logit under TOY_PROBE, then finalizes it wrongly (`how`)."""
+
+    how = "shape"
+
+    def __init__(self, context: BatchContext):
+        super().__init__(context, (TOY_PROBE,))
+        self.n_layers = context.n_layers
+
+    def record(self, step: int, logits: torch.Tensor) -> None:
+        self.values[TOY_PROBE][:, step - 1] = logits.float().max(dim=-1).values
+
+    def finalize(self, n_steps):
+        rows = super().finalize(n_steps)
+        if self.how == "shape":  # [S, L + 1]: one layer more than the model has
+            return [{TOY_PROBE: np.stack([v[TOY_PROBE]] * (self.n_layers + 1), axis=1)}
+                    for v in rows]
+        if self.how == "label":
+            return [{"undeclared": v[TOY_PROBE]} for v in rows]
+        return rows[:-1]  # "rows"
+
+
+def _bad(how):
+    def factory(context):
+        probe = _BadProbe(context)
+        probe.how = how
+        return probe
+    return factory
+
+
+def _twin(context):  # declares and reports `entropy`, which the logits probe reports too
+    return BufferedProbe(context, ("entropy",))
+
+
+@pytest.mark.parametrize("factory, message", [
+    (_bad("shape"), rf"probe '{TOY_PROBE}': '{TOY_PROBE}' of row 0 has shape \[(\d+), 3\]; "
+                    r"expected \[\1\], \[\1, 2\] or \[\1, 2, \d+\]"),
+    (_bad("label"), rf"probe '{TOY_PROBE}': finalize returned label 'undeclared'; it "
+                    rf"declares {TOY_PROBE}$"),
+    (_bad("rows"), rf"probe '{TOY_PROBE}': finalize returned 1 rows for a batch of 2$"),
+    (_twin, f"label 'entropy' is reported by probes 'logits' and '{TOY_PROBE}'$"),
+], ids=["shape", "label", "rows", "duplicate"])
+def test_probe_breaking_the_finalize_contract_is_named(loaded_qwen2, factory, message):
+    from rsp_probe.probes.base import ProbeContractError
+    from rsp_probe.sampler import Job, generate
+
+    assert loaded_qwen2.info.n_layers == 2  # the shapes the message names
+    register_probe(TOY_PROBE, factory)
+    try:
+        ids = loaded_qwen2.tokenizer.encode("What is 2 + 2?")
+        jobs = [Job(str(i), ids, [], torch.zeros(0, loaded_qwen2.info.d_model), 0.0, 1.0, i)
+                for i in range(2)]
+        with pytest.raises(ProbeContractError, match=message):
+            generate(loaded_qwen2, jobs, 3, probes=("logits", TOY_PROBE))
+    finally:
+        unregister_probe(TOY_PROBE)

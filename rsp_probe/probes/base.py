@@ -10,7 +10,9 @@ it is given:
     (the backend calls the taps' functions during the forward pass)
     record(t, logits)  after it, with the step's next-token logits [B, V]
     check_step()       after record: raise if the forward pass did not deliver what it must
-    finalize(n_steps)  per row, {step name: values [n_steps(, L, H)]} (numpy, float32)
+    finalize(n_steps)  per row, {label: values [n_steps], [n_steps, L] or [n_steps, L, H]}
+                       (numpy, float32), checked by `check_finalized`: a probe that declares
+                       `labels` (a tuple, as BufferedProbe does) reports only those
 
 A probe is built per batch by its factory from a BatchContext; a factory may return None
 when the probe does not apply to the batch (attention mass without any RSP keys).
@@ -100,8 +102,41 @@ def _factory(name: str) -> ProbeFactory:
 
 def build_probes(names: Iterable[str], context: BatchContext) -> list[StepProbe]:
     """The probes of one batch, in the order named; those that do not apply are left out."""
-    probes = (_factory(name)(context) for name in names)
-    return [probe for probe in probes if probe is not None]
+    return [probe for _, probe in named_probes(names, context)]
+
+
+def named_probes(names: Iterable[str], context: BatchContext) -> list[tuple[str, StepProbe]]:
+    """(registered name, probe) of one batch, as build_probes."""
+    built = ((name, _factory(name)(context)) for name in names)
+    return [(name, probe) for name, probe in built if probe is not None]
+
+
+class ProbeContractError(RuntimeError):
+    """A probe's finalize broke its contract: a defect of the probe, named in one line."""
+
+
+def check_finalized(name: str, probe: StepProbe, rows: Sequence[dict], n_steps: Sequence[int],
+                    context: BatchContext) -> None:
+    """Refuse what steps.parquet would mislabel: a row count other than the batch's, a label
+    the probe does not declare, or values not [n], [n, L] or [n, L, H] of the batch's model."""
+    import numpy as np
+
+    if len(rows) != len(n_steps):
+        raise ProbeContractError(f"probe {name!r}: finalize returned {len(rows)} rows for a "
+                                 f"batch of {len(n_steps)}")
+    declared = getattr(probe, "labels", None)
+    for row, (values, n) in enumerate(zip(rows, n_steps)):
+        for label, array in values.items():
+            if not isinstance(label, str) or (declared is not None and label not in declared):
+                known = ", ".join(declared) if declared is not None else "strings"
+                raise ProbeContractError(f"probe {name!r}: finalize returned label {label!r}; "
+                                         f"it declares {known}")
+            shape = tuple(np.shape(array))
+            layers, heads = context.n_layers, context.n_heads
+            if shape not in ((n,), (n, layers), (n, layers, heads)):
+                raise ProbeContractError(
+                    f"probe {name!r}: {label!r} of row {row} has shape {list(shape)}; expected "
+                    f"[{n}], [{n}, {layers}] or [{n}, {layers}, {heads}] (steps, layers, heads)")
 
 
 class BufferedProbe:
@@ -113,6 +148,7 @@ class BufferedProbe:
 
         self.values = {name: torch.zeros(context.n_rows, max(context.max_steps, 1), *shape,
                                          device=context.device) for name in names}
+        self.labels = tuple(names)  # what finalize may report (check_finalized)
 
     def taps(self) -> list[Tap]:
         return []
