@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -100,6 +101,36 @@ def resolve_device(device: str) -> torch.device:
     if device == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda: no CUDA device is available")
     return torch.device(device)
+
+
+@contextmanager
+def one_thread_on_cpu(device):
+    """Training on one CPU thread: multi-threaded reductions differ in the last bits from run
+    to run, and a trained prompt or policy must be a function of its seed (a resumed run must
+    repeat an uninterrupted one exactly)."""
+    if torch.device(device).type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def no_hf_progress_bars():
+    """transformers' loading and saving draw progress bars; a command's output is ours."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

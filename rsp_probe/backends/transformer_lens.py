@@ -28,7 +28,13 @@ from rsp_probe.backends.base import (
     check_taps,
 )
 from rsp_probe.errors import KVCacheSelfTestError, UsageError
-from rsp_probe.models import ModelInfo, context_length, load_tokenizer, model_info
+from rsp_probe.models import (
+    ModelInfo,
+    context_length,
+    load_tokenizer,
+    model_info,
+    no_hf_progress_bars,
+)
 
 NAME = "transformer-lens"
 _HOOK_POINTS = {
@@ -168,7 +174,7 @@ def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
-        with _no_progress_bars():  # stderr is for the one-line error, not "Loading weights"
+        with no_hf_progress_bars():  # stderr is for the one-line error, not "Loading weights"
             return TransformerBridge.boot_transformers(
                 str(path), tokenizer=copy.deepcopy(tokenizer), dtype=dtype, device=str(device),
                 trust_remote_code=trust_remote_code)
@@ -176,17 +182,6 @@ def _boot_bridge(path: Path, tokenizer, dtype: torch.dtype, device: torch.device
         raise UsageError(f"{path}: cannot be loaded as a TransformerBridge model ({err})") from err
 
 
-@contextlib.contextmanager
-def _no_progress_bars():
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 @torch.inference_mode()

@@ -10,7 +10,6 @@ run as <out>-policy, a Hugging Face checkpoint directory any command takes as --
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,7 +88,8 @@ def training_pool(spec: Spec, options: TrainRLOptions, held_out: list) -> list:
 
 def run_train_rl(spec: Spec, model=None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.experiments.common import Session
-    from rsp_probe.rl.loop import one_thread_on_cpu, train
+    from rsp_probe.models import one_thread_on_cpu
+    from rsp_probe.rl.loop import train
     from rsp_probe.tasks.prompts import use_chat_template
 
     options = options_of(spec)
@@ -117,6 +117,7 @@ def write_results(session, staging: Path, log: list[dict]) -> None:
 
     import pandas as pd
 
+    from rsp_probe.models import no_hf_progress_bars
     from rsp_probe.rl.checkpoint import CHECKPOINTS_DIR, EVALS_DIR
     from rsp_probe.runs import TRAJECTORIES_FILE
 
@@ -130,7 +131,7 @@ def write_results(session, staging: Path, log: list[dict]) -> None:
                 record = json.loads(line)
                 out.write(json.dumps({"id": trajectory_id(record), **record}) + "\n")
     policy = session.out.with_name(session.out.name + POLICY_SUFFIX)
-    with _no_progress_bars():
+    with no_hf_progress_bars():
         session.model.model.save_pretrained(policy)
     session.model.tokenizer.save_pretrained(policy)
     shutil.rmtree(staging / CHECKPOINTS_DIR)
@@ -141,20 +142,6 @@ def trajectory_id(record: dict) -> str:
     """A held-out trajectory is named by its checkpoint, condition, problem and sample: unique
     in the run, and the same on a resumed run."""
     return f"step{record['step']}-{record['condition']}-{record['prompt_id']}-{record['sample']}"
-
-
-@contextmanager
-def _no_progress_bars():
-    """transformers' save_pretrained draws a progress bar; a run's output is ours to print."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
 
 
 def train_rl_summary(run: Run) -> pd.DataFrame:

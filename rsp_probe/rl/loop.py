@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -95,18 +94,3 @@ def _progress_line(entry: dict, steps: int) -> str:
             f"{entry['entropy']:.3f} nats, clip {entry['clip_low']:.3f}/{entry['clip_high']:.3f}"
             f", |log ratio - 0| on step 1 {entry['ratio_dev_first']:.1e} "
             f"({entry['seconds']:.1f} s)")
-
-
-@contextmanager
-def one_thread_on_cpu(device):
-    """Training on one CPU thread: multi-threaded reductions differ in the last bits from run
-    to run, and a resumed run must repeat an uninterrupted one exactly."""
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import logging
 import random
 import sys
-from contextlib import contextmanager
 from dataclasses import asdict
 
 import torch
 
 from rsp_probe.config import DataConfig
 from rsp_probe.errors import UsageError
+from rsp_probe.models import one_thread_on_cpu
 from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp
 from rsp_probe.soft_prompts.options import TuneOptions
 from rsp_probe.tasks.prompts import encode_problem, use_chat_template
@@ -112,21 +112,8 @@ def tune(model, options: TuneOptions, progress: bool = False) -> tuple[torch.Ten
     examples before and after (the same examples, so the two are comparable). On CPU it
     trains on one thread: multi-threaded backward reductions differ in the last bits from run
     to run, and the prompt must be a function of its seed."""
-    with _one_thread_on_cpu(model.device):
+    with one_thread_on_cpu(model.device):
         return _tune(model, options, progress)
-
-
-@contextmanager
-def _one_thread_on_cpu(device):
-    if torch.device(device).type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _tune(model, options: TuneOptions, progress: bool) -> tuple[torch.Tensor, dict]:
