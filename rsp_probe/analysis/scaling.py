@@ -68,19 +68,26 @@ def influence_points(run: Run, quantity: str) -> pd.DataFrame:
     return frame
 
 
-def cell_slope(frame: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0,
-               min_mass: float = MIN_MASS) -> tuple[float, float, float, int, int]:
-    """(slope, ci_low, ci_high, n_points, n_prompts) of log y on log mass within (prompt,
-    step) cells of one head's points (columns prompt_id, step, mass, y). Points with a mass
-    below `min_mass`, a zero or missing y, and cells left with a single point carry no
-    within-cell information."""
+def centred_cells(frame: pd.DataFrame, min_mass: float = MIN_MASS) -> pd.DataFrame:
+    """One head's points (columns prompt_id, step, mass, y) with dx, dy: log mass and log y
+    centred within their (prompt, step) cell. Points with a mass below `min_mass`, a zero or
+    missing y, and cells left with a single point carry no within-cell information."""
     keep = (frame["mass"] >= min_mass) & (frame["y"] > 0) & np.isfinite(frame["mass"]) \
         & np.isfinite(frame["y"])
     data = frame[keep].assign(lx=lambda f: np.log(f["mass"]), ly=lambda f: np.log(f["y"]))
     cell = data.groupby(["prompt_id", "step"], observed=True)
     data = data.assign(dx=data["lx"] - cell["lx"].transform("mean"),
                        dy=data["ly"] - cell["ly"].transform("mean"))
-    data = data[cell["lx"].transform("size") > 1]
+    return data[cell["lx"].transform("size") > 1]
+
+
+def cell_slope(frame: pd.DataFrame, n_boot: int = N_BOOT, seed: int = 0,
+               min_mass: float = MIN_MASS) -> tuple[float, float, float, int, int]:
+    """(slope, ci_low, ci_high, n_points, n_prompts) of log y on log mass within (prompt,
+    step) cells of one head's points (columns prompt_id, step, mass, y). Points with a mass
+    below `min_mass`, a zero or missing y, and cells left with a single point carry no
+    within-cell information."""
+    data = centred_cells(frame, min_mass)
     sums = data.assign(sxy=data["dx"] * data["dy"], sxx=data["dx"] ** 2).groupby(
         "prompt_id", observed=True)[["sxy", "sxx"]].sum()
     if sums.empty or sums["sxx"].sum() <= 0:

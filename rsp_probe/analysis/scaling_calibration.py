@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from rsp_probe.analysis.scaling import MIN_MASS
+from rsp_probe.analysis.scaling import MIN_MASS, centred_cells
 from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, percentile_interval
 
 N_REPLICATES = 100
@@ -24,13 +24,7 @@ N_REPLICATES = 100
 def _design(frame: pd.DataFrame, min_mass: float = MIN_MASS):
     """(dx, prompt index, residual sd) of one head's points, filtered and centred within
     (prompt, step) cells as cell_slope does."""
-    keep = (frame["mass"] >= min_mass) & (frame["y"] > 0) & np.isfinite(frame["mass"]) \
-        & np.isfinite(frame["y"])
-    data = frame[keep].assign(lx=lambda f: np.log(f["mass"]), ly=lambda f: np.log(f["y"]))
-    cell = data.groupby(["prompt_id", "step"], observed=True)
-    data = data.assign(dx=data["lx"] - cell["lx"].transform("mean"),
-                       dy=data["ly"] - cell["ly"].transform("mean"))
-    data = data[cell["lx"].transform("size") > 1]
+    data = centred_cells(frame, min_mass)
     dx, dy = data["dx"].to_numpy(), data["dy"].to_numpy()
     if dx.size == 0 or not (dx**2).sum() > 0:
         raise ValueError("no cell has two points with different masses")

@@ -33,12 +33,16 @@ from rsp_probe.claims.core import Claim, ClaimsTable
 SUPPORTED, CONTRADICTED, INCONCLUSIVE = "supported", "contradicted", "inconclusive"
 
 
-@dataclass(frozen=True)
-class Above:
-    threshold: float = 0.0
+class OnEvidence:
+    """A rule that reads the row's own evidence claims."""
 
     def ids(self, row) -> tuple[str, ...]:
         return row.evidence
+
+
+@dataclass(frozen=True)
+class Above(OnEvidence):
+    threshold: float = 0.0
 
     def decide(self, claims: list[Claim]) -> str:
         if any(c.ci_high < self.threshold for c in claims):
@@ -53,11 +57,8 @@ class Above:
 
 
 @dataclass(frozen=True)
-class AtMost:
+class AtMost(OnEvidence):
     margin: float
-
-    def ids(self, row) -> tuple[str, ...]:
-        return row.evidence
 
     def decide(self, claims: list[Claim]) -> str:
         if any(c.ci_low > 0 for c in claims):
@@ -72,11 +73,8 @@ class AtMost:
 
 
 @dataclass(frozen=True)
-class Within:
+class Within(OnEvidence):
     margin: float
-
-    def ids(self, row) -> tuple[str, ...]:
-        return row.evidence
 
     def decide(self, claims: list[Claim]) -> str:
         if any(c.ci_low > self.margin or c.ci_high < -self.margin for c in claims):

@@ -27,7 +27,7 @@ import numpy as np
 from rsp_probe.theory.exponent import excess_exponent
 
 __all__ = ["ALTERNATIVES", "HALF_LIFE", "HeadDesign", "N_REPLICATES", "calibrate", "noise_of",
-           "simulate"]
+           "scenario_shift", "simulate"]
 
 HALF_LIFE = 16.0  # steps: forgetting within the middle window, slower than it ends
 N_REPLICATES = 100
@@ -67,19 +67,25 @@ def noise_of(delta: np.ndarray, x: np.ndarray) -> tuple[float, float]:
     return sigma, (rho if np.isfinite(rho) else 0.0)
 
 
-def _shift(scenario: str, design: HeadDesign) -> np.ndarray:
-    """[I, T] change of delta_t from delta_i under `scenario` (exact for its definition)."""
-    rise = design.x - design.x[:, :1]  # x - x1
+def scenario_shift(scenario: str, dilution, elapsed):
+    """The change of the RSP's log-odds that `scenario` adds to the dilution law's, from a
+    dilution `dilution` (log((n + s - 1) / n)) after `elapsed` = s - 1 steps (exact for the
+    scenario's definition; arrays broadcast)."""
     if scenario == NULL:
-        return np.zeros_like(rise)
+        return np.zeros_like(dilution)
     if scenario == "constant mass":
-        return rise
+        return dilution
     if scenario.startswith("power law a="):
-        return (1.0 - float(scenario.split("=")[1])) * rise
+        return (1.0 - float(scenario.split("=")[1])) * dilution
     if scenario == "exponential forgetting":
-        lam = math.log(2.0) / HALF_LIFE
-        return rise - lam * (design.steps[None, :] - 1.0)
+        return dilution - math.log(2.0) / HALF_LIFE * elapsed
     raise ValueError(f"unknown scenario {scenario!r}")
+
+
+def _shift(scenario: str, design: HeadDesign) -> np.ndarray:
+    """[I, T] change of delta_t from delta_i under `scenario`."""
+    rise = design.x - design.x[:, :1]  # x - x1
+    return scenario_shift(scenario, rise, design.steps[None, :] - 1.0)
 
 
 def _ar1(shape: tuple[int, ...], sigma: float, rho: float, rng) -> np.ndarray:

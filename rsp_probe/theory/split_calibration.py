@@ -23,23 +23,11 @@ import numpy as np
 from scipy.special import expit
 
 from rsp_probe.theory.budget import pooled_split
-from rsp_probe.theory.calibration import ALTERNATIVES, HALF_LIFE, N_REPLICATES, NULL
+from rsp_probe.theory.calibration import ALTERNATIVES, N_REPLICATES, NULL, scenario_shift
 
 __all__ = ["calibrate_split"]
 
 SPLIT_N_BOOT = 400  # resamples per replicate: enough for a 95% interval's ends
-
-
-def _rise(scenario: str, dilution: np.ndarray, s: int) -> np.ndarray:
-    if scenario == NULL:
-        return np.zeros_like(dilution)
-    if scenario == "constant mass":
-        return dilution
-    if scenario.startswith("power law a="):
-        return (1.0 - float(scenario.split("=")[1])) * dilution
-    if scenario == "exponential forgetting":
-        return dilution - math.log(2.0) / HALF_LIFE * (s - 1)
-    raise ValueError(f"unknown scenario {scenario!r}")
 
 
 def calibrate_split(delta_1, n, k, s: int, cluster, sigma, n_rep: int = N_REPLICATES,
@@ -53,7 +41,7 @@ def calibrate_split(delta_1, n, k, s: int, cluster, sigma, n_rep: int = N_REPLIC
     rng = np.random.default_rng(seed)
     out = {}
     for scenario in (NULL, *ALTERNATIVES):
-        rise = _rise(scenario, dilution, s)
+        rise = scenario_shift(scenario, dilution, s - 1)
         accepted = 0
         for _ in range(n_rep):
             first = base + delta_1 - np.log(n) + sigma * rng.standard_normal(delta_1.shape)
