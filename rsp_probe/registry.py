@@ -1,0 +1,117 @@
+"""The registries: experiments, RSP laws and backends, each a table of name -> declaration,
+and the plugins that fill them.
+
+    from rsp_probe.registry import EXPERIMENTS
+    EXPERIMENTS.names()            # ['entropy', 'attention', ...], built-ins first
+    EXPERIMENTS.get("entropy")     # the declaration, or UsageError naming the registered ones
+
+A registry's built-ins are modules named here (pytest lists its default plugins the same way);
+they are imported when the registry is first read, and register what they declare. Other
+packages bring theirs through one entry-point group, PLUGIN_GROUP: each entry point names a
+module that registers its experiments, laws or backends when imported.
+
+    [project.entry-points."rsp_probe.plugins"]
+    my_plugin = "my_package.rsp_plugin"
+
+The CLI, the Python API, the figures, the claims and reproduce all read these registries, so
+this module sits at the bottom of the house: it imports nothing of rsp_probe but errors, and
+the entries it holds are whatever the layers above declare (duck-typed, never imported here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib import import_module, metadata
+from typing import Any, Generic, TypeVar
+
+from rsp_probe.errors import UsageError
+
+PLUGIN_GROUP = "rsp_probe.plugins"
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Name -> declaration, with built-ins imported on first read, then the plugins."""
+
+    def __init__(self, kind: str, builtins: tuple[str, ...]):
+        self.kind = kind  # "experiment", "law", "backend": the word in error messages
+        self.builtins = builtins  # modules that register the built-in entries
+        self._entries: dict[str, T] = {}
+        self._loaded = False
+
+    def register(self, name: str, entry: T, overwrite: bool = False) -> T:
+        if name in self._entries and not overwrite:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def _load(self) -> None:
+        if not self._loaded:
+            self._loaded = True  # before importing: the modules register into this registry
+            for module in self.builtins:
+                import_module(module)
+            load_plugins()
+
+    def entries(self) -> dict[str, T]:
+        """Every registered entry by name, built-ins first in their modules' order."""
+        self._load()
+        return dict(self._entries)
+
+    def names(self) -> list[str]:
+        return list(self.entries())
+
+    def get(self, name: str) -> T:
+        entries = self.entries()
+        if name not in entries:
+            raise UsageError(f"unknown {self.kind} {name!r}; registered: {', '.join(entries)}")
+        return entries[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.entries()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.entries())
+
+
+_PLUGINS_LOADED: list[str] = []  # the plugin modules imported so far, by entry-point name
+_plugins_started = False
+
+
+def load_plugins() -> list[str]:
+    """Import every module of the PLUGIN_GROUP entry points once; each registers its entries.
+    A plugin that fails to import is a UsageError naming it, not a silent omission."""
+    global _plugins_started
+    if _plugins_started:
+        return list(_PLUGINS_LOADED)
+    _plugins_started = True
+    for point in sorted(metadata.entry_points(group=PLUGIN_GROUP), key=lambda p: p.name):
+        try:
+            point.load()
+        except Exception as error:  # any failure of third-party code: name the plugin
+            raise UsageError(f"the rsp-probe plugin {point.name!r} ({point.value}) failed to "
+                             f"load: {type(error).__name__}: {error}") from error
+        _PLUGINS_LOADED.append(point.name)
+    return list(_PLUGINS_LOADED)
+
+
+def resolve(ref: Any) -> Any:
+    """An object, or "module:attribute" imported now (declarations name heavy code by string,
+    so that listing what is registered, as --help does, imports no torch)."""
+    if not isinstance(ref, str):
+        return ref
+    module, _, attribute = ref.partition(":")
+    if not attribute:
+        raise ValueError(f"{ref!r}: expected 'module:attribute'")
+    return getattr(import_module(module), attribute)
+
+
+EXPERIMENTS: Registry[Any] = Registry("experiment", tuple(
+    f"rsp_probe.experiments.{name}" for name in (
+        "entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
+        "compare_prompts", "train_rl")))
+BACKENDS: Registry[Any] = Registry("backend", ("rsp_probe.backends",))
+LAWS: Registry[Any] = Registry("law", ("rsp_probe.laws",))
