@@ -161,16 +161,16 @@ def cmd_clean(args) -> int:
 
 def cmd_merge(args) -> int:
     from rsp_probe.analysis.summaries import describe
-    from rsp_probe.runio.merge import merge_runs
+    from rsp_probe.experiments.distributed import merge_shards
 
-    run = merge_runs(args.runs, args.out, overwrite=args.overwrite)
+    run = merge_shards(args.runs, args.out, overwrite=args.overwrite)
     print(describe(run))
     print(f"\nrun written to {run.path}", file=sys.stderr)
     return 0
 
 
 def cmd_grade(args) -> int:
-    from rsp_probe.tasks.regrade import grade_command
+    from rsp_probe.analysis.regrade import grade_command
 
     return grade_command(args.path, args.out, args.overwrite, args.timeout)
 

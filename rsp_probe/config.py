@@ -177,8 +177,6 @@ def check_ranges(rsp: RSPConfig, sampling: SamplingConfig, data: DataConfig,
     if sampling.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {sampling.batch_size}")
     if data.shard is not None:
-        from rsp_probe.experiments.common import parse_shard
-
         parse_shard(data.shard)
     if data.n_prompts < 1:
         raise UsageError(f"--n-prompts must be >= 1, got {data.n_prompts}")
@@ -211,3 +209,16 @@ def to_dict(*pieces) -> dict:
         for key, value in dataclasses.asdict(piece).items():
             merged[key] = list(value) if isinstance(value, tuple) else value
     return merged
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """--shard I/N as (I, N), 0 <= I < N."""
+    if text is None:
+        return None
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not 0 <= index < count:
+        raise UsageError(f"--shard {text}: I must be in 0..N-1")
+    return index, count

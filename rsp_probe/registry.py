@@ -109,6 +109,20 @@ def resolve(ref: Any) -> Any:
     return getattr(import_module(module), attribute)
 
 
+def reproduce_plan() -> tuple[tuple[str, str, dict], ...]:
+    """`rsp-probe reproduce`'s plan, (run name, command, options) per run: every registered
+    experiment's declared runs, in registry order. The run names are what the claims and the
+    figures know the evidence by."""
+    plan = tuple((name, command, dict(options))
+                 for command, experiment in EXPERIMENTS.entries().items()
+                 for name, options in experiment.reproduce)
+    names = [name for name, _, _ in plan]
+    duplicated = sorted({name for name in names if names.count(name) > 1})
+    if duplicated:
+        raise ValueError(f"two experiments declare the reproduce run(s) {', '.join(duplicated)}")
+    return plan
+
+
 EXPERIMENTS: Registry[Any] = Registry("experiment", tuple(
     f"rsp_probe.experiments.{name}" for name in (
         "entropy", "attention", "influence", "branching", "passk", "knockout", "dose",

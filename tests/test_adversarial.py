@@ -615,7 +615,7 @@ def _alive(pids: set[int]) -> set[int]:
 
 DRIVER = """
 import ray, time
-from rsp_probe.runio.distributed import _connect
+from rsp_probe.experiments.distributed import _connect
 from rsp_probe.config import OutputConfig
 _connect(ray, OutputConfig(workers=1))
 ray.get(ray.remote(lambda: 1).remote())  # a worker started too

@@ -42,7 +42,7 @@ def test_a_completed_shard_is_kept_when_the_workers_run_resumes(tiny_qwen2, tmp_
 
     import rsp_probe.sampler as sampler
     from rsp_probe.experiments.base import get_experiment
-    from rsp_probe.runio.distributed import run_shard, shard_specs
+    from rsp_probe.experiments.distributed import run_shard, shard_specs
     from rsp_probe.runs import DONE_FILE
 
     spec = get_experiment("entropy").spec(str(tiny_qwen2), seed=1, **OPTIONS)

@@ -241,7 +241,7 @@ DIVERGENCE = np.array([0, 2, 3, 1]) / 6
 
 def _branching_run(out):
     from rsp_probe.analysis.branching import branching_frame
-    from rsp_probe.runs import BRANCHING_FILE
+    from rsp_probe.analysis.tables import BRANCHING_FILE
 
     records, values = [], {}
     for prompt, samples in TOKENS.items():

@@ -13,10 +13,10 @@ import torch
 import rsp_probe
 from rsp_probe.analysis.divergence import temperature_prediction, trajectory_pairs
 from rsp_probe.analysis.prefix_tree import first_divergence_counts
+from rsp_probe.analysis.tables import PAIR_OVERLAP_FILE
 from rsp_probe.analysis.theory_report import branching_section
 from rsp_probe.analysis.theory_stats import branching_statistics
 from rsp_probe.claims import compute_claims
-from rsp_probe.runs import PAIR_OVERLAP_FILE
 from rsp_probe.theory import collision_hazard, pair_overlap, simulated_tv_null
 from rsp_probe.theory.branching import first_divergence_pmf
 

@@ -16,7 +16,8 @@ from synthetic_runs import counts_run, record, write_run
 from rsp_probe.analysis.attention import dilution_fits, saved_or_fitted
 from rsp_probe.analysis.passk import default_pairs, passk_table
 from rsp_probe.analysis.stats import bootstrap_mean, format_ci, summarise_by_step, wide_table
-from rsp_probe.runs import DILUTION_FILE, PASSK_FILE, open_run
+from rsp_probe.analysis.tables import DILUTION_FILE, PASSK_FILE
+from rsp_probe.runs import open_run
 from rsp_probe.theory.common_delta import fit_common_delta
 from rsp_probe.theory.dilution import dilution_mass
 

@@ -16,10 +16,10 @@ from rsp_probe.config import Condition
 from rsp_probe.experiments.base import (
     Experiment,
     experiments,
-    figure_names,
     register_experiment,
     unregister_experiment,
 )
+from rsp_probe.figures import figure_module, figure_names
 from rsp_probe.probes.base import (
     DEFAULT_PROBES,
     BatchContext,
@@ -35,7 +35,7 @@ TOY_PROBE, TOY_EXPERIMENT = "toy_max_logit", "toymax"
 def test_every_figure_input_is_a_registered_experiment():
     registered = experiments()
     for name in figure_names():
-        module = importlib.import_module(f"rsp_probe.figures.{name}")
+        module = figure_module(name)
         inputs = (*module.NEEDS, *getattr(module, "USES", ()))
         assert inputs and set(inputs) <= set(registered), (name, inputs)
     fed = {figure for e in registered.values() for figure in e.figures}

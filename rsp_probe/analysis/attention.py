@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 
 from rsp_probe.analysis.stats import summarise_by_step
+from rsp_probe.analysis.tables import DILUTION_FILE
 from rsp_probe.probes.names import ATTENTION_PROBE
-from rsp_probe.runs import DILUTION_FILE, Run
+from rsp_probe.runs import Run
 from rsp_probe.theory import dilution_mass
 from rsp_probe.theory.common_delta import fit_common_delta
 

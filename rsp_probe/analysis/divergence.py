@@ -26,8 +26,9 @@ import pandas as pd
 
 from rsp_probe.analysis.branching import per_step_arrays
 from rsp_probe.analysis.prefix_tree import NEVER, first_divergence_steps
+from rsp_probe.analysis.tables import PAIR_OVERLAP_FILE
 from rsp_probe.probes.names import ATTENTION_PROBE, COLLISION_PROBE
-from rsp_probe.runs import PAIR_OVERLAP_FILE, Run
+from rsp_probe.runs import Run
 from rsp_probe.theory import (
     DivergencePMF,
     distribution_distance,

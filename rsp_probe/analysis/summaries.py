@@ -13,9 +13,10 @@ from rsp_probe.analysis.stats import (
     summarise_windows,
     wide_table,
 )
+from rsp_probe.analysis.tables import BRANCHING_FILE, DILUTION_FILE, PASSK_FILE
 from rsp_probe.analysis.windows import EARLY, LATE_LAST, MIDDLE
 from rsp_probe.probes.names import INFLUENCE_PROBES, LOGIT_PROBES
-from rsp_probe.runs import BRANCHING_FILE, DILUTION_FILE, PASSK_FILE, Run
+from rsp_probe.runs import Run
 
 SHORT_STEPS = (1, 5, 20)  # the step columns of the default (short) tables
 
@@ -264,9 +265,9 @@ def describe_passk(run: Run, full: bool = False) -> str:
 
 def describe(run: Run, full: bool = False) -> str:
     """The summary a command printed when it wrote `run` (`full`: every report step)."""
-    from rsp_probe.experiments.base import experiments
+    from rsp_probe.registry import EXPERIMENTS
 
-    experiment = experiments().get(run.command)
+    experiment = EXPERIMENTS.entries().get(run.command)
     if experiment is None:
         return f"{run.path}: no summary for command {run.command!r}"
     first, _, rest = experiment.describe_run(run, full=full).partition("\n")
@@ -299,7 +300,7 @@ def _compared_cells(row: dict, table: pd.DataFrame, width: int) -> list[str]:
 
 
 def describe_knockout(run: Run, full: bool = False) -> str:
-    from rsp_probe.runs import KNOCKOUT_FILE
+    from rsp_probe.analysis.tables import KNOCKOUT_FILE
 
     table = run.table(KNOCKOUT_FILE)
     lines = _compared_header(
@@ -331,7 +332,7 @@ def describe_knockout(run: Run, full: bool = False) -> str:
 
 def describe_dose(run: Run, full: bool = False) -> str:
     from rsp_probe.analysis.stats import bootstrap_mean
-    from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE
+    from rsp_probe.analysis.tables import DOSE_FILE, SCORE_SHIFT_FILE
 
     table = run.table(DOSE_FILE)
     lines = _compared_header(

@@ -144,9 +144,10 @@ def branching_section(run: Run) -> list[str]:
 
 def theory_report(runs: list[Run]) -> str:
     """Each run's section, from the `theory` of the experiment that wrote it."""
-    from rsp_probe.experiments.base import experiments, resolve
+    from rsp_probe.registry import EXPERIMENTS, resolve
 
-    sections = {name: e.theory for name, e in experiments().items() if e.theory is not None}
+    sections = {name: e.theory for name, e in EXPERIMENTS.entries().items()
+                if e.theory is not None}
     parts = []
     for run in runs:
         if run.command in sections:

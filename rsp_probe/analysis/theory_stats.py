@@ -25,8 +25,9 @@ from rsp_probe.analysis.divergence import (
 from rsp_probe.analysis.head_fits import HeadExponent, head_cells, head_exponents
 from rsp_probe.analysis.scaling import THEORY_SLOPES, CellSlope, within_cell_slopes
 from rsp_probe.analysis.stats import N_BOOT
+from rsp_probe.analysis.tables import BRANCHING_FILE
 from rsp_probe.probes.names import COLLISION_PROBE
-from rsp_probe.runs import BRANCHING_FILE, Run
+from rsp_probe.runs import Run
 from rsp_probe.theory import simulated_tv_null
 from rsp_probe.theory.budget import pooled_split
 from rsp_probe.theory.calibration import N_REPLICATES

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from rsp_probe.claims.core import ClaimsTable, compute_claims
+from rsp_probe.claims.catalog import compute_claims
+from rsp_probe.claims.core import ClaimsTable
 from rsp_probe.claims.documents import (
     DOCUMENTS,
     check_document,
@@ -26,10 +27,10 @@ DOCUMENT_PATHS = {"verdicts": Path("README.md"), "results": Path("docs/results.m
 def plan_runs(runs_dir) -> dict:
     """The completed runs of `runs_dir` that the reproduce plan names (others are not the
     evidence of any claim and are left alone), by name."""
-    from rsp_probe.experiments.reproduce import PLAN
+    from rsp_probe.registry import reproduce_plan
     from rsp_probe.runs import find_runs
 
-    names = {name for name, _, _ in PLAN}
+    names = {name for name, _, _ in reproduce_plan()}
     runs = {run.id: run for run in find_runs([runs_dir]) if run.id in names}
     if not runs:
         raise UsageError(f"{runs_dir}: no completed run of the reproduce plan")

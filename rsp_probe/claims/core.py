@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
 from rsp_probe.runs import Run
 
@@ -80,6 +80,12 @@ class Family:
 _FAMILIES: dict[str, Family] = {}
 
 
+def registered_families() -> list[Family]:
+    """The families registered so far, in registration order (rsp_probe.claims.catalog
+    imports the declared claim modules and orders them)."""
+    return list(_FAMILIES.values())
+
+
 def claim_family(name: str, section: str, runs: tuple[str, ...], document: str = "results"):
     """Register `compute` under `name`; a second family with the same name is an error."""
     def register(compute):
@@ -88,26 +94,6 @@ def claim_family(name: str, section: str, runs: tuple[str, ...], document: str =
         _FAMILIES[name] = Family(name, section, tuple(runs), document, compute)
         return compute
     return register
-
-
-def families() -> list[Family]:
-    from rsp_probe.claims import (  # noqa: F401  (they register)
-        mechanism,
-        outcomes,
-        provenance,
-        soft_prompts,
-        theory,
-        train_rl,
-    )
-
-    # Families that read every run (what the claims stand on) come first; then by module in
-    # the order above and by registration within a module, never by which module a caller
-    # happened to import first (the table and the documents must not depend on it).
-    modules = ("mechanism", "outcomes", "provenance", "soft_prompts", "theory", "train_rl")
-    registered = list(_FAMILIES.values())
-    return sorted(registered, key=lambda family: (
-        family.runs != (), modules.index(family.compute.__module__.rsplit(".", 1)[-1]),
-        registered.index(family)))
 
 
 @dataclass
@@ -126,26 +112,3 @@ class ClaimsTable:
 
     def by_id(self) -> dict[str, Claim]:
         return {c.id: c for c in self.claims}
-
-
-def compute_claims(runs: dict[str, Run], only: Iterable[str] | None = None) -> ClaimsTable:
-    """Every registered family (or those named in `only`) over `runs` (run name -> Run)."""
-    claims, missing, unmeasured = [], {}, {}
-    wanted = set(only) if only is not None else None
-    for family in families():
-        if wanted is not None and family.name not in wanted:
-            continue
-        absent = [name for name in family.runs if name not in runs]
-        if absent:
-            missing[family.name] = absent
-            continue
-        for item in family.compute(runs):
-            if isinstance(item, NotMeasured):
-                unmeasured.setdefault(family.name, []).append(item.what)
-            else:
-                claims.append(replace(item, family=family.name))
-    ids = [c.id for c in claims]
-    duplicated = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicated:
-        raise ValueError(f"duplicate claim ids: {', '.join(duplicated)}")
-    return ClaimsTable(claims, missing, unmeasured)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from rsp_probe.analysis.theory_report import BEGIN, END, replace_generated, split_at_markers
 from rsp_probe.analysis.windows import EARLY, LATE_LAST, MIDDLE
-from rsp_probe.claims.core import ClaimsTable, families
+from rsp_probe.claims.catalog import families
+from rsp_probe.claims.core import ClaimsTable
 from rsp_probe.theory.calibration import MIN_ACCEPTANCE, MIN_POWER
 
 CLAIMS_FILE = "claims.json"

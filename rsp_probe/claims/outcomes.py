@@ -11,6 +11,7 @@ import numpy as np
 from rsp_probe.analysis.conditions import condition_settings
 from rsp_probe.analysis.diversity import OTHER_STRATEGY, diversity_frame
 from rsp_probe.analysis.passk import default_pairs, paired_table, passk_table, problem_counts
+from rsp_probe.analysis.tables import BRANCHING_FILE
 from rsp_probe.analysis.windows import EARLY, MIDDLE
 from rsp_probe.claims.core import Claim, claim_family
 from rsp_probe.claims.knockout_paths import path_claims
@@ -24,8 +25,8 @@ from rsp_probe.claims.measures import (
     window_frame,
 )
 from rsp_probe.claims.mechanism import accuracy_claims, lift_claims, window_means
-from rsp_probe.experiments.reproduce import PLAN
-from rsp_probe.runs import BRANCHING_FILE, Run
+from rsp_probe.registry import reproduce_plan
+from rsp_probe.runs import Run
 
 WINDOW_ENDS = {"early": EARLY[1], "middle": MIDDLE[1]}  # prefixes are compared at these steps
 
@@ -157,7 +158,7 @@ def dose_claims(runs: dict[str, Run]) -> Iterator[Claim]:
 def _register_per_run(command: str, section: str, claims) -> None:
     """One family per run of `command` in the reproduce plan (one dose per run): its claims'
     ids start with the run name, and sentences of runs not named after the command say it."""
-    for name in (name for name, used, _ in PLAN if used == command):
+    for name in (name for name, used, _ in reproduce_plan() if used == command):
         def compute(runs: dict[str, Run], name=name) -> Iterator[Claim]:
             for claim in claims(runs[name], name):
                 prefix = "" if name == command else f"{name}: "
@@ -173,7 +174,7 @@ def _ablations() -> list[tuple[str, str]]:
     """(run name, what differs from the main entropy run) of the reproduce plan's ablations."""
     return [(name, ", ".join(f"{key}={value}" for key, value in options.items()
                              if key not in ("n_prompts", "max_new_tokens", "rsp_tokens")))
-            for name, _, options in PLAN if name.startswith("ablation-")]
+            for name, _, options in reproduce_plan() if name.startswith("ablation-")]
 
 
 def _early_lifts(run: Run):

@@ -19,6 +19,7 @@ from rsp_probe.analysis.divergence import has_pair_overlaps
 from rsp_probe.analysis.scaling import THEORY_SLOPES, influence_points, within_cell_slopes
 from rsp_probe.analysis.scaling_calibration import N_REPLICATES as SLOPE_REPLICATES
 from rsp_probe.analysis.scaling_calibration import calibrate_slope
+from rsp_probe.analysis.tables import BRANCHING_FILE, SCORE_SHIFT_FILE
 from rsp_probe.analysis.theory_stats import (
     branching_statistics,
     dilution_statistics,
@@ -28,7 +29,7 @@ from rsp_probe.analysis.windows import MIDDLE
 from rsp_probe.claims.core import Claim, NotMeasured, claim_family
 from rsp_probe.claims.measures import estimate, paired, verdict
 from rsp_probe.probes.names import ATTENTION_PROBE
-from rsp_probe.runs import BRANCHING_FILE, SCORE_SHIFT_FILE, Run
+from rsp_probe.runs import Run
 from rsp_probe.theory.calibration import (
     ALTERNATIVES,
     MIN_ACCEPTANCE,

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from rsp_probe.analysis.tables import DILUTION_FILE
 from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
-from rsp_probe.runs import DILUTION_FILE
+from rsp_probe.experiments.plan_sizes import MAIN
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +48,9 @@ EXPERIMENT = register_experiment(Experiment(
     name="attention",
     help="attention mass on the RSP positions per layer and head, with dilution fits",
     run=run_attention, describe="rsp_probe.analysis.summaries:describe_attention",
-    defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"), derive=dilution_file,
+    defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"),
+    claims=("rsp_probe.claims.mechanism", "rsp_probe.claims.theory"),
+    reproduce=(("attention", dict(MAIN, rsp_tokens=(4, 16), samples=2, temperature=0.7)),),
+    derive=dilution_file,
     summarize="rsp_probe.analysis.attention:layer_summary",
     theory="rsp_probe.analysis.theory_report:dilution_section"))

@@ -1,19 +1,22 @@
-"""The experiment registry: one registered Experiment per experiment module.
+"""An experiment declared once: the Experiment a module registers in
+rsp_probe.registry.EXPERIMENTS.
 
 The CLI builds one subcommand per registered experiment, the Python API (`rsp_probe.entropy`)
-calls the same object, `rsp-probe show` asks it to describe a run, `reproduce` and the
-figures look experiments up by name. An experiment is therefore added in one file:
+calls the same object, `rsp-probe show` asks it to describe a run, and the figures, the
+claims and `reproduce` read what it declares. Everything about an experiment is in its
+module (a plugin's module, too: rsp_probe.registry says how plugins are found):
 
     EXPERIMENT = register_experiment(Experiment(
         name="entropy", help="...", run=run_entropy, options=EntropyOptions,
         defaults={"rsp_tokens": (0, 4)}, describe="rsp_probe.analysis.summaries:describe_entropy",
-        figures=("entropy", "ablations")))
+        probes=DEFAULT_PROBES, figures=("entropy", "ablations"),
+        claims=("rsp_probe.claims.mechanism",), reproduce=(("entropy", {...}),)))
 
 `options` is a frozen dataclass of the experiment's own options (their `help` metadata becomes
 `--help`); `defaults` overrides the shared config pieces' defaults (config.py) for this
-experiment, for the CLI and the API alike. `describe` and `theory` may be given as
-"module:function" so that listing experiments (as `--help` does) imports no heavy module.
-Importing this module imports no torch.
+experiment, for the CLI and the API alike. Code is named as "module:function" (or a module
+path, for figures and claims) so that listing experiments, as `--help` does, imports no
+heavy module. Importing this module imports no torch.
 """
 
 from __future__ import annotations
@@ -21,18 +24,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from importlib import import_module
 from typing import TYPE_CHECKING, Any
+
+from rsp_probe.registry import EXPERIMENTS, resolve
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from rsp_probe.experiments.common import Spec
     from rsp_probe.runs import Run
-
-# the built-in experiments, in CLI and figure order; each module exports EXPERIMENT
-BUILTIN = ("entropy", "attention", "influence", "branching", "passk", "knockout", "dose",
-           "compare_prompts", "train_rl")
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,15 @@ class Experiment:
     describe: Callable[[Run], str] | str  # the summary text commands and `show` print
     options: type = NoOptions  # frozen dataclass of this experiment's own options
     defaults: Mapping[str, Any] = field(default_factory=dict)  # shared-config overrides
-    figures: tuple[str, ...] = ()  # figures fed by its runs; the first is drawn into each run
+    # figure modules fed by its runs (a bare name is rsp_probe.figures.<name>); the first is
+    # drawn into each run
+    figures: tuple[str, ...] = ()
+    # claim modules over its runs (each registers its families with claims.core.claim_family)
+    claims: tuple[str, ...] = ()
+    # its runs in `rsp-probe reproduce`: (run name, options), fixed before any result is seen
+    reproduce: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    # the probes its runs record (rsp_probe.probes.base), in steps.parquet
+    probes: tuple[str, ...] = ()
     theory: Callable[[Run], list[str]] | str | None = None  # `rsp-probe theory` section
     # files computed from a staged run's trajectories ({name: table or JSON}); the experiment
     # writes them, and `merge` and `grade` recompute them over the runs they write
@@ -106,80 +114,32 @@ def execute(experiment: Experiment, spec: Spec, model: Any = None) -> tuple[Run,
 
         single_dose(experiment.name, spec.rsp.rsp_tokens)
     if spec.output.workers or spec.output.ray_address:
-        from rsp_probe.runio.distributed import run_on_ray
+        from rsp_probe.experiments.distributed import run_on_ray
 
         return run_on_ray(experiment, spec, model)
     return experiment.run(spec, model)
-
-
-def draw_run_figure(command: str, staged: Run) -> None:
-    """The registered experiment's first figure, drawn from its staged run into it."""
-    experiment = experiments().get(command)
-    if experiment is not None and experiment.figures:
-        from rsp_probe.figures.render import render_run_figure
-
-        render_run_figure(staged, experiment.figures[0])
 
 
 def _as_tuple(value: Any) -> Any:
     return tuple(value) if isinstance(value, list) else value
 
 
-def resolve(ref: Callable | str) -> Callable:
-    """A function, or "module:function" imported now."""
-    if not isinstance(ref, str):
-        return ref
-    module, attribute = ref.split(":")
-    return getattr(import_module(module), attribute)
-
-
-_REGISTRY: dict[str, Experiment] = {}
-_BUILTINS_LOADED = False
-
-
 def register_experiment(experiment: Experiment, overwrite: bool = False) -> Experiment:
-    if experiment.name in _REGISTRY and not overwrite:
-        raise ValueError(f"experiment {experiment.name!r} is already registered")
-    _REGISTRY[experiment.name] = experiment
-    return experiment
+    return EXPERIMENTS.register(experiment.name, experiment, overwrite=overwrite)
 
 
 def unregister_experiment(name: str) -> None:
-    _REGISTRY.pop(name, None)
-
-
-def _load_builtins() -> None:
-    global _BUILTINS_LOADED
-    if not _BUILTINS_LOADED:
-        _BUILTINS_LOADED = True
-        for name in BUILTIN:
-            import_module(f"rsp_probe.experiments.{name}")
+    EXPERIMENTS.unregister(name)
 
 
 def experiments() -> dict[str, Experiment]:
-    """Every registered experiment by name: the built-ins first, in BUILTIN order."""
-    _load_builtins()
-    return dict(_REGISTRY)
+    """Every registered experiment by name: the built-ins first, then the plugins'."""
+    return EXPERIMENTS.entries()
 
 
 def list_experiments() -> list[str]:
-    return list(experiments())
+    return EXPERIMENTS.names()
 
 
 def get_experiment(name: str) -> Experiment:
-    found = experiments().get(name)
-    if found is None:
-        from rsp_probe.errors import UsageError
-
-        raise UsageError(f"unknown experiment {name!r}; registered: "
-                         f"{', '.join(list_experiments())}")
-    return found
-
-
-def figure_names() -> tuple[str, ...]:
-    """Every figure the registered experiments feed: each experiment's own figure in
-    registry order, then the figures that combine runs."""
-    registered = experiments().values()
-    own = [e.figures[0] for e in registered if e.figures]
-    rest = [name for e in registered for name in e.figures[1:]]
-    return tuple(dict.fromkeys([*own, *rest]))
+    return EXPERIMENTS.get(name)

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rsp_probe.analysis.tables import BRANCHING_FILE
 from rsp_probe.config import _opt
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import named_conditions
-from rsp_probe.runs import BRANCHING_FILE
+from rsp_probe.experiments.plan_sizes import SAMPLED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -73,8 +74,8 @@ def pair_overlap_table(model: Backend, trajectories: pd.DataFrame, vectors: dict
 def pair_overlap_files(session: Session) -> dict:
     """The model-side derived file of a branching run, from the staged run: the exact
     pairwise agreement probabilities (docs/theory.md, 4.2)."""
+    from rsp_probe.analysis.tables import PAIR_OVERLAP_FILE
     from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
-    from rsp_probe.runs import PAIR_OVERLAP_FILE
 
     if session.spec.rsp.law in BLOCKED_LAWS + SLOTLESS_LAWS:
         return {}  # no RSP slots to teacher-force through: the bound is all there is
@@ -93,6 +94,9 @@ EXPERIMENT = register_experiment(Experiment(
     "and temp+rsp branch", run=run_branching, options=BranchingOptions,
     describe="rsp_probe.analysis.summaries:describe_branching",
     defaults={"samples": 8, "temperature": 1.0}, figures=("branching", "branching_tree"),
+    claims=("rsp_probe.claims.outcomes", "rsp_probe.claims.theory"),
+    reproduce=(("branching", dict(SAMPLED, rsp_tokens=(16,))),
+               ("branching-k4", dict(SAMPLED, rsp_tokens=(4,)))),
     derive=branching_file,
     summarize=branching_table,
     theory="rsp_probe.analysis.theory_report:branching_section"))

@@ -17,6 +17,7 @@ from rsp_probe.config import (
     RSPConfig,
     SamplingConfig,
     check_ranges,
+    parse_shard,
     to_dict,
 )
 from rsp_probe.errors import UsageError
@@ -105,19 +106,6 @@ def load_problems(data: DataConfig):
     return problems[:data.n_prompts]
 
 
-def parse_shard(text: str | None) -> tuple[int, int] | None:
-    """--shard I/N as (I, N), 0 <= I < N."""
-    if text is None:
-        return None
-    try:
-        index, count = (int(part) for part in text.split("/"))
-    except ValueError:
-        raise UsageError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
-    if not 0 <= index < count:
-        raise UsageError(f"--shard {text}: I must be in 0..N-1")
-    return index, count
-
-
 def shard_problems(problems: list, shard: str | None) -> list:
     """Shard I of N holds prompts I, I+N, I+2N, ...: by prompt, so every condition and sample
     of a prompt (a paired comparison) stays in one shard, and `merge` knows the order."""
@@ -182,7 +170,7 @@ class Session:
         return False
 
     def finish(self, summary: dict | None = None):
-        from rsp_probe.experiments.base import draw_run_figure
+        from rsp_probe.figures.render import draw_run_figure
         from rsp_probe.runs import open_run
 
         self.close_progress()  # the decoding is over; the summary comes next

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from rsp_probe.config import LAWS, Condition, _opt, config_value, pass_k_option, single_dose
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.experiments.plan_sizes import COMPARED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -158,4 +159,8 @@ EXPERIMENT = register_experiment(Experiment(
     describe="rsp_probe.analysis.compare_prompts:describe_compare",
     defaults={"rsp_tokens": (16,), "samples": 4, "temperature": 1.0, "max_new_tokens": 48},
     single_dose=True,
-    figures=("compare_prompts",), derive=compare_files, summarize=compare_summary))
+    figures=("compare_prompts",),
+    claims=("rsp_probe.claims.soft_prompts", "rsp_probe.claims.theory"),
+    # the committed soft prompt (k = 16) against RSPs, its Gaussian refit and the controls
+    reproduce=(("compare-prompts", dict(COMPARED, rsp_tokens=(16,), soft_prompt="default")),),
+    derive=compare_files, summarize=compare_summary))

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING
 
+from rsp_probe.analysis.tables import DOSE_FILE, SCORE_SHIFT_FILE
 from rsp_probe.config import Condition, _opt, config_value, pass_k_option
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
-from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE
+from rsp_probe.experiments.plan_sizes import COMPARED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -157,5 +158,8 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_dose, options=DoseOptions, describe="rsp_probe.analysis.summaries:describe_dose",
     defaults={"rsp_tokens": (1, 2, 4, 8, 16, 32), "samples": 4, "temperature": 1.0,
               "max_new_tokens": 32},
-    figures=("dose",), derive=dose_file, summarize=dose_summary,
+    figures=("dose",), claims=("rsp_probe.claims.outcomes", "rsp_probe.claims.theory"),
+    reproduce=(("dose", dict(COMPARED, rsp_tokens=(1, 2, 4, 8, 16, 32),
+                             sigma_scales=("0.5", "2"))),),
+    derive=dose_file, summarize=dose_summary,
     trajectory_order="condition"))

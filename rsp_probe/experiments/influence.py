@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from rsp_probe.config import Condition
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import Session
+from rsp_probe.experiments.plan_sizes import MAIN
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -103,5 +104,8 @@ EXPERIMENT = register_experiment(Experiment(
     help="teacher-forced KL / TV / entropy shift of RSP draws along the greedy baseline",
     run=run_influence, describe="rsp_probe.analysis.summaries:describe_influence",
     defaults={"rsp_tokens": (4, 16), "samples": 8, "temperature": 0.0},
-    figures=("influence",), theory="rsp_probe.analysis.theory_report:scaling_section",
+    figures=("influence",),
+    claims=("rsp_probe.claims.mechanism", "rsp_probe.claims.theory"),
+    reproduce=(("influence", dict(MAIN, rsp_tokens=(4, 16), samples=8)),),
+    theory="rsp_probe.analysis.theory_report:scaling_section",
     summarize="rsp_probe.analysis.summaries:influence_summary"))

@@ -18,11 +18,12 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rsp_probe.analysis.tables import KNOCKOUT_FILE
 from rsp_probe.config import Condition, _opt, config_value, pass_k_option, single_dose
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
+from rsp_probe.experiments.plan_sizes import COMPARED
 from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps, parse_paths
-from rsp_probe.runs import KNOCKOUT_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,6 +170,7 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_knockout, options=KnockoutOptions,
     describe="rsp_probe.analysis.summaries:describe_knockout",
     defaults={"rsp_tokens": (4,), "samples": 4, "temperature": 1.0, "max_new_tokens": 32},
-    single_dose=True,
+    single_dose=True, claims=("rsp_probe.claims.outcomes",),
+    reproduce=(("knockout", dict(COMPARED, rsp_tokens=(16,))),),
     figures=("knockout", "knockout_layers"), derive=knockout_file, summarize=knockout_summary,
     trajectory_order="condition"))

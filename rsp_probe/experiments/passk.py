@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from rsp_probe.analysis.tables import PASSK_FILE
 from rsp_probe.config import _opt, config_value, pass_k_option
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import named_conditions
+from rsp_probe.experiments.plan_sizes import PASSK
 from rsp_probe.probes.base import LOGIT_ONLY_PROBES
-from rsp_probe.runs import PASSK_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -53,4 +54,7 @@ EXPERIMENT = register_experiment(Experiment(
     "CIs", run=run_passk, options=PasskOptions,
     describe="rsp_probe.analysis.summaries:describe_passk",
     defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations", "mechanism"),
+    claims=("rsp_probe.claims.outcomes",),
+    reproduce=(("passk", dict(PASSK, rsp_tokens=(16,))),
+               ("passk-k4", dict(PASSK, rsp_tokens=(4,)))),
     derive=passk_file, summarize=passk_summary))

@@ -1,11 +1,11 @@
 """`rsp-probe reproduce`: every experiment the figures need, on one loaded model, then the
 figures, the theory comparison and the results text (what the README and docs quote).
 
-The plan is data: (run name, command, options), fixed here before any result is looked at.
-Doses: every comparison runs at k = 4 and k = 16 (the dose-response run spans 1-32), since at
-k = 4 alone the RSP changes little on the default model. A completed run whose measured
-configuration equals the plan's is reused, so an interrupted reproduce continues where it
-stopped; --overwrite reruns everything.
+The plan is data: (run name, command, options), each experiment declaring its own runs
+(`Experiment.reproduce`; their sizes in rsp_probe.experiments.plan_sizes), fixed before any
+result is looked at; `rsp_probe.registry.reproduce_plan` gathers them in registry order. A
+completed run whose measured configuration equals the plan's is reused, so an interrupted
+reproduce continues where it stopped; --overwrite reruns everything.
 """
 
 from __future__ import annotations
@@ -14,39 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rsp_probe.experiments.base import execute, get_experiment
-from rsp_probe.rl.plan import TRAIN_RL_PLAN
+from rsp_probe.registry import reproduce_plan
 
-MAIN = dict(n_prompts=24, max_new_tokens=96)
-ABL = (0, 4, 16)  # the ablations' doses
-BRANCHING = dict(MAIN, samples=8, temperature=1.0)  # branching and passk: one dose per run
-PASSK = dict(MAIN, n_prompts=60, samples=16, temperature=1.0, pass_k=(1, 2, 4, 8, 16))
-PLAN: tuple[tuple[str, str, dict], ...] = (
-    ("entropy", "entropy", dict(MAIN, rsp_tokens=(0, 4, 16), samples=4, temperature=0.7)),
-    ("attention", "attention", dict(MAIN, rsp_tokens=(4, 16), samples=2, temperature=0.7)),
-    ("influence", "influence", dict(MAIN, rsp_tokens=(4, 16), samples=8)),
-    ("branching", "branching", dict(BRANCHING, rsp_tokens=(16,))),
-    ("branching-k4", "branching", dict(BRANCHING, rsp_tokens=(4,))),
-    ("passk", "passk", dict(PASSK, rsp_tokens=(16,))),
-    ("passk-k4", "passk", dict(PASSK, rsp_tokens=(4,))),
-    ("knockout", "knockout", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(16,),
-                                  samples=4, temperature=1.0, pass_k=(1, 2, 4))),
-    ("dose", "dose", dict(MAIN, n_prompts=24, max_new_tokens=48, rsp_tokens=(1, 2, 4, 8, 16, 32),
-                          sigma_scales=("0.5", "2"), samples=4, temperature=1.0,
-                          pass_k=(1, 2, 4))),
-    # the committed soft prompt (k = 16) against RSPs, its Gaussian refit and the controls
-    ("compare-prompts", "compare-prompts", dict(MAIN, n_prompts=24, max_new_tokens=48,
-                                                rsp_tokens=(16,), samples=4, temperature=1.0,
-                                                pass_k=(1, 2, 4), soft_prompt="default")),
-    # Ablations: one factor away from the main entropy run each.
-    ("ablation-sigma0.5", "entropy", dict(MAIN, rsp_tokens=ABL, sigma_scale=0.5)),
-    ("ablation-sigma2", "entropy", dict(MAIN, rsp_tokens=ABL, sigma_scale=2.0)),
-    ("ablation-prefix", "entropy", dict(MAIN, rsp_tokens=ABL, placement="prefix")),
-    ("ablation-per-dim", "entropy", dict(MAIN, rsp_tokens=ABL, law="per-dim")),
-    ("ablation-tokens", "entropy", dict(MAIN, rsp_tokens=ABL, law="tokens")),
-    ("ablation-fixed-draw", "entropy", dict(MAIN, rsp_tokens=ABL, fixed_draw=True)),
-    # DAPO with and without an RSP per rollout, two seeds per arm (rsp_probe/rl/plan.py)
-    *TRAIN_RL_PLAN,
-)
+PLAN: tuple[tuple[str, str, dict], ...] = reproduce_plan()
 RESULTS_FILE = "RESULTS.md"
 
 

@@ -17,6 +17,7 @@ from rsp_probe.config import single_dose
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.rl.options import TrainRLOptions
+from rsp_probe.rl.plan import TRAIN_RL_PLAN
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,4 +171,7 @@ EXPERIMENT = register_experiment(Experiment(
     describe=describe_train_rl,
     defaults={"temperature": 1.0, "samples": 8, "n_prompts": 32, "max_new_tokens": 96,
               "backend": "hf"},
-    figures=("train_rl",), summarize=train_rl_summary, single_dose=True))
+    figures=("train_rl",), claims=("rsp_probe.claims.train_rl",),
+    # DAPO with and without an RSP per rollout, two seeds per arm (rsp_probe/rl/plan.py)
+    reproduce=tuple((name, options) for name, _, options in TRAIN_RL_PLAN),
+    summarize=train_rl_summary, single_dose=True))

@@ -4,22 +4,39 @@ Every module exposes NAME, NEEDS (the commands whose runs it needs; USES, where 
 names further commands whose runs it also draws), `data(runs) -> DataFrame` (tidy: exactly
 what is plotted) and `make(df) -> Figure`. `render.render_all` draws them all.
 
-Importing this package imports nothing but the standard library: FIGURES loads the modules
-(numpy, pandas, the analysis code) on first access, and matplotlib is imported only while
-a figure is made.
+The figures are those the registered experiments declare (rsp_probe.registry): a bare name
+is a module of this package, a dotted path any module (a plugin brings its own figure).
+Importing this package imports nothing but the standard library: the modules (numpy, pandas,
+the analysis code) load on first use, and matplotlib only while a figure is made.
 """
 
 from importlib import import_module
 
-__all__ = ["FIGURES", "FIGURE_NAMES"]
+__all__ = ["FIGURES", "FIGURE_NAMES", "figure_module", "figure_modules", "figure_names"]
+
+
+def figure_module(ref: str):
+    """The figure module a declaration names: "entropy" or "my_plugin.figure"."""
+    return import_module(ref if "." in ref else f"{__name__}.{ref}")
+
+
+def figure_modules() -> tuple:
+    """Every declared figure module: each registered experiment's own figure in registry
+    order, then the figures that combine runs."""
+    from rsp_probe.registry import EXPERIMENTS
+
+    declared = [e.figures for e in EXPERIMENTS.entries().values()]
+    refs = [f[0] for f in declared if f] + [ref for f in declared for ref in f[1:]]
+    return tuple(figure_module(ref) for ref in dict.fromkeys(refs))
+
+
+def figure_names() -> tuple[str, ...]:
+    return tuple(module.NAME for module in figure_modules())
 
 
 def __getattr__(name: str):
-    # the figures are those the registered experiments feed (rsp_probe.experiments.base)
-    from rsp_probe.experiments.base import figure_names
-
     if name == "FIGURE_NAMES":
         return figure_names()
     if name == "FIGURES":
-        return tuple(import_module(f"rsp_probe.figures.{n}") for n in figure_names())
+        return figure_modules()
     raise AttributeError(f"module 'rsp_probe.figures' has no attribute {name!r}")

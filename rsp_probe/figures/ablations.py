@@ -26,9 +26,10 @@ from rsp_probe.analysis.attention import ALL_LAYERS, head_averaged
 from rsp_probe.analysis.conditions import condition_settings
 from rsp_probe.analysis.stats import bootstrap_mean, per_prompt_mean
 from rsp_probe.analysis.summaries import probe_frame
+from rsp_probe.analysis.tables import PASSK_FILE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import PASSK_FILE, Run
+from rsp_probe.runs import Run
 
 NAME = "ablations"
 NEEDS = ("entropy",)

@@ -47,12 +47,13 @@ from rsp_probe.analysis.prefix_tree import (
     summarise_branching,
 )
 from rsp_probe.analysis.stats import N_BOOT, bootstrap_indices, bootstrap_mean, percentile_interval
+from rsp_probe.analysis.tables import BRANCHING_FILE
 from rsp_probe.analysis.windows import MIDDLE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.figures.prefix_tree import tree_rows
 from rsp_probe.probes.names import COLLISION_PROBE
-from rsp_probe.runs import BRANCHING_FILE, Run
+from rsp_probe.runs import Run
 
 NAME = "branching"
 NEEDS = ("branching",)

@@ -13,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rsp_probe.analysis.tables import DOSE_FILE, SCORE_SHIFT_FILE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import DOSE_FILE, SCORE_SHIFT_FILE, Run
+from rsp_probe.runs import Run
 
 NAME = "dose"
 NEEDS = ("dose",)

@@ -14,9 +14,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rsp_probe.analysis.tables import KNOCKOUT_FILE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import KNOCKOUT_FILE, Run
+from rsp_probe.runs import Run
 
 NAME = "knockout"
 NEEDS = ("knockout",)

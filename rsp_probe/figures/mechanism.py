@@ -23,12 +23,13 @@ from rsp_probe.analysis.attention import ALL_LAYERS, fitted_curve, head_averaged
 from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.stats import summarise_by_step
 from rsp_probe.analysis.summaries import probe_frame
+from rsp_probe.analysis.tables import PASSK_FILE
 from rsp_probe.analysis.windows import EARLY, LATE_LAST, MIDDLE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
 from rsp_probe.figures.entropy import main_runs
 from rsp_probe.figures.series import median_length, paired_by_step, shade_windows
-from rsp_probe.runs import PASSK_FILE, Run
+from rsp_probe.runs import Run
 
 NAME = "mechanism"
 NEEDS = ("attention", "entropy", "influence", "passk")

@@ -14,9 +14,10 @@ import pandas as pd
 
 from rsp_probe.analysis.conditions import condition_k
 from rsp_probe.analysis.passk import default_pairs, paired_table
+from rsp_probe.analysis.tables import PASSK_FILE
 from rsp_probe.errors import UsageError
 from rsp_probe.figures import style
-from rsp_probe.runs import PASSK_FILE, Run
+from rsp_probe.runs import Run
 
 NAME = "passk"
 NEEDS = ("passk",)

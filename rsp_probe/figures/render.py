@@ -166,11 +166,24 @@ def run_figure_path(run: Run, name: str) -> Path:
     return run.path / f"{RUN_FIGURE_STEM}-{name}.png"
 
 
-def render_run_figure(run: Run, name: str) -> Path | None:
-    """Draw figure `name` from this one run into its directory (png + csv). A run too small
-    for the figure (one sample, no branch, nothing to fit) gets no picture and an INFO
-    record saying why; the run itself is complete either way."""
-    module = import_module(f"rsp_probe.figures.{name}")
+def draw_run_figure(command: str, staged: Run) -> None:
+    """The registered experiment's first figure, drawn from its staged run into it (before
+    it is published, so DONE lists the figure's files)."""
+    from rsp_probe.registry import EXPERIMENTS
+
+    experiment = EXPERIMENTS.entries().get(command)
+    if experiment is not None and experiment.figures:
+        render_run_figure(staged, experiment.figures[0])
+
+
+def render_run_figure(run: Run, ref: str) -> Path | None:
+    """Draw the figure `ref` names (rsp_probe.figures.figure_module) from this one run into
+    its directory (png + csv). A run too small for the figure (one sample, no branch, nothing
+    to fit) gets no picture and an INFO record saying why; the run is complete either way."""
+    from rsp_probe.figures import figure_module
+
+    module = figure_module(ref)
+    name = module.NAME
     try:
         return render_one(module, [run], run.path, stem=f"{RUN_FIGURE_STEM}-{name}",
                           pdf=False, caption=False)[0]

@@ -25,7 +25,7 @@ def run_name(arm: str, seed: int) -> str:
     return f"train-rl-{arm}-s{seed}"
 
 
-# (run name, command, options), as in the reproduce plan (experiments/reproduce.py)
+# (run name, command, options): the train-rl experiment declares these as its reproduce runs
 TRAIN_RL_PLAN = tuple((run_name(arm, seed), "train-rl", dict(PLAN_OPTIONS, arm=arm, seed=seed))
                       for arm in ARMS for seed in SEEDS)
 
@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these seeds (to run seeds side by side)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    from rsp_probe.experiments.base import get_experiment
+    from rsp_probe.registry import EXPERIMENTS
     from rsp_probe.runs import DONE_FILE
 
-    experiment = get_experiment("train-rl")
+    experiment = EXPERIMENTS.get("train-rl")
     for arm in args.arm or ARMS:
         for seed in args.seed or SEEDS:
             out = Path(args.out) / run_name(arm, seed)

@@ -4,14 +4,20 @@ step values; derived files recomputed over the whole). No model is needed.
 
 Shard I holds prompts I, I+N, I+2N, ... (rsp_probe.experiments.common.shard_problems), and
 within a shard a prompt's trajectories are contiguous, so a trajectory's place in the whole
-run is (the global position of its prompt, its line within the shard); for experiments
-written condition by condition (Experiment.trajectory_order "condition": knockout, dose) it
-is (the condition's block, the prompt's global position, the line).
+run is (the global position of its prompt, its line within the shard); for runs written
+condition by condition (order "condition": knockout, dose) it is (the condition's block, the
+prompt's global position, the line).
+
+Storage knows no experiment: what a run's experiment adds (its trajectory order, the files it
+derives, its figure) comes in as parameters (rsp_probe.experiments.distributed.merge_shards
+passes the registered experiment's).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rsp_probe.errors import UsageError
 from rsp_probe.runio.parts import merge_parquet, merge_safetensors
@@ -27,7 +33,7 @@ from rsp_probe.runs import (
 
 
 def _shard_of(run: Run) -> tuple[int, int]:
-    from rsp_probe.experiments.common import parse_shard
+    from rsp_probe.config import parse_shard
 
     shard = parse_shard(run.config.get("shard"))
     if shard is None:
@@ -105,13 +111,6 @@ def _carry_tables(shards: list[Run], writer: RunWriter, by_condition: bool) -> N
         writer.write_table(name, frame[columns].reset_index(drop=True))
 
 
-def _condition_major(command: str) -> bool:
-    from rsp_probe.experiments.base import experiments
-
-    experiment = experiments().get(command)
-    return experiment is not None and experiment.trajectory_order == "condition"
-
-
 def _write_trajectories(shards: list[Run], target: Path, by_condition: bool) -> None:
     """The shards' lines, byte for byte, in the single-process order."""
     lines = [run.read_bytes(TRAJECTORIES_FILE).splitlines(keepends=True) for run in shards]
@@ -120,36 +119,38 @@ def _write_trajectories(shards: list[Run], target: Path, by_condition: bool) -> 
             out.write(lines[shard][line_number])
 
 
-def write_derived_files(writer: RunWriter, command: str) -> None:
-    """The files the run's experiment computes from its trajectories (the registry's
-    `derive`), recomputed over the staged run; none for an unregistered command."""
-    from rsp_probe.experiments.base import experiments
-
-    experiment = experiments().get(command)
-    if experiment is not None:
-        writer.write_derived(experiment.derived_files(writer.staged_run()))
+def write_derived_files(writer: RunWriter, derive: Callable[[Run], dict[str, Any]] | None
+                        ) -> None:
+    """The files `derive` computes from the staged run's trajectories ({name: table or JSON}),
+    written into it; nothing when there is no `derive`."""
+    if derive is not None:
+        writer.write_derived(derive(writer.staged_run()))
 
 
 def merge_runs(paths: list[str | Path], out: str | Path, overwrite: bool = False,
-               lock=None, execution: dict | None = None) -> Run:
+               lock=None, execution: dict | None = None, order: str = "prompt",
+               derive: Callable[[Run], dict[str, Any]] | None = None,
+               finish_staged: Callable[[Run], None] | None = None) -> Run:
     """`execution`: how the merged run was made (EXECUTION_KEYS), recorded in its config in
-    place of the first shard's; `lock`: the lock of `out` when the caller holds it."""
-    from rsp_probe.experiments.base import draw_run_figure
-
+    place of the first shard's; `lock`: the lock of `out` when the caller holds it. `order`
+    ("prompt" or "condition"), `derive` (files computed from the trajectories, recomputed over
+    the whole) and `finish_staged` (e.g. draw the run's figure into it) are the run's
+    experiment's."""
     shards = check_shards([open_run(path) for path in paths])
     config = {key: value for key, value in shards[0].config.items() if key != "schema_version"}
     config.update(execution or {})
     config.update(shard=None, out=str(out))
     writer = RunWriter(Path(out), config, overwrite=overwrite, lock=lock)
     try:
-        by_condition = _condition_major(config["command"])
+        by_condition = order == "condition"
         _write_trajectories(shards, writer.staging / TRAJECTORIES_FILE, by_condition)
         _carry_tables(shards, writer, by_condition)
         merge_safetensors([run.read_bytes(RSP_FILE) for run in shards],
                           writer.staging / RSP_FILE)
         merge_parquet([run.read_bytes(STEPS_FILE) for run in shards], writer.staging / STEPS_FILE)
-        write_derived_files(writer, config["command"])
-        draw_run_figure(config["command"], writer.staged_run())
+        write_derived_files(writer, derive)
+        if finish_staged is not None:
+            finish_staged(writer.staged_run())
         meta = {key: shards[0].meta.get(key) for key in ("device", "dtype")}
         meta["merged_from"] = [str(run.path) for run in shards]
         return open_run(writer.finish(meta))

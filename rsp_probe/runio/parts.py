@@ -36,7 +36,7 @@ def part_path(staging: Path, number: int, suffix: str) -> Path:
 def write_part(staging: Path, number: int, records: list[dict], vectors: dict, steps: dict,
                kill=lambda point: None) -> None:
     """Write one batch's part files, then its marker. `records` carry ORDER_KEY."""
-    from rsp_probe.runs import json_line, write_steps, write_vectors  # runs imports us
+    from rsp_probe.runio.formats import json_line, write_steps, write_vectors
 
     (staging / PARTS_DIR).mkdir(exist_ok=True)
     with open(part_path(staging, number, "jsonl"), "w") as handle:
@@ -140,7 +140,7 @@ def merge_parquet(parts: list[Path | bytes], out: Path) -> None:
     """One row group per part, streamed: never more than one part in memory."""
     import pyarrow.parquet as pq
 
-    from rsp_probe.runs import write_steps
+    from rsp_probe.runio.formats import write_steps
 
     if not parts:
         write_steps(out, {})

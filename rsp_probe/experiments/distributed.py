@@ -30,11 +30,11 @@ def shards_folder(out: Path) -> Path:
 def run_shard(experiment_name: str, spec) -> str:
     """One shard, inside a Ray worker: the experiment with a model of its own. A shard that
     an earlier try of the same command completed is kept, not recomputed (--resume)."""
-    from rsp_probe.experiments.base import get_experiment
+    from rsp_probe.registry import EXPERIMENTS
 
     if completed_shard(spec):
         return spec.output.out
-    run, _ = get_experiment(experiment_name).run(spec, None)
+    run, _ = EXPERIMENTS.get(experiment_name).run(spec, None)
     return str(run.path)
 
 
@@ -137,10 +137,30 @@ def _run_tasks(ray, experiment_name: str, specs: list) -> list[Path]:
                          "from the shards' last complete batches") from None
 
 
+def merge_shards(paths: list, out, overwrite: bool = False, lock=None,
+                 execution: dict | None = None):
+    """`rsp-probe merge`: the shards joined by storage (rsp_probe.runio.merge), with what their
+    registered experiment adds: its trajectory order, the files it derives, its figure. A run
+    of an unregistered command merges with neither."""
+    from rsp_probe.figures.render import draw_run_figure
+    from rsp_probe.registry import EXPERIMENTS
+    from rsp_probe.runio.merge import merge_runs
+    from rsp_probe.runs import open_run
+
+    if not paths:
+        raise UsageError("merge needs the shard runs to join")
+    command = open_run(paths[0]).command
+    experiment = EXPERIMENTS.entries().get(command)
+    if experiment is None:
+        return merge_runs(paths, out, overwrite=overwrite, lock=lock, execution=execution)
+    return merge_runs(paths, out, overwrite=overwrite, lock=lock, execution=execution,
+                      order=experiment.trajectory_order, derive=experiment.derived_files,
+                      finish_staged=lambda staged: draw_run_figure(command, staged))
+
+
 def run_on_ray(experiment, spec, model=None):
     """The experiment as shards on Ray workers, merged into spec.output.out."""
     from rsp_probe.experiments.common import default_out
-    from rsp_probe.runio.merge import merge_runs
     from rsp_probe.runs import EXECUTION_KEYS, prepare_out, resolve_out
 
     if model is not None:
@@ -157,8 +177,8 @@ def run_on_ray(experiment, spec, model=None):
         connection = _connect(ray, spec.output)
         paths = _run_tasks(ray, experiment.name, shard_specs(spec, out, _shard_count(ray, spec)))
         execution = {key: spec.to_dict()[key] for key in EXECUTION_KEYS}
-        run = merge_runs(paths, out, overwrite=spec.output.overwrite, lock=lock,
-                         execution={**execution, "out": str(out)})
+        run = merge_shards(paths, out, overwrite=spec.output.overwrite, lock=lock,
+                           execution={**execution, "out": str(out)})
     finally:
         lock.release()
         _disconnect(ray, connection)

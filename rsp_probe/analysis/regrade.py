@@ -19,6 +19,7 @@ from pathlib import Path
 
 from rsp_probe.config import DataConfig
 from rsp_probe.errors import UsageError
+from rsp_probe.registry import EXPERIMENTS
 from rsp_probe.runio.merge import write_derived_files
 from rsp_probe.runs import (
     CONFIG_FILE,
@@ -62,7 +63,9 @@ def regrade_run(source: Run, out: Path, overwrite: bool = False,
         _copy_unchanged(source, writer.staging)
         with open(writer.staging / TRAJECTORIES_FILE, "w") as handle:
             handle.writelines(json.dumps(record) + "\n" for record in records)
-        write_derived_files(writer, source.command)  # Pass@k, branching: from the verdicts
+        # Pass@k, branching: recomputed from the new verdicts by the run's experiment
+        experiment = EXPERIMENTS.entries().get(source.command)
+        write_derived_files(writer, experiment.derived_files if experiment else None)
         meta = {key: source.meta.get(key) for key in ("device", "dtype")}
         path = writer.finish({**meta, "regraded_from": str(source.path),
                               "source_git_commit": source.meta.get("git_commit")})
