@@ -25,19 +25,20 @@ _EXPORTS = {
     "describe": "rsp_probe.analysis.summaries",
 }
 
-_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "knockout",
-                "dose", "compare-prompts", "train-rl")  # = BUILTIN's registered names
-__all__ = sorted([*_EXPORTS, *_EXPERIMENTS])
-
-
 _API: dict = {}  # experiment name -> its generated function, made once
+
+
+def _experiments() -> dict:
+    return import_module("rsp_probe.registry").EXPERIMENTS.entries()
 
 
 def __getattr__(name: str):
     if name in _EXPORTS:
         return getattr(import_module(_EXPORTS[name]), name)
+    if name == "__all__":  # the registered experiments, plugins' included, are public too
+        return sorted([*_EXPORTS, *(name.replace("-", "_") for name in _experiments())])
     if not name.startswith("_"):
-        experiments = import_module("rsp_probe.experiments.base").experiments()
+        experiments = _experiments()
         name = name if name in experiments else name.replace("_", "-")  # compare_prompts
         if name in experiments:
             if name not in _API or _API[name].experiment is not experiments[name]:
@@ -47,4 +48,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+    return sorted({*globals(), *__getattr__("__all__")})

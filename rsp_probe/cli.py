@@ -45,13 +45,15 @@ def cmd_experiment(args) -> int:
     again) and the paths of the run and of its figure."""
     from rsp_probe.analysis.summaries import describe
     from rsp_probe.experiments.base import execute, get_experiment
+    from rsp_probe.figures import figure_module
     from rsp_probe.figures.render import run_figure_path
 
     experiment = get_experiment(args.command)
     run, _ = execute(experiment, spec_from_args(experiment, args))
     print(describe(run))
     print(f"\nrun written to {run.path}", file=sys.stderr)
-    figure = run_figure_path(run, experiment.figures[0]) if experiment.figures else None
+    figure = (run_figure_path(run, figure_module(experiment.figures[0]).NAME)
+              if experiment.figures else None)
     if figure is not None and figure.exists():
         print(f"figure: {figure}", file=sys.stderr)
     return 0

@@ -21,10 +21,14 @@ from rsp_probe.registry import PLUGIN_GROUP
 REPO = Path(__file__).parent.parent
 
 
-def install_plugin(folder: Path, module: str, source: str, version: str = "0.1") -> Path:
-    """Write `module`.py (the plugin) and its distribution metadata into `folder`."""
+def install_plugin(folder: Path, module: str, source: str, version: str = "0.1",
+                   **more_modules: str) -> Path:
+    """Write `module`.py (the plugin the entry point names), any `more_modules` (name ->
+    source: modules the plugin's declarations name, e.g. its figure) and the distribution's
+    metadata into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{module}.py").write_text(textwrap.dedent(source))
+    for name, text in {module: source, **more_modules}.items():
+        (folder / f"{name}.py").write_text(textwrap.dedent(text))
     dist = folder / f"{module}-{version}.dist-info"
     dist.mkdir(exist_ok=True)
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: {version}\n")

@@ -11,6 +11,8 @@ from rsp_probe.config import Condition
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.plan_sizes import MAIN
+from rsp_probe.probes.base import DEFAULT_PROBES
+from rsp_probe.probes.names import BUDGET_PROBE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,11 +38,8 @@ def dilution_file(run: Run) -> dict:
 def run_attention(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     from rsp_probe.analysis.attention import layer_summary
     from rsp_probe.experiments.sampling import sample_and_write
-    from rsp_probe.probes.base import DEFAULT_PROBES
-    from rsp_probe.probes.names import BUDGET_PROBE
 
-    run = sample_and_write(spec, model, rsp_conditions(spec), derived=dilution_file,
-                           probes=(*DEFAULT_PROBES, BUDGET_PROBE))
+    run = sample_and_write(spec, model, rsp_conditions(spec), derived=dilution_file)
     return run, layer_summary(run)
 
 
@@ -49,6 +48,7 @@ EXPERIMENT = register_experiment(Experiment(
     help="attention mass on the RSP positions per layer and head, with dilution fits",
     run=run_attention, describe="rsp_probe.analysis.summaries:describe_attention",
     defaults={"rsp_tokens": (4, 16)}, figures=("attention", "ablations"),
+    probes=(*DEFAULT_PROBES, BUDGET_PROBE),
     claims=("rsp_probe.claims.mechanism", "rsp_probe.claims.theory"),
     reproduce=(("attention", dict(MAIN, rsp_tokens=(4, 16), samples=2, temperature=0.7)),),
     derive=dilution_file,

@@ -13,6 +13,7 @@ from rsp_probe.config import _opt
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import named_conditions
 from rsp_probe.experiments.plan_sizes import SAMPLED
+from rsp_probe.probes.base import DEFAULT_PROBES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,7 +95,7 @@ EXPERIMENT = register_experiment(Experiment(
     "and temp+rsp branch", run=run_branching, options=BranchingOptions,
     describe="rsp_probe.analysis.summaries:describe_branching",
     defaults={"samples": 8, "temperature": 1.0}, figures=("branching", "branching_tree"),
-    claims=("rsp_probe.claims.outcomes", "rsp_probe.claims.theory"),
+    probes=DEFAULT_PROBES, claims=("rsp_probe.claims.outcomes", "rsp_probe.claims.theory"),
     reproduce=(("branching", dict(SAMPLED, rsp_tokens=(16,))),
                ("branching-k4", dict(SAMPLED, rsp_tokens=(4,)))),
     derive=branching_file,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import conditions_by_k
 from rsp_probe.experiments.plan_sizes import ABLATION_DOSES, MAIN
+from rsp_probe.probes.base import DEFAULT_PROBES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,7 +31,7 @@ EXPERIMENT = register_experiment(Experiment(
     name="entropy", help="next-token entropy, baseline (k=0) against RSPs of several k",
     run=run_entropy, describe="rsp_probe.analysis.summaries:describe_entropy",
     figures=("entropy", "ablations"),
-    claims=("rsp_probe.claims.mechanism", "rsp_probe.claims.outcomes"),
+    probes=DEFAULT_PROBES, claims=("rsp_probe.claims.mechanism", "rsp_probe.claims.outcomes"),
     reproduce=(
         ("entropy", dict(MAIN, rsp_tokens=(0, 4, 16), samples=4, temperature=0.7)),
         # the ablations: one factor away from the main entropy run each

@@ -10,6 +10,7 @@ from rsp_probe.config import Condition
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.common import Session
 from rsp_probe.experiments.plan_sizes import MAIN
+from rsp_probe.probes.base import DEFAULT_PROBES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -105,7 +106,7 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_influence, describe="rsp_probe.analysis.summaries:describe_influence",
     defaults={"rsp_tokens": (4, 16), "samples": 8, "temperature": 0.0},
     figures=("influence",),
-    claims=("rsp_probe.claims.mechanism", "rsp_probe.claims.theory"),
+    probes=DEFAULT_PROBES, claims=("rsp_probe.claims.mechanism", "rsp_probe.claims.theory"),
     reproduce=(("influence", dict(MAIN, rsp_tokens=(4, 16), samples=8)),),
     theory="rsp_probe.analysis.theory_report:scaling_section",
     summarize="rsp_probe.analysis.summaries:influence_summary"))

@@ -39,7 +39,7 @@ def run_passk(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFra
 
     conditions = named_conditions(tuple(spec.option("conditions")), spec)
 
-    run = sample_and_write(spec, model, conditions, derived=passk_file, probes=LOGIT_ONLY_PROBES)
+    run = sample_and_write(spec, model, conditions, derived=passk_file)
     return run, passk_summary(run)
 
 
@@ -54,7 +54,7 @@ EXPERIMENT = register_experiment(Experiment(
     "CIs", run=run_passk, options=PasskOptions,
     describe="rsp_probe.analysis.summaries:describe_passk",
     defaults={"samples": 8, "temperature": 1.0}, figures=("passk", "ablations", "mechanism"),
-    claims=("rsp_probe.claims.outcomes",),
+    probes=LOGIT_ONLY_PROBES, claims=("rsp_probe.claims.outcomes",),
     reproduce=(("passk", dict(PASSK, rsp_tokens=(16,))),
                ("passk-k4", dict(PASSK, rsp_tokens=(4,)))),
     derive=passk_file, summarize=passk_summary))

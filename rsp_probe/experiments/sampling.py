@@ -145,14 +145,23 @@ def _check_context(prompt_id: str, n_input: int, n_ctx: int) -> None:
                          f"fit the model's context of {n_ctx} with room to generate")
 
 
+def declared_probes(command: str) -> tuple[str, ...]:
+    """The probes the command's experiment declares (Experiment.probes), else the defaults."""
+    from rsp_probe.registry import EXPERIMENTS
+
+    experiment = EXPERIMENTS.entries().get(command)
+    return tuple(getattr(experiment, "probes", ())) or DEFAULT_PROBES
+
+
 def stream_conditions(session: Session, conditions: list[Condition], samples: int,
-                      probes: Sequence[str] = DEFAULT_PROBES, order=lambda index: index,
+                      probes: Sequence[str] | None = None, order=lambda index: index,
                       merge: bool = True) -> int:
     """Sample every condition; each finished batch goes to the run's staging directory
     as part files (rsp_probe.runio.parts) and is dropped: memory O(batch). RSP vectors are
     drawn per batch from their recorded seeds; batches done before an interruption are
     skipped (--resume). `order(job index)`: the record's place in trajectories.jsonl;
-    merge=False leaves the parts for more (the caller merges). Returns the parts used."""
+    merge=False leaves the parts for more (the caller merges); `probes`: the experiment's
+    declared ones unless given. Returns the parts used."""
     from rsp_probe.runio.parts import ORDER_KEY
     from rsp_probe.runs import kill_point
 
@@ -177,8 +186,9 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
         writer.write_part(number, batch.records, batch.rsp, batch.steps)
 
     generate(session.model, jobs, spec.sampling.max_new_tokens,
-             batch_size=spec.sampling.batch_size, probes=probes, progress=session.progress,
-             prepare_batch=draw_batch, on_batch=write_batch,
+             batch_size=spec.sampling.batch_size,
+             probes=declared_probes(spec.command) if probes is None else probes,
+             progress=session.progress, prepare_batch=draw_batch, on_batch=write_batch,
              skip_batches=frozenset(writer.resumed_batches),
              interventions=law_interventions(spec.rsp.law))
     if merge:
@@ -187,7 +197,7 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
 
 
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,
-                     probes: Sequence[str] = DEFAULT_PROBES, measured=None):
+                     probes: Sequence[str] | None = None, measured=None):
     """The shape of every sampling experiment: sample the conditions batch by batch into
     the staging directory, merge the parts into the contract files, write the files
     `measured(session)` computes with the model and those `derived(staged run)` computes

@@ -4,20 +4,24 @@ Every module exposes NAME, NEEDS (the commands whose runs it needs; USES, where 
 names further commands whose runs it also draws), `data(runs) -> DataFrame` (tidy: exactly
 what is plotted) and `make(df) -> Figure`. `render.render_all` draws them all.
 
-The figures are those the registered experiments declare (rsp_probe.registry): a bare name
-is a module of this package, a dotted path any module (a plugin brings its own figure).
+The figures are those the registered experiments declare (rsp_probe.registry), as module
+names: a module of this package by its bare name ("entropy"), any other module by its import
+path (a plugin brings its own figure).
 Importing this package imports nothing but the standard library: the modules (numpy, pandas,
 the analysis code) load on first use, and matplotlib only while a figure is made.
 """
 
 from importlib import import_module
+from importlib.util import find_spec
 
 __all__ = ["FIGURES", "FIGURE_NAMES", "figure_module", "figure_modules", "figure_names"]
 
 
 def figure_module(ref: str):
-    """The figure module a declaration names: "entropy" or "my_plugin.figure"."""
-    return import_module(ref if "." in ref else f"{__name__}.{ref}")
+    """The figure module a declaration names: "entropy" (this package's) or a plugin's
+    "my_plugin.figure" or "my_figure"."""
+    own = f"{__name__}.{ref}"
+    return import_module(own if "." not in ref and find_spec(own) is not None else ref)
 
 
 def figure_modules() -> tuple:

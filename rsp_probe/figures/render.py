@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from importlib import import_module, metadata
+from importlib import metadata
 from pathlib import Path
 
 from rsp_probe.errors import UsageError
@@ -147,14 +147,15 @@ def laid_out(fig):
 
 
 def draw(name: str, runs: list[Run]):
-    """Figure `name` (a module of rsp_probe.figures) from `runs` in the house style: the
-    picture `rsp-probe figures` saves, as a matplotlib Figure to show or save. It is closed
-    in pyplot, so a notebook shows it once (as the cell's value) and no window holds it."""
+    """Figure `name` (a module of rsp_probe.figures, or a plugin's figure module by its dotted
+    path) from `runs` in the house style: the picture `rsp-probe figures` saves, as a
+    matplotlib Figure to show or save. It is closed in pyplot, so a notebook shows it once
+    (as the cell's value) and no window holds it."""
     import matplotlib.pyplot as plt
 
-    from rsp_probe.figures import style
+    from rsp_probe.figures import figure_module, style
 
-    module = import_module(f"rsp_probe.figures.{name}")
+    module = figure_module(name)
     with plt.rc_context(style.rc()):
         fig = laid_out(_made(module, style.round_sig(module.data(runs)), runs))
     plt.close(fig)
