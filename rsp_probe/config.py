@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from rsp_probe.errors import UsageError
+from rsp_probe.registry import BACKENDS
 
 SCHEMA_VERSION = 1
 
@@ -20,7 +21,9 @@ LAWS = ("gaussian", "per-dim", "tokens", "mean", "pc-in", "pc-out", "positions-o
 PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
-BACKEND_CHOICES = ("auto", "hf", "transformer-lens")  # rsp_probe.backends.BACKENDS, plus auto
+# auto, then every registered backend (rsp_probe.backends, plugins), read when --help or a
+# check asks
+BACKEND_CHOICES = BACKENDS.choices("auto")
 
 
 def _opt(default, help: str, **extra):
@@ -46,7 +49,8 @@ class ModelConfig:
     device: str = _opt("auto", "cpu, cuda or auto", choices=DEVICES)
     backend: str = _opt("auto", "hf: the Hugging Face model with sdpa (fast); transformer-lens: "
                         "the TransformerBridge; auto: hf when it supports the model and every "
-                        "probe, else transformer-lens", choices=BACKEND_CHOICES)
+                        "probe, else transformer-lens; or a backend a plugin registered",
+                        choices=BACKEND_CHOICES)
     revision: str | None = _opt(None, "Hub revision (branch, tag or commit) of a cached --model")
     trust_remote_code: bool = _opt(False, "allow a checkpoint's own modelling code "
                                    "(transformers' trust_remote_code)")

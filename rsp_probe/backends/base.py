@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import torch
 
-    from rsp_probe.models import ModelInfo
+    from rsp_probe.backends.checkpoint import ModelInfo
 
 # -- sites: where a tap reads (and, for interventions, writes) --------------------------------
 ATTN_PATTERN = "attn_pattern"  # [B, H, Q, K] attention probabilities after softmax
