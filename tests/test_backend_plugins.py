@@ -76,6 +76,8 @@ def test_the_cli_offers_a_plugin_backend_and_refuses_an_unknown_one(plugin):
     usage = run_cli(["entropy", "--help"], env)
     assert usage.returncode == 0, usage.stderr
     assert f"--backend {{{AUTO},hf,transformer-lens,{PLUGIN_BACKEND}}}" in usage.stdout
+    assert f"{PLUGIN_BACKEND}: the hf backend, loaded through a plugin" in " ".join(
+        usage.stdout.split())  # its one-line help, as argparse wraps it
     refused = run_cli(["entropy", "--backend", "no-such-backend", "--out", "unused"], env)
     assert refused.returncode == 2
     assert refused.stderr.strip().count("\n") == 0, refused.stderr  # one line

@@ -81,4 +81,4 @@ def auto_loader(needs: Iterable[str] = ()) -> Callable:
 register_backend(FAST, "rsp_probe.backends.hf",
                  help="the Hugging Face model with sdpa (fast)")
 register_backend(FALLBACK, "rsp_probe.backends.transformer_lens",
-                 help="the TransformerLens TransformerBridge")
+                 help="the TransformerBridge")
