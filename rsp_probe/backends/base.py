@@ -7,7 +7,7 @@ hook names: they ask for a *site* (an attention pattern, the attention mass on a
 scores, a residual) at some layers, and each backend delivers that site its own way
 (TransformerLens through hook points, a Hugging Face backend through its attention function).
 
-    backend = load_backend("transformer-lens", model=None)       # the embedded default model
+    backend = load_model(None, backend="transformer-lens")  # rsp_probe.models; embedded model
     with backend.tapped([Tap(ATTN_KEY_MASS, layers, record, key_mask=rsp_keys)]):
         logits, cache = backend.prefill(embeds, mask, positions)  # logits [B, V]
         logits, cache = backend.decode(tokens, mask, positions, cache)
