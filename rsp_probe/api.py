@@ -61,7 +61,7 @@ def signature(experiment) -> inspect.Signature:
 
 
 def docstring(experiment) -> str:
-    from rsp_probe.cli_options import format_default
+    from rsp_probe.cli_options import format_default, option_help
 
     intro = (f"The Python form of `rsp-probe {experiment.name}`: the same options (dashes as "
              "underscores, lists as tuples), the same defaults. Writes a run directory and "
@@ -73,7 +73,7 @@ def docstring(experiment) -> str:
     for field, default in option_fields(experiment):
         shown = format_default(default) if not isinstance(default, bool) else str(default)
         lines.append(f"{field.name} : {field.type}, default {shown or 'None'}")
-        lines += textwrap.wrap(field.metadata.get("help", ""), 88, initial_indent="    ",
+        lines += textwrap.wrap(option_help(field), 88, initial_indent="    ",
                                subsequent_indent="    ")
     return "\n".join(lines)
 

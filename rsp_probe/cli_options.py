@@ -48,6 +48,13 @@ def format_default(value) -> str | None:
     return str(value)
 
 
+def option_help(field: dataclasses.Field) -> str:
+    """A field's `help` metadata; a function (a help that reads a registry, as --backend's
+    does) is called now, when --help or the API docstring is built."""
+    text = field.metadata.get("help", "")
+    return text() if callable(text) else text
+
+
 def help_text(text: str, default) -> str:
     """The help line with its default appended, unless the text already says it."""
     shown = format_default(default)
@@ -95,7 +102,7 @@ def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = 
             if "choices" in field.metadata:
                 kwargs["choices"] = field.metadata["choices"]
         group.add_argument(main, *field.metadata.get("aliases", ()), dest=field.name,
-                           action=TableOption, help=help_text(field.metadata.get("help", ""),
+                           action=TableOption, help=help_text(option_help(field),
                                                               default), **kwargs)
         for old in field.metadata.get("renamed_from", ()):
             group.add_argument(flag(old), dest=field.name, action=TableOption, renamed_to=main,

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from rsp_probe.errors import UsageError
+from rsp_probe.registry import BACKENDS
 
 SCHEMA_VERSION = 1
 
@@ -20,11 +21,22 @@ LAWS = ("gaussian", "per-dim", "tokens", "mean", "pc-in", "pc-out", "positions-o
 PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
-BACKEND_CHOICES = ("auto", "hf", "transformer-lens")  # rsp_probe.backends.BACKENDS, plus auto
+# auto, then every registered backend (rsp_probe.backends, plugins), read when --help or a
+# check asks
+BACKEND_CHOICES = BACKENDS.choices("auto")
 
 
-def _opt(default, help: str, **extra):
-    """A field of an option table: `help` becomes --help and the API docstring. `extra`:
+def backend_help() -> str:
+    """--backend's help: each registered backend's line (a plugin's too), then auto."""
+    lines = [f"{name}: {entry.help}" if getattr(entry, "help", "") else name
+             for name, entry in BACKENDS.entries().items()]
+    return "; ".join([*lines, "auto: hf when it supports the model and every probe, else "
+                      "transformer-lens"])
+
+
+def _opt(default, help, **extra):
+    """A field of an option table: `help` (a string, or a function that returns one when
+    --help or the API docstring is built) becomes --help and the API docstring. `extra`:
     `choices`; `aliases` (more --flags, e.g. ("--n",)); `renamed_from` (old names, still
     accepted as --flags and keyword arguments with a one-line deprecation note)."""
     return field(default=default, metadata={"help": help, **extra})
@@ -44,9 +56,7 @@ class ModelConfig:
     dtype: str = _opt("auto", "float32 (auto on CPU), bfloat16 or float16 (auto on CUDA)",
                       choices=DTYPES)
     device: str = _opt("auto", "cpu, cuda or auto", choices=DEVICES)
-    backend: str = _opt("auto", "hf: the Hugging Face model with sdpa (fast); transformer-lens: "
-                        "the TransformerBridge; auto: hf when it supports the model and every "
-                        "probe, else transformer-lens", choices=BACKEND_CHOICES)
+    backend: str = _opt("auto", backend_help, choices=BACKEND_CHOICES)
     revision: str | None = _opt(None, "Hub revision (branch, tag or commit) of a cached --model")
     trust_remote_code: bool = _opt(False, "allow a checkpoint's own modelling code "
                                    "(transformers' trust_remote_code)")

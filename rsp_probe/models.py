@@ -1,23 +1,31 @@
 """Model loading, whatever the backend: one function loads every model.
 
 `load_model` resolves a local directory or a Hub id from the local cache (never the network),
-picks the device and dtype, and hands the directory to a backend (rsp_probe/backends/), which
+picks the device and dtype, checks the checkpoint's files (rsp_probe.preflight), and hands the
+directory to the backend named in rsp_probe.registry.BACKENDS (rsp_probe/backends/), which
 boots the model and checks that its cached decoding agrees with a full forward pass.
+
+Imports run one way: models -> backends, preflight; a backend reads the checkpoint through
+rsp_probe.backends.checkpoint (ModelInfo, the tokenizer, the weights' hash), never through
+this module. ModelInfo, load_tokenizer and weights_sha256 are re-exported here for callers.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
 
+from rsp_probe.backends import backend_loader
+from rsp_probe.backends.checkpoint import (  # noqa: F401 (re-exported)
+    ModelInfo,
+    load_tokenizer,
+    weights_sha256,
+)
 from rsp_probe.errors import ModelNotFoundError, UsageError
 from rsp_probe.preflight import check_checkpoint
 
@@ -27,28 +35,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 DEFAULT_MODEL_NAME = "rsp-probe/arithmetic-toy"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_HASH_LIMIT_BYTES = 512 * 2**20  # hash weights up to this size; larger ones rely on revision
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What a run records about the model it measured."""
-
-    name: str
-    path: str
-    n_layers: int
-    n_heads: int
-    d_model: int
-    d_vocab: int
-    n_ctx: int
-    revision: str | None  # Hub commit of a cached snapshot, else None
-    weights_sha256: str | None  # sha256 over the weight files, when small enough to hash
-    dtype: str
-    device: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def resolve_model_path(spec: str | None, revision: str | None = None
@@ -119,20 +106,6 @@ def one_thread_on_cpu(device):
         torch.set_num_threads(threads)
 
 
-@contextmanager
-def no_hf_progress_bars():
-    """transformers' loading and saving draw progress bars; a command's output is ours."""
-    from transformers.utils import logging as hf_logging
-
-    enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if enabled:
-            hf_logging.enable_progress_bar()
-
-
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -141,71 +114,15 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return _DTYPES[dtype]
 
 
-def weights_sha256(path: Path) -> str | None:
-    files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
-    if not files or sum(f.stat().st_size for f in files) > _HASH_LIMIT_BYTES:
-        return None
-    digest = hashlib.sha256()
-    for file in files:
-        with open(file, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
-def load_tokenizer(path: Path, trust_remote_code: bool = False):
-    """Every backend's tokenizer: damaged files are one UsageError line, not a traceback."""
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True,
-                                                  trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, TypeError) as err:
-        refuse_remote_code(path, err)
-        raise UsageError(f"{path}: the tokenizer cannot be loaded ({one_line(err)})") from None
-    if len(tokenizer) == 0:
-        raise UsageError(f"{path}: the tokenizer is empty (damaged tokenizer files?)")
-    return tokenizer
-
-
-
-
-def refuse_remote_code(path: Path, err: BaseException) -> None:
-    """transformers' many-line refusal of a checkpoint's own code, as one line."""
-    if "trust_remote_code" in str(err):
-        raise UsageError(f"{path}: the checkpoint ships its own modelling code, which runs "
-                         "only with --trust-remote-code (pass it for code you trust)") from None
-
-
-def one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
-
-
-def model_info(path: Path, name: str, revision: str | None, n_layers: int, n_heads: int,
-               d_model: int, d_vocab: int, n_ctx: int, dtype: torch.dtype,
-               device: torch.device) -> ModelInfo:
-    """What config.json records about a loaded model, for any backend."""
-    return ModelInfo(name=name, path=str(path), n_layers=n_layers, n_heads=n_heads,
-                     d_model=d_model, d_vocab=d_vocab, n_ctx=n_ctx, revision=revision,
-                     weights_sha256=weights_sha256(path),
-                     dtype=str(dtype).removeprefix("torch."), device=str(device))
-
-
-def context_length(path: Path, fallback: int) -> int:
-    hf_config = json.loads((path / "config.json").read_text())
-    return int(hf_config.get("max_position_embeddings") or fallback)
-
-
 def load_model(model: str | None = None, dtype: str = "auto", device: str = "auto",
                self_test: bool = True, backend: str = "auto",
                revision: str | None = None, trust_remote_code: bool = False) -> Backend:
     """Load a model for probing behind `backend`: auto (the default, as on the command line)
     is the fast Hugging Face backend when it takes the model, else the TransformerLens
-    bridge; hf or transformer-lens name one. Raises UsageError subclasses with one-line
+    bridge; any other name is a backend of rsp_probe.registry.BACKENDS (hf,
+    transformer-lens, or one a plugin registered). Raises UsageError subclasses with one-line
     messages (no such directory, not in the cache, KV-cache self-test failed).
     trust_remote_code: let transformers run the checkpoint's own modelling code."""
-    from rsp_probe.backends import backend_loader
-
     loader = backend_loader(backend)
     path, name, revision = resolve_model_path(model, revision)
     torch_device = resolve_device(device)

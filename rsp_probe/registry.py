@@ -76,6 +76,31 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.entries())
 
+    def choices(self, *fixed: str) -> Choices:
+        """The names an option accepts: `fixed` ones, then every registered one."""
+        return Choices(self, fixed)
+
+
+class Choices:
+    """An option's `choices` that a registry fills, read when argparse or the API's validation
+    asks, so --help and the checks see the plugins' entries and importing the option tables
+    reads no registry."""
+
+    def __init__(self, registry: Registry, fixed: tuple[str, ...]):
+        self.registry, self.fixed = registry, fixed
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*self.fixed, *(n for n in self.registry.names() if n not in self.fixed)))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.fixed or name in self.registry
+
+    def __len__(self) -> int:
+        return len(tuple(iter(self)))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
 
 _PLUGINS_LOADED: list[str] = []  # the plugin modules imported so far, by entry-point name
 _plugins_started = False

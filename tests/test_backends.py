@@ -160,3 +160,25 @@ def test_cli_backend_choices_are_the_registered_backends():
     from rsp_probe.config import BACKEND_CHOICES
 
     assert sorted(BACKEND_CHOICES) == sorted([AUTO, *list_backends()])
+
+
+def test_backends_never_import_models_or_preflight():
+    """models imports the backends to load one (through the registry, by module name, which
+    an import graph does not see): a backend importing models, even inside a function, would
+    close a cycle; the checkpoint helpers they share live in backends/checkpoint.py."""
+    import ast
+    from pathlib import Path
+
+    import rsp_probe.backends
+
+    imported = {}
+    for file in Path(rsp_probe.backends.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.setdefault(node.module, []).append(file.name)
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    imported.setdefault(alias.name, []).append(file.name)
+    assert "rsp_probe.backends.checkpoint" in imported  # the walk sees the backends' imports
+    assert not {m: f for m, f in imported.items()
+                if m in ("rsp_probe.models", "rsp_probe.preflight")}

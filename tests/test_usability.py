@@ -22,7 +22,7 @@ import pytest
 import rsp_probe
 from rsp_probe.api import option_fields
 from rsp_probe.cli import build_parser, main
-from rsp_probe.cli_options import in_typed_words
+from rsp_probe.cli_options import in_typed_words, option_help
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import experiments
 from rsp_probe.experiments.common import build_spec
@@ -152,7 +152,7 @@ def test_api_signature_lists_exactly_the_cli_options(name):
     for field, default in option_fields(experiment):
         assert parameters[field.name].default == default
         assert parameters[field.name].kind is inspect.Parameter.KEYWORD_ONLY
-        first_words = " ".join(field.metadata["help"].split()[:4])
+        first_words = " ".join(option_help(field).split()[:4])
         assert first_words in " ".join(function.__doc__.split()), (name, field.name)
 
 
@@ -237,7 +237,7 @@ def test_every_option_table_field_has_help():
     pieces = [*EXPERIMENT_PIECES, TuneOptions, *(e.options for e in experiments().values())]
     for piece in pieces:
         for field in dataclasses.fields(piece):
-            assert field.metadata.get("help"), (piece.__name__, field.name)
+            assert option_help(field).strip(), (piece.__name__, field.name)
 
 
 def test_the_sampler_counts_every_token_and_the_batches_a_resume_skips(loaded_qwen2):

@@ -7,7 +7,7 @@ hook names: they ask for a *site* (an attention pattern, the attention mass on a
 scores, a residual) at some layers, and each backend delivers that site its own way
 (TransformerLens through hook points, a Hugging Face backend through its attention function).
 
-    backend = load_backend("transformer-lens", model=None)       # the embedded default model
+    backend = load_model(None, backend="transformer-lens")  # rsp_probe.models; embedded model
     with backend.tapped([Tap(ATTN_KEY_MASS, layers, record, key_mask=rsp_keys)]):
         logits, cache = backend.prefill(embeds, mask, positions)  # logits [B, V]
         logits, cache = backend.decode(tokens, mask, positions, cache)
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 if TYPE_CHECKING:
     import torch
 
-    from rsp_probe.models import ModelInfo
+    from rsp_probe.backends.checkpoint import ModelInfo
 
 # -- sites: where a tap reads (and, for interventions, writes) --------------------------------
 ATTN_PATTERN = "attn_pattern"  # [B, H, Q, K] attention probabilities after softmax

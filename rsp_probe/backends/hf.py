@@ -34,14 +34,7 @@ from rsp_probe.backends.base import (
     Tap,
     check_taps,
 )
-from rsp_probe.backends.hf_structure import (
-    UnsupportedModelError,
-    check_attention_math,
-    decoder_layers,
-    input_embedding_table,
-)
-from rsp_probe.errors import KVCacheSelfTestError, UsageError
-from rsp_probe.models import (
+from rsp_probe.backends.checkpoint import (
     ModelInfo,
     context_length,
     load_tokenizer,
@@ -49,6 +42,13 @@ from rsp_probe.models import (
     one_line,
     refuse_remote_code,
 )
+from rsp_probe.backends.hf_structure import (
+    UnsupportedModelError,
+    check_attention_math,
+    decoder_layers,
+    input_embedding_table,
+)
+from rsp_probe.errors import KVCacheSelfTestError, UsageError
 
 NAME = "hf"
 SUPPORTED = frozenset(FEATURES)  # every site, the KV cache, and interventions

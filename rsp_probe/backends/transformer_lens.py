@@ -27,14 +27,14 @@ from rsp_probe.backends.base import (
     Tap,
     check_taps,
 )
-from rsp_probe.errors import KVCacheSelfTestError, UsageError
-from rsp_probe.models import (
+from rsp_probe.backends.checkpoint import (
     ModelInfo,
     context_length,
     load_tokenizer,
     model_info,
     no_hf_progress_bars,
 )
+from rsp_probe.errors import KVCacheSelfTestError, UsageError
 
 NAME = "transformer-lens"
 _HOOK_POINTS = {
@@ -141,7 +141,8 @@ def _hook(tap: Tap, layer: int):
 def load(path: Path, name: str, revision: str | None, dtype: torch.dtype,
          device: torch.device, self_test: bool = True, trust_remote_code: bool = False
          ) -> TransformerLensBackend:
-    """Boot a TransformerBridge from a local checkpoint directory (see rsp_probe.models)."""
+    """Boot a TransformerBridge from a local checkpoint directory (rsp_probe.models.load_model
+    resolves it)."""
     _refuse_soft_capping(path)
     tokenizer = load_tokenizer(path, trust_remote_code)
     bridge = _boot_bridge(path, tokenizer, dtype, device, trust_remote_code)

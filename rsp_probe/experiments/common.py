@@ -21,7 +21,7 @@ from rsp_probe.config import (
     to_dict,
 )
 from rsp_probe.errors import UsageError
-from rsp_probe.preflight import preflight
+from rsp_probe.experiments.preflight import preflight
 from rsp_probe.runs import RunWriter, prepare_out, resolve_out
 from rsp_probe.validation import check_piece
 
@@ -127,7 +127,7 @@ class Session:
         model card): no --out is claimed, so no lock file is left behind."""
         self.spec = spec
         self.out = resolve_out(spec.output.out or default_out(spec.command))
-        # Lock --out and run every model-free check before the slow load (rsp_probe.preflight);
+        # Lock --out and run every model-free check before the slow load (experiments/preflight.py);
         # the lock is held until the run is published or abandoned.
         self.lock = prepare_out(self.out, spec.output.overwrite) if write else None
         try:

@@ -118,7 +118,7 @@ def write_results(session, staging: Path, log: list[dict]) -> None:
 
     import pandas as pd
 
-    from rsp_probe.models import no_hf_progress_bars
+    from rsp_probe.backends.checkpoint import no_hf_progress_bars
     from rsp_probe.rl.checkpoint import CHECKPOINTS_DIR, EVALS_DIR
     from rsp_probe.runs import TRAJECTORIES_FILE
 
