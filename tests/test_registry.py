@@ -57,7 +57,9 @@ def test_every_public_experiment_is_an_api_function():
     for name in experiments():
         function = getattr(rsp_probe, name)  # generated from the option table (rsp_probe.api)
         assert function.experiment is experiments()[name] and function is getattr(rsp_probe, name)
-        assert name in dir(rsp_probe) or name in rsp_probe.__all__
+        public = name.replace("-", "_")  # an identifier: `from rsp_probe import *` binds it
+        assert public in dir(rsp_probe) and public in rsp_probe.__all__
+        assert getattr(rsp_probe, public) is function
 
 
 # -- a toy probe and a toy experiment, registered only here ----------------------------------
