@@ -215,3 +215,27 @@ def test_probe_breaking_the_finalize_contract_is_named(loaded_qwen2, factory, me
             generate(loaded_qwen2, jobs, 3, probes=("logits", TOY_PROBE))
     finally:
         unregister_probe(TOY_PROBE)
+
+
+SAMPLED_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk")
+
+
+@pytest.mark.parametrize("name", SAMPLED_EXPERIMENTS)
+def test_an_experiment_records_the_probes_it_declares(name, default_model, tmp_path,
+                                                      monkeypatch):
+    """The probes an experiment declares are those the sampler runs for it (one prompt, two
+    tokens): the declaration is what the docs and --help read, so it must not drift."""
+    import rsp_probe.sampler as sampler
+
+    used = []
+    real = sampler._generate_batch
+
+    def recording(model, jobs, max_new_tokens, stop_strings, probe_names, *rest):
+        used.append(tuple(probe_names))
+        return real(model, jobs, max_new_tokens, stop_strings, probe_names, *rest)
+
+    monkeypatch.setattr(sampler, "_generate_batch", recording)
+    experiment = experiments()[name]
+    experiment(default_model, n_prompts=1, max_new_tokens=2, samples=2, quiet=True,
+               out=str(tmp_path / name))
+    assert experiment.probes and set(used) == {tuple(experiment.probes)}
