@@ -56,6 +56,17 @@ def help_text(text: str, default) -> str:
     return text.replace("%", "%%")  # argparse %-formats help strings
 
 
+def field_help(field: dataclasses.Field) -> str:
+    """The field's help, and for choices read from a registry (rsp_probe.registry.Choices:
+    --law) each choice's own help line."""
+    text = field.metadata.get("help", "")
+    helps = getattr(field.metadata.get("choices"), "helps", None)
+    if helps is not None:
+        text += ": " + "; ".join(f"{name}: {line}" if line else name
+                                 for name, line in helps().items())
+    return text
+
+
 def is_flag(field: dataclasses.Field) -> bool:
     return field.type in ("bool", bool)
 
@@ -95,8 +106,8 @@ def add_options(parser: argparse.ArgumentParser, piece, defaults: dict | None = 
             if "choices" in field.metadata:
                 kwargs["choices"] = field.metadata["choices"]
         group.add_argument(main, *field.metadata.get("aliases", ()), dest=field.name,
-                           action=TableOption, help=help_text(field.metadata.get("help", ""),
-                                                              default), **kwargs)
+                           action=TableOption, help=help_text(field_help(field), default),
+                           **kwargs)
         for old in field.metadata.get("renamed_from", ()):
             group.add_argument(flag(old), dest=field.name, action=TableOption, renamed_to=main,
                                canonical=main, help=argparse.SUPPRESS,

@@ -20,7 +20,7 @@ the entries it holds are whatever the layers above declare (duck-typed, never im
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import import_module, metadata
 from typing import Any, Generic, TypeVar
 
@@ -75,6 +75,32 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.entries())
+
+    def choices(self) -> Choices:
+        """The names as an option's `choices`, read when used (not at import), so a plugin's
+        entry is a valid --flag value and passes validation."""
+        return Choices(self)
+
+
+class Choices(Sequence):
+    """A registry's names, looked up on every read (argparse and validation.py iterate it)."""
+
+    def __init__(self, registry: Registry):
+        self.registry = registry
+
+    def __getitem__(self, index):
+        return self.registry.names()[index]
+
+    def __len__(self) -> int:
+        return len(self.registry.names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.registry
+
+    def helps(self) -> dict[str, str]:
+        """name -> the entry's one-line `help` (empty when it has none), for --help."""
+        return {name: getattr(entry, "help", "") for name, entry in
+                self.registry.entries().items()}
 
 
 _PLUGINS_LOADED: list[str] = []  # the plugin modules imported so far, by entry-point name
