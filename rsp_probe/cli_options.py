@@ -62,7 +62,7 @@ def field_help(field: dataclasses.Field) -> str:
     text = field.metadata.get("help", "")
     helps = getattr(field.metadata.get("choices"), "helps", None)
     if helps is not None:
-        text += ": " + "; ".join(f"{name}: {line}" if line else name
+        text += ". " + "; ".join(f"{name}: {line}" if line else name
                                  for name, line in helps().items())
     return text
 

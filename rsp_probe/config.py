@@ -79,8 +79,8 @@ class DataConfig:
 class RSPConfig:
     rsp_tokens: tuple[int, ...] = _opt((4,), "k, the number of RSP vectors; a list compares "
                                        "several")
-    law: str = _opt("gaussian", "the RSP law, one of the registered laws (rsp_probe.laws and "
-                    "plugins); the trained laws read --soft-prompt", choices=LAWS.choices())
+    law: str = _opt("gaussian", "where the RSP vectors come from (rsp_probe.laws, or a "
+                    "plugin's law)", choices=LAWS.choices())
     sigma_scale: float = _opt(1.0, "multiplier on the fitted sigma (ablation)")
     placement: str = _opt("suffix", "suffix: after the question, before the answer cue; "
                           "prefix: after BOS, before the question", choices=PLACEMENTS)

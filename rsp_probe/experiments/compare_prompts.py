@@ -3,7 +3,7 @@ prompts and sampling seeds, in accuracy and in mechanism.
 
 Arms (--arms): none (no prompt), rsp (the Gaussian law), trained (the --soft-prompt vectors),
 trained-fit (redrawn per trajectory from a Gaussian fitted to them), trained+noise (plus RSP
-noise at --noise-scale), and the controls of rsp_probe/controls.py. Every arm is decoded
+noise at --noise-scale), and the controls of rsp_probe/laws/controls.py. Every arm is decoded
 twice: sampled at --temperature (--samples per prompt, every probe) and greedily (one
 trajectory where the arm is deterministic, else --samples). Per arm (analysis/compare_prompts):
 greedy and sampled accuracy, Pass@k, early entropy, attention mass on the prompt's slots over

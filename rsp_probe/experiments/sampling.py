@@ -36,7 +36,7 @@ def rsp_law(session: Session, law: str | None = None, sigma_scale: float | None 
     tokenizer = model.tokenizer
     law = law or rsp.law
     prompt = None
-    if law in LAWS and LAWS.get(law).needs_soft_prompt and rsp.soft_prompt:
+    if rsp.soft_prompt and LAWS.get(law).needs_soft_prompt:
         from rsp_probe.soft_prompts.io import load_soft_prompt
 
         prompt, _ = load_soft_prompt(rsp.soft_prompt)

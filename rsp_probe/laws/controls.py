@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, eq=False)
 class MeanLaw(GaussianLaw):
     name = "mean"
-    help = "k copies of the Gaussian law's mean vector: no randomness"
+    help = "k copies of the Gaussian law's mean, no randomness"
 
     def vectors(self, n, generator):
         return self.mean.expand(n, self.d_model).float().clone()
@@ -67,7 +67,7 @@ class PrincipalLaw(GaussianLaw):
 @dataclass(frozen=True, eq=False)
 class PcInLaw(PrincipalLaw):
     name, inside = "pc-in", True
-    help = "a direction inside the top principal components' span, norm-matched to the Gaussian"
+    help = "a direction inside the top principal components' span, norm-matched"
 
 
 @register_law
@@ -81,7 +81,7 @@ class PcOutLaw(PrincipalLaw):
 @dataclass(frozen=True, eq=False)
 class PositionsOnlyLaw(GaussianLaw):
     name = "positions-only"
-    help = "the Gaussian draw in its slots, its keys masked from step 1: positions only"
+    help = "the Gaussian draw with its keys masked from step 1 (positions only)"
     blocks_rsp_keys = True
 
 
@@ -91,7 +91,7 @@ class NEFTuneLaw(GaussianLaw):
     """draw(L, seed): the noise [L, d_model] added to the L input positions."""
 
     name = "neftune"
-    help = "no slots: NEFTune's uniform noise added to every input embedding"
+    help = "no slots, NEFTune noise added to every input embedding"
     slots = False
 
     alpha: float

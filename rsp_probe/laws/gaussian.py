@@ -48,7 +48,7 @@ class MomentLaw(Law):
 @dataclass(frozen=True, eq=False)
 class GaussianLaw(MomentLaw):
     name = "gaussian"
-    help = "i.i.d. N(mu, sigma^2), the mean and variance of all embedding entries (the paper's)"
+    help = "N(mu, sigma^2) per entry, fitted to all embedding entries (the paper's)"
 
     @classmethod
     def fit(cls, table, sigma_scale=1.0, **context):
@@ -76,7 +76,7 @@ class GaussianLaw(MomentLaw):
 @dataclass(frozen=True, eq=False)
 class PerDimLaw(GaussianLaw):
     name = "per-dim"
-    help = "N(mu_j, sigma^2): the table's per-dimension means, pooled variance"
+    help = "N(mu_j, sigma^2) with per-dimension means, pooled variance"
 
     @classmethod
     def moments(cls, table):
@@ -93,7 +93,7 @@ class TokensLaw(Law):
     callers that size things by sigma."""
 
     name = "tokens"
-    help = "rows of the embedding table, drawn uniformly from the real (non-special) tokens"
+    help = "real token embeddings (rows of the table, special tokens left out)"
 
     d_model: int
     mean: torch.Tensor

@@ -62,7 +62,7 @@ class SoftPromptLaw(MomentLaw):
 @dataclass(frozen=True, eq=False)
 class TrainedLaw(SoftPromptLaw):
     name = "trained"
-    help = "the trained soft prompt's vectors (--soft-prompt), the same in every trajectory"
+    help = "the --soft-prompt vectors, the same in every trajectory"
 
     def vectors(self, n, generator):
         self.check_k(n)
@@ -73,7 +73,7 @@ class TrainedLaw(SoftPromptLaw):
 @dataclass(frozen=True, eq=False)
 class TrainedNoiseLaw(SoftPromptLaw):
     name = "trained+noise"
-    help = "the trained vectors plus the Gaussian law's noise at --sigma-scale"
+    help = "the --soft-prompt vectors plus Gaussian noise at --sigma-scale"
 
     def vectors(self, n, generator):
         self.check_k(n)
@@ -84,7 +84,7 @@ class TrainedNoiseLaw(SoftPromptLaw):
 @dataclass(frozen=True, eq=False)
 class TrainedFitLaw(SoftPromptLaw):
     name = "trained-fit"
-    help = "redrawn per trajectory from the trained vectors' per-dim mean, pooled variance"
+    help = "redrawn from a Gaussian fitted to the --soft-prompt vectors"
 
     @classmethod
     def fit_moments(cls, table, vectors):
