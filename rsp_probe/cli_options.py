@@ -49,10 +49,17 @@ def format_default(value) -> str | None:
 
 
 def option_help(field: dataclasses.Field) -> str:
-    """A field's `help` metadata; a function (a help that reads a registry, as --backend's
-    does) is called now, when --help or the API docstring is built."""
+    """A field's `help` metadata, read now (when --help or the API docstring is built): a
+    function (a help that reads a registry, as --backend's does) is called; choices a registry
+    fills (rsp_probe.registry.Choices: --law) add each choice's own help line."""
     text = field.metadata.get("help", "")
-    return text() if callable(text) else text
+    if callable(text):
+        return text()
+    helps = getattr(field.metadata.get("choices"), "helps", None)
+    if helps is not None:
+        text += ". " + "; ".join(f"{name}: {line}" if line else name
+                                 for name, line in helps().items())
+    return text
 
 
 def help_text(text: str, default) -> str:

@@ -12,12 +12,10 @@ import math
 from dataclasses import dataclass, field
 
 from rsp_probe.errors import UsageError
-from rsp_probe.registry import BACKENDS
+from rsp_probe.registry import BACKENDS, LAWS
 
 SCHEMA_VERSION = 1
 
-LAWS = ("gaussian", "per-dim", "tokens", "mean", "pc-in", "pc-out", "positions-only", "neftune",
-        "trained", "trained+noise", "trained-fit")  # the last three: rsp_probe.soft_prompts
 PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -90,10 +88,8 @@ class DataConfig:
 class RSPConfig:
     rsp_tokens: tuple[int, ...] = _opt((4,), "k, the number of RSP vectors; a list compares "
                                        "several")
-    law: str = _opt("gaussian", "gaussian (scalar mu, sigma^2), per-dim, or a control: tokens, "
-                    "mean, pc-in, pc-out, positions-only, neftune (rsp_probe/controls.py); "
-                    "trained, trained+noise (plus RSP noise at --sigma-scale), trained-fit "
-                    "(redrawn from a Gaussian fitted to it) with --soft-prompt", choices=LAWS)
+    law: str = _opt("gaussian", "where the RSP vectors come from (rsp_probe.laws, or a "
+                    "plugin's law)", choices=LAWS.choices())
     sigma_scale: float = _opt(1.0, "multiplier on the fitted sigma (ablation)")
     placement: str = _opt("suffix", "suffix: after the question, before the answer cue; "
                           "prefix: after BOS, before the question", choices=PLACEMENTS)

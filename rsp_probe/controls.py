@@ -1,28 +1,12 @@
-"""Control laws: what is left of an RSP when one of its parts is taken away (`--law`).
-
-    mean            k copies of the Gaussian law's mean vector (mu in every dimension): the
-                    same positions and a typical location, no randomness
-    pc-in, pc-out   a random direction inside (outside) the span of the embedding table's top
-                    PC_FRACTION of principal components, scaled to the norm of the Gaussian
-                    draw from the same seed (norm-matched)
-    positions-only  the Gaussian draw in its k slots, but no query may attend to those keys
-                    (a knockout from step 1): only the position shift of later tokens remains
-    neftune         no slots at all: uniform noise in [-1, 1] * alpha / sqrt(L d) added to
-                    the L input embeddings (NEFTune, arXiv 2310.05914), alpha =
-                    NEFTUNE_ALPHA * --sigma-scale
-
-Every control's vectors are saved in rsp.safetensors under the trajectory id like an RSP:
-[k, d_model] for the slot controls, [L, d_model] (the noise added to each input position)
-for neftune.
+"""The math of the control laws (rsp_probe.laws.controls declares them, `--law mean | pc-in |
+pc-out | positions-only | neftune`): the embedding table's top principal components, the
+norm-matched directions inside or outside their span, and NEFTune's prompt noise.
 """
 
 from __future__ import annotations
 
 import torch
 
-CONTROL_LAWS = ("mean", "pc-in", "pc-out", "positions-only", "neftune")
-SLOTLESS_LAWS = ("neftune",)  # no RSP positions; the draw is added to the prompt
-BLOCKED_LAWS = ("positions-only",)  # the RSP keys are knocked out from step 1
 PC_FRACTION = 0.25  # the top quarter of the principal components spans "inside"
 NEFTUNE_ALPHA = 5.0  # NEFTune's most used alpha
 
@@ -57,7 +41,12 @@ def norm_matched_direction(basis: torch.Tensor, inside: bool, reference: torch.T
 
 
 def prompt_noise(n_input: int, d_model: int, alpha: float, seed: int) -> torch.Tensor:
-    """NEFTune noise [n_input, d_model]: uniform in [-1, 1] times alpha / sqrt(L d)."""
-    generator = torch.Generator().manual_seed(seed)
+    """NEFTune noise [n_input, d_model] from `seed`."""
+    return neftune_noise(n_input, d_model, alpha, torch.Generator().manual_seed(seed))
+
+
+def neftune_noise(n_input: int, d_model: int, alpha: float,
+                  generator: torch.Generator) -> torch.Tensor:
+    """NEFTune noise [n_input > 0, d_model]: uniform in [-1, 1] times alpha / sqrt(L d)."""
     uniform = torch.rand(n_input, d_model, generator=generator, dtype=torch.float64) * 2 - 1
     return (uniform * alpha / (n_input * d_model) ** 0.5).float()

@@ -20,7 +20,7 @@ the entries it holds are whatever the layers above declare (duck-typed, never im
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from importlib import import_module, metadata
 from typing import Any, Generic, TypeVar
 
@@ -77,29 +77,40 @@ class Registry(Generic[T]):
         return iter(self.entries())
 
     def choices(self, *fixed: str) -> Choices:
-        """The names an option accepts: `fixed` ones, then every registered one."""
+        """The names an option accepts: `fixed` ones (e.g. "auto"), then every registered
+        one, read when argparse or validation asks (never at import), so a plugin's entry is
+        a valid value and --help lists it."""
         return Choices(self, fixed)
 
 
-class Choices:
-    """An option's `choices` that a registry fills, read when argparse or the API's validation
-    asks, so --help and the checks see the plugins' entries and importing the option tables
-    reads no registry."""
+class Choices(Sequence):
+    """An option's `choices` that a registry fills, looked up on every read."""
 
-    def __init__(self, registry: Registry, fixed: tuple[str, ...]):
+    def __init__(self, registry: Registry, fixed: tuple[str, ...] = ()):
         self.registry, self.fixed = registry, fixed
 
+    def _names(self) -> tuple[str, ...]:
+        return (*self.fixed, *(n for n in self.registry.names() if n not in self.fixed))
+
+    def __getitem__(self, index):
+        return self._names()[index]
+
     def __iter__(self) -> Iterator[str]:
-        return iter((*self.fixed, *(n for n in self.registry.names() if n not in self.fixed)))
+        return iter(self._names())
+
+    def __len__(self) -> int:
+        return len(self._names())
 
     def __contains__(self, name: object) -> bool:
         return name in self.fixed or name in self.registry
 
-    def __len__(self) -> int:
-        return len(tuple(iter(self)))
-
     def __repr__(self) -> str:
-        return repr(tuple(self))
+        return repr(self._names())
+
+    def helps(self) -> dict[str, str]:
+        """name -> the registered entry's one-line `help` (empty when it has none)."""
+        return {name: getattr(entry, "help", "") for name, entry in
+                self.registry.entries().items()}
 
 
 _PLUGINS_LOADED: list[str] = []  # the plugin modules imported so far, by entry-point name

@@ -44,7 +44,8 @@ class Job:
     seed: int  # of this trajectory's sampling generator
     n_cue: int = 0  # template tokens after the question (the cue key group)
     rsp_in_positions: bool = True  # False: RSP slots do not advance the position ids
-    rsp_added: bool = False  # rsp [T, d] is added to every input embedding (no slots)
+    rsp_added: bool = False  # rsp [T, d] is added to every input embedding: a law without
+    # slots (Law.slots False, e.g. neftune), set by experiments.sampling.build_jobs
 
 
 @dataclass

@@ -4,7 +4,6 @@ backends. A toy probe and a toy experiment, registered only here, run end to end
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
 import numpy as np
 import pytest

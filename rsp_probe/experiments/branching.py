@@ -76,9 +76,9 @@ def pair_overlap_files(session: Session) -> dict:
     """The model-side derived file of a branching run, from the staged run: the exact
     pairwise agreement probabilities (docs/theory.md, 4.2)."""
     from rsp_probe.analysis.tables import PAIR_OVERLAP_FILE
-    from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
+    from rsp_probe.registry import LAWS
 
-    if session.spec.rsp.law in BLOCKED_LAWS + SLOTLESS_LAWS:
+    if not LAWS.get(session.spec.rsp.law).attends_to_slots():
         return {}  # no RSP slots to teacher-force through: the bound is all there is
     run = session.writer.staged_run()
     return {PAIR_OVERLAP_FILE: pair_overlap_table(session.model, run.trajectories,

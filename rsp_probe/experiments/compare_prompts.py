@@ -3,7 +3,7 @@ prompts and sampling seeds, in accuracy and in mechanism.
 
 Arms (--arms): none (no prompt), rsp (the Gaussian law), trained (the --soft-prompt vectors),
 trained-fit (redrawn per trajectory from a Gaussian fitted to them), trained+noise (plus RSP
-noise at --noise-scale), and the controls of rsp_probe/controls.py. Every arm is decoded
+noise at --noise-scale), and the controls of rsp_probe/laws/controls.py. Every arm is decoded
 twice: sampled at --temperature (--samples per prompt, every probe) and greedily (one
 trajectory where the arm is deterministic, else --samples). Per arm (analysis/compare_prompts):
 greedy and sampled accuracy, Pass@k, early entropy, attention mass on the prompt's slots over
@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from rsp_probe.config import LAWS, Condition, _opt, config_value, pass_k_option, single_dose
+from rsp_probe.config import Condition, _opt, config_value, pass_k_option, single_dose
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.plan_sizes import COMPARED
@@ -30,11 +30,12 @@ if TYPE_CHECKING:
     from rsp_probe.runs import Run
 
 NONE, RSP = "none", "rsp"
-# arm -> --law; the trained laws, then the controls (rsp_probe.controls, imported lazily: it
-# imports torch, and `--help` lists this experiment)
+# arm -> --law (rsp_probe.laws): the trained laws, then the built-in controls; a fixed list,
+# so that a plugin law never changes the default --arms of a run
 ARM_LAWS = {NONE: "gaussian", RSP: "gaussian", "trained": "trained", "trained-fit": "trained-fit",
             "trained+noise": "trained+noise",
-            **{law: law for law in LAWS if law not in ("gaussian", "per-dim")}}
+            **{law: law for law in ("tokens", "mean", "pc-in", "pc-out", "positions-only",
+                                    "neftune")}}
 DETERMINISTIC = (NONE, "trained", "mean")  # one greedy trajectory per prompt says it all
 GREEDY = "greedy-"  # prefix of an arm's greedy condition
 KL_PROBE = "compare_kl"
@@ -107,7 +108,6 @@ def _conditions(spec: Spec, arm: str) -> list[tuple[Condition, int]]:
 
 
 def _sample(session: Session, arms: tuple[str, ...]):
-    from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS
     from rsp_probe.experiments.sampling import build_jobs, finish_records, law_interventions
     from rsp_probe.probes.base import DEFAULT_PROBES, LOGIT_ONLY_PROBES
     from rsp_probe.sampler import generate
@@ -123,14 +123,14 @@ def _sample(session: Session, arms: tuple[str, ...]):
             trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
                                     batch_size=spec.sampling.batch_size, probes=probes,
                                     progress=session.progress,
-                                    interventions=law_interventions(ARM_LAWS[arm]))
+                                    interventions=law_interventions(law))
             sampled = finish_records(session, jobs, skeleton, trajectories)
             for record in sampled.records:
                 record["arm"] = arm
             if condition.name == NONE:
                 baseline = {(r["prompt_id"], r["sample"]): r["generated_token_ids"]
                             for r in sampled.records}
-            elif not condition.greedy and ARM_LAWS[arm] not in BLOCKED_LAWS + SLOTLESS_LAWS:
+            elif not condition.greedy and law.attends_to_slots():
                 _teacher_force(session, jobs, baseline, sampled.steps)
             records += sampled.records
             rsp.update(sampled.rsp)

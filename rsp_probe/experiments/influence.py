@@ -50,7 +50,6 @@ def run_influence(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Dat
 def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
     """Every (condition, prompt) group of draws against its prompt's base continuation, in
     batches that become parts base_parts, base_parts + 1, ..."""
-    from rsp_probe.controls import BLOCKED_LAWS
     from rsp_probe.experiments.sampling import build_jobs, rsp_law, with_vectors
     from rsp_probe.probes.influence import influence_batch
     from rsp_probe.runio.parts import ORDER_KEY, part_records
@@ -76,7 +75,7 @@ def _teacher_force(session: Session, base_parts: int, per_prompt: int) -> None:
         kill_point(f"batch-{number}-prefill")
         chunk = [with_vectors(law, jobs[i], records[i]["rsp_seed"]) for i in indices]
         tokens = continuation[records[indices[0]]["prompt_id"]]
-        steps = influence_batch(model, chunk, tokens, block_rsp=spec.rsp.law in BLOCKED_LAWS)
+        steps = influence_batch(model, chunk, tokens, block_rsp=law.blocks_rsp_keys)
         text = model.tokenizer.decode(tokens, skip_special_tokens=True)
         forced = []
         for i in indices:  # draw i of prompt i // per_prompt comes after that prompt's base

@@ -53,12 +53,12 @@ def preflight(spec, problems, model=None) -> None:
 
 
 def check_law_inputs(rsp, d_model: int | None, identity) -> None:
-    """--law trained needs --soft-prompt; a soft prompt must fit the model and the run
-    (rsp_probe.soft_prompts.io.check_soft_prompt). `identity` is called only when needed
-    (hashing the weights takes a moment)."""
-    from rsp_probe.soft_prompts import TRAINED_LAWS
+    """A law that needs a soft prompt (--law trained) needs --soft-prompt; a soft prompt must
+    fit the model and the run (rsp_probe.soft_prompts.io.check_soft_prompt). `identity` is
+    called only when needed (hashing the weights takes a moment)."""
+    from rsp_probe.registry import LAWS
 
-    if rsp.law in TRAINED_LAWS and not rsp.soft_prompt:
+    if LAWS.get(rsp.law).needs_soft_prompt and not rsp.soft_prompt:
         raise UsageError(f"--law {rsp.law} needs --soft-prompt FILE (from `rsp-probe "
                          "tune-prompt`)")
     if rsp.soft_prompt:

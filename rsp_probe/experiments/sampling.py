@@ -9,13 +9,12 @@ import numpy as np
 import torch
 
 from rsp_probe.config import Condition
-from rsp_probe.controls import BLOCKED_LAWS, SLOTLESS_LAWS, prompt_noise
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.common import Session, announce
 from rsp_probe.probes.base import DEFAULT_PROBES
-from rsp_probe.rsp import derive_seed, draw_rsp, fit_law, place_rsp, trajectory_draw_seed
+from rsp_probe.registry import LAWS
+from rsp_probe.rsp import derive_seed, fit_law, place_rsp, trajectory_draw_seed
 from rsp_probe.sampler import Job, generate
-from rsp_probe.soft_prompts import TRAINED_LAWS
 from rsp_probe.tasks.grading import grade
 from rsp_probe.tasks.prompts import encode_problem
 from rsp_probe.tasks.strategies import strategy_labels
@@ -31,13 +30,13 @@ class Sampled:
 
 
 def rsp_law(session: Session, law: str | None = None, sigma_scale: float | None = None):
-    """The run's law (or `law`, at `sigma_scale`), fitted to the loaded model; the trained
-    laws read --soft-prompt."""
+    """The run's law (or `law`, at `sigma_scale`), fitted to the loaded model; a law that
+    needs a soft prompt reads --soft-prompt."""
     model, rsp = session.model, session.spec.rsp
     tokenizer = model.tokenizer
     law = law or rsp.law
     prompt = None
-    if law in TRAINED_LAWS and rsp.soft_prompt:
+    if rsp.soft_prompt and LAWS.get(law).needs_soft_prompt:
         from rsp_probe.soft_prompts.io import load_soft_prompt
 
         prompt, _ = load_soft_prompt(rsp.soft_prompt)
@@ -62,8 +61,8 @@ def build_jobs(session: Session, conditions: list[Condition], samples: int, law=
     jobs, records = [], RecordSkeletons()
     for prompt, problem in zip(encoded_prompts(session), session.problems):
         for condition in conditions:
-            slotless = law.kind in SLOTLESS_LAWS and condition.rsp_tokens > 0
-            ids, positions = place_rsp(prompt, 0 if slotless else condition.rsp_tokens,
+            added = not law.slots and condition.rsp_tokens > 0  # no slots: added to inputs
+            ids, positions = place_rsp(prompt, 0 if added else condition.rsp_tokens,
                                        spec.rsp.placement)
             _check_context(problem.id, len(ids), model.info.n_ctx)
             group = records.add_group({
@@ -75,11 +74,11 @@ def build_jobs(session: Session, conditions: list[Condition], samples: int, law=
                 draw_seed = trajectory_draw_seed(spec.sampling.seed, problem.id, sample,
                                                  spec.rsp.fixed_draw)
                 seed = derive_seed(spec.sampling.seed, "sample", problem.id, sample)
-                vectors = (job_vectors(law, len(ids), condition.rsp_tokens, draw_seed, slotless)
+                vectors = (job_vectors(law, len(ids), condition.rsp_tokens, draw_seed, added)
                            if draw else empty)
                 jobs.append(Job(records.add(group, sample, seed, draw_seed), ids, positions,
                                 vectors, condition.temperature, condition.top_p, seed,
-                                n_cue=len(prompt.cue), rsp_added=slotless))
+                                n_cue=len(prompt.cue), rsp_added=added))
     return jobs, (list(records) if draw else records)
 
 
@@ -116,11 +115,9 @@ class RecordSkeletons(Sequence):
                 "rsp_seed": draw_seed, **{key: shared[key] for key in list(shared)[2:]}}
 
 
-def job_vectors(law, n_input: int, k: int, seed: int, slotless: bool):
-    """The RSP draw [k, d], or the neftune control's prompt noise [n_input, d]."""
-    if slotless:
-        return prompt_noise(n_input, law.d_model, law.alpha, seed)
-    return draw_rsp(law, k, seed)
+def job_vectors(law, n_input: int, k: int, seed: int, added: bool):
+    """The RSP draw [k, d], or a slotless law's draw [n_input, d] added to the inputs."""
+    return law.draw(n_input if added else k, seed)
 
 
 def with_vectors(law, job: Job, rsp_seed: int) -> Job:
@@ -129,9 +126,10 @@ def with_vectors(law, job: Job, rsp_seed: int) -> Job:
                                         rsp_seed, job.rsp_added))
 
 
-def law_interventions(law: str) -> list:
-    """positions-only: the RSP keys are knocked out for every query from step 1."""
-    if law not in BLOCKED_LAWS:
+def law_interventions(law) -> list:
+    """A law (a --law name, a Law class or a fitted law) that blocks the RSP keys
+    (positions-only): they are knocked out for every query from step 1."""
+    if not (LAWS.get(law) if isinstance(law, str) else law).blocks_rsp_keys:
         return []
     from rsp_probe.interventions.knockout import knockout_factory
     from rsp_probe.interventions.spec import Knockout
@@ -190,7 +188,7 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
              probes=declared_probes(spec.command) if probes is None else probes,
              progress=session.progress, prepare_batch=draw_batch, on_batch=write_batch,
              skip_batches=frozenset(writer.resumed_batches),
-             interventions=law_interventions(spec.rsp.law))
+             interventions=law_interventions(law))
     if merge:
         writer.merge_parts()
     return -(-len(jobs) // spec.sampling.batch_size)  # generate's batches
