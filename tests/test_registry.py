@@ -216,7 +216,8 @@ def test_probe_breaking_the_finalize_contract_is_named(loaded_qwen2, factory, me
         unregister_probe(TOY_PROBE)
 
 
-SAMPLED_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk")
+SAMPLED_EXPERIMENTS = ("entropy", "attention", "influence", "branching", "passk", "dose",
+                       "knockout")
 
 
 @pytest.mark.parametrize("name", SAMPLED_EXPERIMENTS)

@@ -21,6 +21,7 @@ from rsp_probe.config import Condition, _opt, config_value, pass_k_option, singl
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.plan_sizes import COMPARED
+from rsp_probe.probes.base import DEFAULT_PROBES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,8 +73,8 @@ def run_compare(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataF
     arms = _check(spec)
     session = Session(spec, model)
     with session:
-        records, rsp, steps = _sample(session, arms)
-        session.writer.write_trajectories(records, rsp, steps)
+        _stream(session, arms)
+        session.writer.merge_parts()
         session.writer.write_derived(compare_files(session.writer.staged_run()))
         run = session.finish()
     return run, run.table(COMPARE_FILE)
@@ -107,35 +108,49 @@ def _conditions(spec: Spec, arm: str) -> list[tuple[Condition, int]]:
             (Condition(GREEDY + arm, k, 0.0, s.top_p), greedy_samples)]
 
 
-def _sample(session: Session, arms: tuple[str, ...]):
-    from rsp_probe.experiments.sampling import build_jobs, finish_records, law_interventions
+def _stream(session: Session, arms: tuple[str, ...]) -> None:
+    """Each arm's conditions in turn, each a block of parts after the other (--resume skips
+    the parts done); the sampled arms teacher-forced batch by batch along their no-prompt
+    twins (read back from the `none` arm's parts)."""
+    from functools import cache, partial
+
+    from rsp_probe.experiments.sampling import (
+        build_jobs,
+        law_interventions,
+        phase_tokens,
+        stream_jobs,
+    )
     from rsp_probe.probes.base import DEFAULT_PROBES, LOGIT_ONLY_PROBES
-    from rsp_probe.sampler import generate
 
     spec = session.spec
-    records, rsp, steps, baseline = [], {}, {}, None
+    first_part, first_record, baseline = 0, 0, None
     session.plan_progress([pair for arm in arms for pair in _conditions(spec, arm)])
     for arm in arms:  # `none` first: the twins the others are compared with
         law = _arm_law(session, arm)
         for condition, samples in _conditions(spec, arm):
-            jobs, skeleton = build_jobs(session, [condition], samples, law=law)
+            jobs, skeleton = build_jobs(session, [condition], samples, law=law, draw=False)
             probes = LOGIT_ONLY_PROBES if condition.greedy else DEFAULT_PROBES
-            trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
-                                    batch_size=spec.sampling.batch_size, probes=probes,
-                                    progress=session.progress,
-                                    interventions=law_interventions(law))
-            sampled = finish_records(session, jobs, skeleton, trajectories)
-            for record in sampled.records:
-                record["arm"] = arm
-            if condition.name == NONE:
-                baseline = {(r["prompt_id"], r["sample"]): r["generated_token_ids"]
-                            for r in sampled.records}
-            elif not condition.greedy and law.attends_to_slots():
-                _teacher_force(session, jobs, baseline, sampled.steps)
-            records += sampled.records
-            rsp.update(sampled.rsp)
-            steps.update(sampled.steps)
-    return records, rsp, steps
+            parts = stream_jobs(session, jobs, skeleton, law, first_part=first_part,
+                                order=lambda i, start=first_record: start + i, probes=probes,
+                                interventions=law_interventions(law),
+                                complete=partial(_complete, session, arm, law, condition,
+                                                 baseline))
+            if condition.name == NONE:  # its tokens read back once, when a batch needs them
+                baseline = cache(partial(phase_tokens, session,
+                                         range(first_part, first_part + parts)))
+            first_part, first_record = first_part + parts, first_record + len(jobs)
+
+
+def _complete(session: Session, arm: str, law, condition: Condition, baseline, jobs,
+              sampled) -> None:
+    """A decoded batch of one arm: the arm in each record, and (sampled arms whose law the
+    queries can attend to) the KL along each no-prompt twin."""
+    for record in sampled.records:
+        record["arm"] = arm
+    if condition.name == NONE:
+        return  # the twins themselves
+    if not condition.greedy and law.attends_to_slots():
+        _teacher_force(session, jobs, baseline(), sampled.steps)
 
 
 def _teacher_force(session: Session, jobs, baseline, steps) -> None:
@@ -160,7 +175,8 @@ EXPERIMENT = register_experiment(Experiment(
     defaults={"rsp_tokens": (16,), "samples": 4, "temperature": 1.0, "max_new_tokens": 48},
     single_dose=True,
     figures=("compare_prompts",),
-    claims=("rsp_probe.claims.soft_prompts", "rsp_probe.claims.theory"),
+    # every sampled arm records these; its greedy twins the logit probes only
+    probes=DEFAULT_PROBES, claims=("rsp_probe.claims.soft_prompts", "rsp_probe.claims.theory"),
     # the committed soft prompt (k = 16) against RSPs, its Gaussian refit and the controls
     reproduce=(("compare-prompts", dict(COMPARED, rsp_tokens=(16,), soft_prompt="default")),),
     derive=compare_files, summarize=compare_summary))

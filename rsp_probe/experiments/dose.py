@@ -20,6 +20,7 @@ from rsp_probe.config import Condition, _opt, config_value, pass_k_option
 from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.plan_sizes import COMPARED
+from rsp_probe.probes.base import LOGIT_ONLY_PROBES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,14 +52,19 @@ def _check(spec: Spec) -> list[float]:
 
 
 def run_dose(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
+    """Streamed like the sampling experiments: each dose is decoded batch by batch into
+    parts (the baseline first: the twins the others are teacher-forced along), --resume
+    skips the parts done; the score-shift dose and dose.parquet come after the merge."""
     from rsp_probe.analysis.dose import score_shift_table
     from rsp_probe.experiments.common import Session
 
     scales = _check(spec)
     session = Session(spec, model)
     with session:
-        records, rsp, steps, shifts = _sample(session, scales)
-        session.writer.write_trajectories(records, rsp, steps)
+        doses = _doses(session, scales)
+        _stream(session, doses)
+        session.writer.merge_parts()
+        shifts = _score_shifts(session, doses)
         session.writer.write_table(SCORE_SHIFT_FILE, score_shift_table(shifts))
         session.writer.write_derived(dose_file(session.writer.staged_run()))
         run = session.finish()
@@ -93,34 +99,60 @@ def _doses(session: Session, scales: list[float]):
     return doses
 
 
-def _sample(session: Session, scales: list[float]):
-    from rsp_probe.experiments.sampling import build_jobs, finish_records, law_interventions
-    from rsp_probe.probes.base import LOGIT_ONLY_PROBES
-    from rsp_probe.sampler import generate
+def _stream(session: Session, doses) -> None:
+    """Each dose in turn, one block of parts after the other (trajectories.jsonl: one block
+    per dose, each in job order); every dose but the baseline teacher-forced batch by batch
+    along its baseline twins (probe dose_kl)."""
+    from functools import cache, partial
+
+    from rsp_probe.experiments.sampling import (
+        build_jobs,
+        law_interventions,
+        phase_tokens,
+        stream_jobs,
+    )
 
     spec = session.spec
-    records, rsp, steps, shifts, baseline = [], {}, {}, [], None
-    doses = _doses(session, scales)
     session.plan_progress([(condition, spec.sampling.samples) for condition, _, _ in doses])
+    first_part, first_record, baseline = 0, 0, None
     for condition, law, scale in doses:
-        jobs, skeleton = build_jobs(session, [condition], spec.sampling.samples, law=law)
-        trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
-                                batch_size=spec.sampling.batch_size, probes=LOGIT_ONLY_PROBES,
-                                progress=session.progress,
-                                interventions=law_interventions(spec.rsp.law))
-        sampled = finish_records(session, jobs, skeleton, trajectories)
-        for record in sampled.records:
-            record["dose_sigma_scale"] = scale  # on top of the run's --sigma-scale
-        if baseline is None:
-            baseline = {(r["prompt_id"], r["sample"]): r["generated_token_ids"]
-                        for r in sampled.records}
-        else:
-            _teacher_force(session, jobs, baseline, sampled.steps)
-            shifts += _shifts(session, jobs, baseline, condition.name)
-        records += sampled.records
-        rsp.update(sampled.rsp)
-        steps.update(sampled.steps)
-    return records, rsp, steps, shifts
+        jobs, skeleton = build_jobs(session, [condition], spec.sampling.samples, law=law,
+                                    draw=False)
+        parts = stream_jobs(session, jobs, skeleton, law, first_part=first_part,
+                            order=lambda i, start=first_record: start + i,
+                            interventions=law_interventions(spec.rsp.law),
+                            complete=partial(_complete, session, scale, baseline))
+        if baseline is None:  # its tokens read back once, when a later batch needs them
+            baseline = cache(partial(phase_tokens, session,
+                                     range(first_part, first_part + parts)))
+        first_part, first_record = first_part + parts, first_record + len(jobs)
+
+
+def _complete(session: Session, scale: float, baseline, jobs, sampled) -> None:
+    """A decoded batch of one dose: its sigma scale, and (not the baseline) the KL along
+    each baseline twin."""
+    for record in sampled.records:
+        record["dose_sigma_scale"] = scale  # on top of the run's --sigma-scale
+    if baseline is not None:
+        _teacher_force(session, jobs, baseline(), sampled.steps)
+
+
+def _score_shifts(session: Session, doses) -> list[dict]:
+    """The score-shift rows of every dose but the baseline, in dose then prompt order, from
+    sample 0 of each prompt and its baseline twin's tokens (the merged run's)."""
+    from rsp_probe.experiments.sampling import build_jobs, with_vectors
+
+    spec, rows = session.spec, []
+    baseline = {(r["prompt_id"], r["sample"]): r["generated_token_ids"]
+                for r in session.writer.staged_run().records()
+                if r["condition"] == doses[0][0].name and r["sample"] == 0}
+    for condition, law, _ in doses[1:]:
+        jobs, skeleton = build_jobs(session, [condition], spec.sampling.samples, law=law,
+                                    draw=False)
+        first = [with_vectors(law, job, record["rsp_seed"])
+                 for job, record in zip(jobs, skeleton) if record["sample"] == 0]
+        rows += _shifts(session, first, baseline, condition.name)
+    return rows
 
 
 def _teacher_force(session: Session, jobs, baseline, steps) -> None:
@@ -158,7 +190,8 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_dose, options=DoseOptions, describe="rsp_probe.analysis.summaries:describe_dose",
     defaults={"rsp_tokens": (1, 2, 4, 8, 16, 32), "samples": 4, "temperature": 1.0,
               "max_new_tokens": 32},
-    figures=("dose",), claims=("rsp_probe.claims.outcomes", "rsp_probe.claims.theory"),
+    figures=("dose",), probes=LOGIT_ONLY_PROBES,
+    claims=("rsp_probe.claims.outcomes", "rsp_probe.claims.theory"),
     reproduce=(("dose", dict(COMPARED, rsp_tokens=(1, 2, 4, 8, 16, 32),
                              sigma_scales=("0.5", "2"))),),
     derive=dose_file, summarize=dose_summary,

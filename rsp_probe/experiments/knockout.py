@@ -13,7 +13,6 @@ knockout.parquet.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from rsp_probe.errors import UsageError
 from rsp_probe.experiments.base import Experiment, register_experiment
 from rsp_probe.experiments.plan_sizes import COMPARED
 from rsp_probe.interventions.spec import Knockout, check_layers, parse_cut_steps, parse_paths
+from rsp_probe.probes.base import LOGIT_ONLY_PROBES
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,8 +77,8 @@ def run_knockout(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.Data
     interventions = _check(spec, model)
     session = Session(spec, model)
     with session:
-        records, rsp, steps = _sample_all(session, interventions)
-        session.writer.write_trajectories(records, rsp, steps)
+        _stream(session, interventions)
+        session.writer.merge_parts()
         _write_table(session.writer, tuple(spec.option("pass_k")))
         run = session.finish()
     return run, run.table(KNOCKOUT_FILE)
@@ -99,67 +99,61 @@ def knockout_summary(run: Run) -> pd.DataFrame:
     return run.table(KNOCKOUT_FILE)
 
 
-def _sample_all(session: Session, interventions: list[Knockout]):
-    from rsp_probe.experiments.sampling import build_jobs
+def _stream(session: Session, interventions: list[Knockout]) -> None:
+    """The full-RSP run, the baseline, then the full run's jobs under each knockout, each a
+    block of parts after the other (--resume skips the parts done); each knockout's batch
+    is teacher-forced along its full twins' tokens (read back from the full run's parts)."""
+    from functools import cache, partial
+
+    from rsp_probe.experiments.sampling import build_jobs, phase_tokens, rsp_law, stream_jobs
 
     spec = session.spec
     k = single_dose(spec.command, spec.rsp.rsp_tokens)
     temperature, top_p = spec.sampling.temperature, spec.sampling.top_p
-    full_jobs, full_records = build_jobs(session, [Condition("full", k, temperature, top_p)],
-                                         spec.sampling.samples)
-    base_jobs, base_records = build_jobs(session, [Condition("baseline", 0, temperature,
-                                                             top_p)], spec.sampling.samples)
     full_condition = Condition("full", k, temperature, top_p)
     session.plan_progress([(full_condition, spec.sampling.samples),
                            (Condition("baseline", 0, temperature, top_p), spec.sampling.samples)]
                           + [(full_condition, spec.sampling.samples)] * len(interventions))
-    full = _generate(session, full_jobs, full_records, None)
-    records, rsp, steps = full.records, dict(full.rsp), dict(full.steps)
-    for sampled in [_generate(session, base_jobs, base_records, None)] + [
-            _knocked(session, full_jobs, full_records, full.records, knockout)
-            for knockout in interventions]:
-        records += sampled.records
-        rsp.update(sampled.rsp)
-        steps.update(sampled.steps)
-    return records, rsp, steps
+    phases = [(full_condition, None), (Condition("baseline", 0, temperature, top_p), None)] + [
+        (Condition(knockout.name, k, temperature, top_p), knockout) for knockout in interventions]
+    law, first_part, first_record, full = rsp_law(session), 0, 0, None
+    for condition, knockout in phases:  # a knockout's jobs: the full run's, renamed
+        jobs, skeleton = build_jobs(session, [condition], spec.sampling.samples, law=law,
+                                    draw=False)
+        parts = stream_jobs(session, jobs, skeleton, law, first_part=first_part,
+                            order=lambda i, start=first_record: start + i,
+                            interventions=_interventions(spec, knockout),
+                            complete=None if knockout is None
+                            else partial(_knocked, session, knockout, full))
+        if full is None:  # its tokens read back once, when a knockout's batch needs them
+            full = cache(partial(phase_tokens, session, range(first_part, first_part + parts)))
+        first_part, first_record = first_part + parts, first_record + len(jobs)
 
 
-def _generate(session: Session, jobs, records, knockout: Knockout | None):
-    from rsp_probe.experiments.sampling import finish_records, law_interventions
+def _interventions(spec: Spec, knockout: Knockout | None) -> list:
+    from rsp_probe.experiments.sampling import law_interventions
     from rsp_probe.interventions.knockout import knockout_factory
-    from rsp_probe.probes.base import LOGIT_ONLY_PROBES
-    from rsp_probe.sampler import generate
 
-    spec = session.spec
-    trajectories = generate(session.model, jobs, spec.sampling.max_new_tokens,
-                            batch_size=spec.sampling.batch_size, probes=LOGIT_ONLY_PROBES,
-                            progress=session.progress,
-                            interventions=law_interventions(spec.rsp.law) + (
-                                [knockout_factory(knockout)] if knockout else []))
-    return finish_records(session, jobs, records, trajectories)
+    return law_interventions(spec.rsp.law) + (
+        [knockout_factory(knockout)] if knockout else [])
 
 
-def _knocked(session: Session, full_jobs, full_records, full_done, knockout: Knockout):
-    """The full run's jobs under `knockout`, renamed, plus the teacher-forced KL along each
-    full trajectory's own tokens."""
+def _knocked(session: Session, knockout: Knockout, full, jobs, sampled) -> None:
+    """A decoded batch under `knockout`: the intervention named in each record, and the
+    teacher-forced KL along each full twin's own tokens."""
     from rsp_probe.interventions.teacher_forced import knockout_kl, path_kl
 
-    name = knockout.name
-    jobs = [dataclasses.replace(job, id=job.id.replace("full/", f"{name}/", 1))
-            for job in full_jobs]
-    records = [{**record, "id": job.id, "condition": name,
-                "intervention": knockout.describe()}
-               for job, record in zip(jobs, full_records)]
-    sampled = _generate(session, jobs, records, knockout)
-    for job, done in zip(jobs, full_done):
-        tokens = done["generated_token_ids"]
+    for record in sampled.records:
+        record["intervention"] = knockout.describe()
+    for job in jobs:
+        _, prompt_id, sample = job.id.split("/")
+        tokens = full()[(prompt_id, int(sample))]
         if tokens and knockout.path is not None:
             sampled.steps[job.id]["knockout_kl"] = path_kl(session.model, job, tokens,
                                                            knockout.path)
         elif tokens:
             sampled.steps[job.id]["knockout_kl"] = knockout_kl(session.model, [job], tokens,
                                                                knockout)[0]
-    return sampled
 
 
 EXPERIMENT = register_experiment(Experiment(
@@ -170,7 +164,7 @@ EXPERIMENT = register_experiment(Experiment(
     run=run_knockout, options=KnockoutOptions,
     describe="rsp_probe.analysis.summaries:describe_knockout",
     defaults={"rsp_tokens": (4,), "samples": 4, "temperature": 1.0, "max_new_tokens": 32},
-    single_dose=True, claims=("rsp_probe.claims.outcomes",),
+    single_dose=True, probes=LOGIT_ONLY_PROBES, claims=("rsp_probe.claims.outcomes",),
     reproduce=(("knockout", dict(COMPARED, rsp_tokens=(16,))),),
     figures=("knockout", "knockout_layers"), derive=knockout_file, summarize=knockout_summary,
     trajectory_order="condition"))

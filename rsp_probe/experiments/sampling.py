@@ -154,25 +154,43 @@ def declared_probes(command: str) -> tuple[str, ...]:
 def stream_conditions(session: Session, conditions: list[Condition], samples: int,
                       probes: Sequence[str] | None = None, order=lambda index: index,
                       merge: bool = True) -> int:
-    """Sample every condition; each finished batch goes to the run's staging directory
-    as part files (rsp_probe.runio.parts) and is dropped: memory O(batch). RSP vectors are
-    drawn per batch from their recorded seeds; batches done before an interruption are
-    skipped (--resume). `order(job index)`: the record's place in trajectories.jsonl;
-    merge=False leaves the parts for more (the caller merges); `probes`: the experiment's
-    declared ones unless given. Returns the parts used."""
-    from rsp_probe.runio.parts import ORDER_KEY
-    from rsp_probe.runs import kill_point
-
-    spec, writer = session.spec, session.writer
+    """Sample every condition into the run's staging directory as part files (stream_jobs):
+    memory O(batch), batches done before an interruption skipped (--resume). `order(job
+    index)`: the record's place in trajectories.jsonl; merge=False leaves the parts for more
+    (the caller merges); `probes`: the experiment's declared ones unless given. Returns the
+    parts used."""
+    spec = session.spec
     law = rsp_law(session)
     jobs, records = build_jobs(session, conditions, samples, law=law, draw=False)
     announce(len(session.problems), len(jobs), conditions, spec.sampling.max_new_tokens,
              spec.output.quiet)
+    parts = stream_jobs(session, jobs, records, law, order=order, probes=probes,
+                        interventions=law_interventions(spec.rsp.law))
+    if merge:
+        session.writer.merge_parts()
+    return parts
 
+
+def stream_jobs(session: Session, jobs: list[Job], records: RecordSkeletons, law, *,
+                first_part: int = 0, order=lambda index: index,
+                probes: Sequence[str] | None = None, interventions=(),
+                complete=None) -> int:
+    """Decode `jobs` (build_jobs(draw=False); `records` their skeletons) with one generate
+    call, each finished batch written as part first_part + b (rsp_probe.runio.parts) and
+    dropped. RSP vectors are drawn per batch from their recorded seeds; the parts done
+    before an interruption are skipped (--resume). `complete(jobs, sampled)` may add to a
+    batch's records and steps (a teacher-forced pass, an experiment's fields) before it is
+    written. An experiment decoding in phases calls this once per phase, each phase's
+    parts after the last. Returns the number of parts (generate's batches)."""
+    from rsp_probe.runio.parts import ORDER_KEY
+    from rsp_probe.runs import kill_point
+
+    spec, writer = session.spec, session.writer
+    n_parts = -(-len(jobs) // spec.sampling.batch_size)
     drawn = {}  # the current batch's jobs with their vectors
 
     def draw_batch(number, indices, batch_jobs):
-        kill_point(f"batch-{number}-prefill")
+        kill_point(f"batch-{first_part + number}-prefill")
         drawn[number] = [with_vectors(law, job, records[i]["rsp_seed"])
                          for i, job in zip(indices, batch_jobs)]
         return drawn[number]
@@ -181,17 +199,33 @@ def stream_conditions(session: Session, conditions: list[Condition], samples: in
         batch_jobs = drawn.pop(number)
         batch = finish_records(session, batch_jobs, [{**records[i], ORDER_KEY: order(i)}
                                                      for i in indices], trajectories)
-        writer.write_part(number, batch.records, batch.rsp, batch.steps)
+        if complete is not None:
+            complete(batch_jobs, batch)
+        writer.write_part(first_part + number, batch.records, batch.rsp, batch.steps)
 
+    done = frozenset(number - first_part for number in writer.resumed_batches
+                     if first_part <= number < first_part + n_parts)
     generate(session.model, jobs, spec.sampling.max_new_tokens,
              batch_size=spec.sampling.batch_size,
              probes=declared_probes(spec.command) if probes is None else probes,
-             progress=session.progress, prepare_batch=draw_batch, on_batch=write_batch,
-             skip_batches=frozenset(writer.resumed_batches),
-             interventions=law_interventions(law))
-    if merge:
-        writer.merge_parts()
-    return -(-len(jobs) // spec.sampling.batch_size)  # generate's batches
+             progress=session.progress,
+             prepare_batch=draw_batch, on_batch=write_batch, skip_batches=done,
+             interventions=interventions)
+    return n_parts
+
+
+def phase_tokens(session: Session, parts: range) -> dict[tuple[str, int], list[int]]:
+    """(prompt_id, sample) -> generated token ids of the trajectories in `parts`: an earlier
+    phase's tokens that a later phase is teacher-forced along, read back from its parts
+    (so also after a --resume that skipped them). Call it only while a batch is decoded:
+    a merged run has no parts left."""
+    from rsp_probe.runio.parts import part_records
+
+    tokens = {}
+    for number in parts:  # one part in memory at a time
+        for record in part_records(session.writer.staging, [number]):
+            tokens[(record["prompt_id"], record["sample"])] = record["generated_token_ids"]
+    return tokens
 
 
 def sample_and_write(spec, model, conditions: list[Condition], derived=None,
