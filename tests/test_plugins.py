@@ -1,8 +1,10 @@
 """Extension from outside the package: a plugin, installed the way a third-party package
 is (a dist-info whose entry point names its module in the `rsp_probe.plugins` group), brings
-an experiment with its own figure and claims, and the CLI runs it, draws the figure and
-computes the claims, without a line of rsp_probe changed. Everything runs in subprocesses:
-entry points are read once per process, and this one must not see the plugin."""
+an experiment with its own figure and claims, an RSP law and a backend, and the CLI runs
+them, draws the figure and computes the claims, without a line of rsp_probe changed.
+Everything runs in subprocesses: entry points are read once per process, and this one must
+not see the plugin. (tests/test_law_plugin.py and tests/test_backend_plugins.py test each
+seam on its own, in more detail.)"""
 
 from __future__ import annotations
 
@@ -91,6 +93,50 @@ CLAIMS = '''
 '''
 
 
+LAW = '''
+    """A law from outside rsp-probe: uniform entries with the Gaussian law's mean and variance."""
+    import math
+
+    from rsp_probe.laws import GaussianLaw, register_law
+
+
+    @register_law
+    class ScaledUniformLaw(GaussianLaw):
+        name = "scaled-uniform"
+        help = "uniform entries with the Gaussian law's mean and variance"
+
+        def vectors(self, n, generator):
+            import torch
+
+            uniform = torch.rand(n, self.d_model, generator=generator, dtype=torch.float64)
+            return (self.mean + self.std * math.sqrt(3) * (2 * uniform - 1)).float()
+'''
+
+BACKEND = '''
+    """A backend from outside rsp-probe: the hf backend's load, leaving a marker behind."""
+    import os
+    from pathlib import Path
+
+
+    def load(path, name, revision, dtype, device, self_test=True, **options):
+        from rsp_probe.backends import hf
+
+        backend = hf.load(path, name, revision, dtype, device, self_test=self_test, **options)
+        backend.name = "marked-hf"  # what the run records as the backend that measured it
+        Path(os.environ["RSP_TEST_BACKEND_MARKER"]).write_text("loaded")
+        return backend
+'''
+
+HOUSE = '''
+    """One package bringing all three: an experiment, a law and a backend."""
+    import first_step_plugin  # noqa: F401  (registers the experiment, its figure and claims)
+    import uniform_law  # noqa: F401  (registers the law)
+    from rsp_probe.backends import register_backend
+
+    register_backend("marked-hf", "marked_backend", help="the hf backend, through a plugin")
+'''
+
+
 @pytest.fixture(scope="module")
 def plugin(tmp_path_factory):
     folder = tmp_path_factory.mktemp("site")
@@ -131,3 +177,29 @@ def test_a_plugin_experiment_runs_from_the_cli_with_its_figure_and_claims(plugin
     ids = [c["id"] for c in json.loads(claims.read_text())["claims"]]
     assert "first-step.lift.k4" in ids and "provenance.runs" in ids[:3]
     assert "k=4: first-step entropy lift" in computed.stdout
+
+
+def test_a_plugin_experiment_law_and_backend_run_together_from_the_cli(tmp_path):
+    folder = install_plugin(tmp_path / "site", "house_plugin", HOUSE,
+                            first_step_plugin=EXPERIMENT_PLUGIN, first_step_figure=FIGURE,
+                            first_step_claims=CLAIMS, uniform_law=LAW, marked_backend=BACKEND)
+    marker = tmp_path / "backend-loaded"
+    env = {**plugin_env(folder), "RSP_TEST_BACKEND_MARKER": str(marker)}
+    runs = tmp_path / "runs"
+    ran = run_cli(["first-step", "--law", "scaled-uniform", "--backend", "marked-hf",
+                   "--n-prompts", "2", "--max-new-tokens", "3", "--quiet",
+                   "--out", str(runs / "first-step")], env)
+    assert ran.returncode == 0, ran.stderr
+    config = json.loads((runs / "first-step" / "config.json").read_text())
+    assert (config["command"], config["law"]) == ("first-step", "scaled-uniform")
+    assert (config["backend"], config["model_info"]["backend"]) == ("marked-hf", "marked-hf")
+    assert marker.read_text() == "loaded"  # the plugin's backend loaded the model
+    assert (runs / "first-step" / "figure-first_step.png").exists()
+
+    figures = tmp_path / "figures"
+    assert run_cli(["figures", "--runs", str(runs), "--out", str(figures)], env).returncode == 0
+    assert (figures / "first_step.png").exists()
+    computed = run_cli(["claims", "--runs", str(runs), "--out", str(figures / "c.json")], env)
+    assert computed.returncode == 0, computed.stderr
+    claims = json.loads((figures / "c.json").read_text())["claims"]
+    assert "first-step.lift.k4" in [c["id"] for c in claims]
