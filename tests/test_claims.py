@@ -309,9 +309,9 @@ def test_family_order_does_not_depend_on_import_order():
     import subprocess
     import sys
 
-    script = ("import rsp_probe.claims.{} ; from rsp_probe.claims.core import families; "
+    script = ("import rsp_probe.claims.{} ; from rsp_probe.claims.catalog import families; "
               "print([f.name for f in families()])")
     orders = {subprocess.run([sys.executable, "-c", script.format(module)], check=True,
                              capture_output=True, text=True).stdout
-              for module in ("theory", "soft_prompts", "core")}
+              for module in ("theory", "soft_prompts", "core", "outcomes")}
     assert len(orders) == 1
