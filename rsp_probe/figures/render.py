@@ -6,9 +6,10 @@
         print(message)
     draw("entropy", [run])  # one figure as a matplotlib Figure (a notebook shows it)
 
-For each figure module in rsp_probe.figures.FIGURES whose NEEDS are present among the runs
-found below the given paths: `<name>.png` (150 dpi), `<name>.pdf` and `<name>.csv` (the
-plotted data, floats rounded to 8 significant digits, exactly `df.to_csv(index=False)`).
+For each figure the registered experiments declare (rsp_probe.figures.FIGURES) whose NEEDS
+are present among the runs found below the given paths: `<name>.png` (150 dpi), `<name>.pdf`
+and `<name>.csv` (the plotted data, floats rounded to 8 significant digits, exactly
+`df.to_csv(index=False)`).
 MANIFEST.json records, per figure, the input runs (directory name, command, config hash)
 and the sha256 of each output, plus package versions. Unchanged inputs give identical bytes:
 the style is applied in `plt.rc_context`, and the PNG/PDF metadata that carry dates or
