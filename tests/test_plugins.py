@@ -12,6 +12,10 @@ import json
 
 import pytest
 from plugins import install_plugin, plugin_env, run_cli
+from test_backend_plugins import BACKEND_SOURCE
+from test_law_plugin import SOURCE as LAW
+
+BACKEND = BACKEND_SOURCE.format(name="marked-hf")  # the hf backend's load, leaving a marker
 
 EXPERIMENT_PLUGIN = '''
     """First-step entropy: a third-party experiment, declared in one module."""
@@ -93,40 +97,6 @@ CLAIMS = '''
 '''
 
 
-LAW = '''
-    """A law from outside rsp-probe: uniform entries with the Gaussian law's mean and variance."""
-    import math
-
-    from rsp_probe.laws import GaussianLaw, register_law
-
-
-    @register_law
-    class ScaledUniformLaw(GaussianLaw):
-        name = "scaled-uniform"
-        help = "uniform entries with the Gaussian law's mean and variance"
-
-        def vectors(self, n, generator):
-            import torch
-
-            uniform = torch.rand(n, self.d_model, generator=generator, dtype=torch.float64)
-            return (self.mean + self.std * math.sqrt(3) * (2 * uniform - 1)).float()
-'''
-
-BACKEND = '''
-    """A backend from outside rsp-probe: the hf backend's load, leaving a marker behind."""
-    import os
-    from pathlib import Path
-
-
-    def load(path, name, revision, dtype, device, self_test=True, **options):
-        from rsp_probe.backends import hf
-
-        backend = hf.load(path, name, revision, dtype, device, self_test=self_test, **options)
-        backend.name = "marked-hf"  # what the run records as the backend that measured it
-        Path(os.environ["RSP_TEST_BACKEND_MARKER"]).write_text("loaded")
-        return backend
-'''
-
 HOUSE = '''
     """One package bringing all three: an experiment, a law and a backend."""
     import first_step_plugin  # noqa: F401  (registers the experiment, its figure and claims)
@@ -193,7 +163,7 @@ def test_a_plugin_experiment_law_and_backend_run_together_from_the_cli(tmp_path)
     config = json.loads((runs / "first-step" / "config.json").read_text())
     assert (config["command"], config["law"]) == ("first-step", "scaled-uniform")
     assert (config["backend"], config["model_info"]["backend"]) == ("marked-hf", "marked-hf")
-    assert marker.read_text() == "loaded"  # the plugin's backend loaded the model
+    assert marker.exists()  # the plugin's backend loaded the model
     assert (runs / "first-step" / "figure-first_step.png").exists()
 
     figures = tmp_path / "figures"
