@@ -128,11 +128,12 @@ def test_compare_prompts_tables_against_the_trajectories(hf_backend, saved_promp
 
     path, _ = saved_prompt
     run, table = get_experiment("compare-prompts")(
-        hf_backend, soft_prompt=str(path), rsp_tokens=(2,), arms=("none", "rsp", "trained",
+        hf_backend, soft_prompt=str(path), rsp_tokens=(2,), arms=("rsp", "trained", "none",
                                                                    "trained-fit"),
         samples=2, pass_k=(1, 2), n_prompts=3, max_new_tokens=4, quiet=True,
         out=str(tmp_path / "c"))
     records = run.trajectories
+    # `none` is decoded first whatever the order given: the others are read along its twins
     assert list(table["arm"]) == ["none", "rsp", "trained", "trained-fit"]
     vectors = run.rsp_vectors()
     prompt = load_file(str(path))["prompt"].numpy()

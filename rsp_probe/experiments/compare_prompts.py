@@ -63,7 +63,7 @@ def _check(spec: Spec) -> tuple[str, ...]:
     if spec.option("noise_scale") < 0 or spec.sampling.temperature == 0:
         raise UsageError("--noise-scale must be >= 0 and --temperature > 0 (the greedy arms "
                          "are decoded anyway)")
-    return arms
+    return (NONE, *(arm for arm in arms if arm != NONE))  # the twins the others are read along
 
 
 def run_compare(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
