@@ -20,6 +20,7 @@ the entries it holds are whatever the layers above declare (duck-typed, never im
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from importlib import import_module, metadata
 from typing import Any, Generic, TypeVar
@@ -38,28 +39,51 @@ class Registry(Generic[T]):
         self.kind = kind  # "experiment", "law", "backend": the word in error messages
         self.builtins = builtins  # modules that register the built-in entries
         self._entries: dict[str, T] = {}
+        self._ranks: dict[str, int] = {}  # name -> its built-in module's place, else last
         self._loaded = False
 
     def register(self, name: str, entry: T, overwrite: bool = False) -> T:
         if name in self._entries and not overwrite:
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry
+        self._ranks[name] = self._registering_builtin()
         return entry
 
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
+        self._ranks.pop(name, None)
 
-    def _load(self) -> None:
+    def _registering_builtin(self) -> int:
+        """The place in `builtins` of the built-in module being imported while an entry
+        registers (found up the call stack), else len(builtins): a plugin's or a test's.
+        The order of the entries is then the declared one, whichever module was imported
+        first (a test importing rsp_probe.experiments.dose, say)."""
+        frame = sys._getframe(2)
+        while frame is not None:
+            name = frame.f_globals.get("__name__", "")
+            for index, module in enumerate(self.builtins):
+                if name == module or name.startswith(module + "."):
+                    return index
+            frame = frame.f_back
+        return len(self.builtins)
+
+    def _load_builtins(self) -> None:
         if not self._loaded:
             self._loaded = True  # before importing: the modules register into this registry
             for module in self.builtins:
                 import_module(module)
-            load_plugins()
+
+    def _load(self) -> None:
+        self._load_builtins()
+        load_plugins()
 
     def entries(self) -> dict[str, T]:
-        """Every registered entry by name, built-ins first in their modules' order."""
+        """Every registered entry by name: the built-ins in their modules' order, then the
+        others in registration order."""
         self._load()
-        return dict(self._entries)
+        order = list(self._entries)
+        return {name: self._entries[name] for name in
+                sorted(order, key=lambda name: (self._ranks[name], order.index(name)))}
 
     def names(self) -> list[str]:
         return list(self.entries())

@@ -4,6 +4,7 @@ backends. A toy probe and a toy experiment, registered only here, run end to end
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import numpy as np
 import pytest
@@ -239,3 +240,33 @@ def test_an_experiment_records_the_probes_it_declares(name, default_model, tmp_p
     experiment(default_model, n_prompts=1, max_new_tokens=2, samples=2, quiet=True,
                out=str(tmp_path / name))
     assert experiment.probes and set(used) == {tuple(experiment.probes)}
+
+
+def test_an_entry_registered_before_the_builtins_load_comes_after_them(tmp_path, monkeypatch):
+    """A plugin that registers into a registry nobody has read yet (a backend, while the
+    experiments' first read loads the plugins) still lists after the built-ins."""
+    (tmp_path / "thing_registry.py").write_text(
+        "from rsp_probe.registry import Registry\n"
+        "THINGS = Registry('thing', ('thing_builtins',))\n")
+    (tmp_path / "thing_builtins.py").write_text(
+        "from thing_registry import THINGS\nTHINGS.register('builtin', 'b')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("thing_registry", "thing_builtins"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    from thing_registry import THINGS
+
+    THINGS.register("plugin", "p")  # before anything read the registry
+    assert THINGS.names() == ["builtin", "plugin"]
+
+
+def test_the_experiment_order_does_not_depend_on_what_was_imported_first():
+    """The CLI's, the plan's and the claims' order is the declared one, also in a process
+    that imported one experiment's module before reading the registry (as tests do)."""
+    import subprocess
+
+    script = ("import rsp_probe.experiments.{} ; from rsp_probe.registry import EXPERIMENTS; "
+              "print(EXPERIMENTS.names())")
+    orders = {subprocess.run([sys.executable, "-c", script.format(module)], check=True,
+                             capture_output=True, text=True).stdout
+              for module in ("dose", "train_rl", "base")}
+    assert len(orders) == 1
