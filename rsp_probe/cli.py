@@ -391,7 +391,11 @@ def file_backend():
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    parser = build_parser()
+    try:
+        parser = build_parser()  # reads the registries: a broken plugin is caught here
+    except UsageError as err:
+        print(f"rsp-probe: error: {err}", file=sys.stderr)
+        return 2
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         # argparse would say "arguments are required: command", hiding the real mistake

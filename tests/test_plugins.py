@@ -173,3 +173,13 @@ def test_a_plugin_experiment_law_and_backend_run_together_from_the_cli(tmp_path)
     assert computed.returncode == 0, computed.stderr
     claims = json.loads((figures / "c.json").read_text())["claims"]
     assert "first-step.lift.k4" in [c["id"] for c in claims]
+
+
+def test_a_plugin_that_fails_to_load_is_one_line_naming_it(tmp_path):
+    folder = install_plugin(tmp_path / "site", "broken_plugin", "raise RuntimeError('boom')\n")
+    for args in (["--help"], ["entropy", "--n-prompts", "1"]):
+        result = run_cli(args, plugin_env(folder))
+        assert result.returncode == 2 and result.stdout == ""
+        assert result.stderr.strip().splitlines() == [
+            "rsp-probe: error: the rsp-probe plugin 'broken_plugin' (broken_plugin) failed to "
+            "load: RuntimeError: boom"]
