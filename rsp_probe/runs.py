@@ -65,6 +65,7 @@ __all__ = ["CONFIG_FILE", "DONE_FILE", "EXECUTION_KEYS", "META_FILE", "RSP_FILE"
 
 # config keys that say how a run was executed, not what it measured: --resume may change them
 EXECUTION_KEYS = ("out", "overwrite", "quiet", "resume", "workers", "ray_address")
+PARTIAL_SUFFIX = ".writing"  # a staged file being written (write_table); never published
 KILL_POINT_ENV = "RSP_PROBE_KILL_AT"  # tests: SIGKILL ourselves at this named point
 KILL_ONCE_ENV = "RSP_PROBE_KILL_ONCE"  # tests: ... only if this marker file can be created
 KILL_SIGNAL_ENV = "RSP_PROBE_KILL_SIGNAL"  # tests: INT sends a Ctrl-C there instead
@@ -177,6 +178,8 @@ class RunWriter:
             raise UsageError(f"--resume: the interrupted run in {self.staging.name} has a "
                              f"different {', '.join(changed)}; rerun it with the same options")
         discard_incomplete_parts(self.staging)
+        for leftover in self.staging.glob(f"*{PARTIAL_SUFFIX}"):  # a write the kill cut short
+            leftover.unlink()
         write_json(self.staging / CONFIG_FILE, self.config)
         return True
 
@@ -202,7 +205,11 @@ class RunWriter:
         write_steps(self.staging / STEPS_FILE, steps)
 
     def write_table(self, name: str, frame) -> None:
-        frame.to_parquet(self.staging / name, index=False)
+        """Written whole or not at all (a temporary file renamed into place), so a table an
+        experiment rewrites as it goes is never found half written by --resume."""
+        temporary = self.staging / f"{name}{PARTIAL_SUFFIX}"
+        frame.to_parquet(temporary, index=False)
+        os.replace(temporary, self.staging / name)
 
     def write_json(self, name: str, payload) -> None:
         write_json(self.staging / name, payload)

@@ -193,6 +193,30 @@ def test_dose_killed_after_the_merge_decodes_nothing_again(point, references, lo
     _assert_identical(out, reference)
 
 
+def test_dose_killed_in_the_score_shift_phase_shifts_only_the_doses_left(
+        references, loaded_qwen2, soft_prompt, tmp_path, monkeypatch):
+    """Killed after the first dose's score-shift rows were written: the resumed run shifts
+    only the second dose's prompts, and its score_shift.parquet is the uninterrupted one."""
+    import rsp_probe.interventions.score_shift as shift_module
+
+    reference, _ = references["dose"]
+    options, out = _options("dose", soft_prompt), tmp_path / "run"
+    _killed_at("score-shift-k2", lambda: _run("dose", loaded_qwen2, out, options))
+    shifted = []
+    real = shift_module.score_shift
+
+    def counting(model, job, *args, **kwargs):
+        shifted.append(job.id)
+        return real(model, job, *args, **kwargs)
+
+    monkeypatch.setattr(shift_module, "score_shift", counting)
+    with _counting() as resumed:
+        _run("dose", loaded_qwen2, out, options, resume=True)
+    assert resumed == {"batches": [], "forced": []}
+    assert shifted and {job.split("/")[0] for job in shifted} == {"k4-sigma2"}
+    _assert_identical(out, reference)
+
+
 def test_the_phases_are_blocks_of_parts_in_the_old_file_order(references):
     """trajectories.jsonl keeps one block per condition, each in job order (prompt, then
     sample), as the experiments wrote it before they streamed."""

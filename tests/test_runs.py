@@ -413,3 +413,20 @@ def test_trajectories_do_not_depend_on_batch_size(loaded_qwen2):
         for name in b.steps:
             torch.testing.assert_close(torch.from_numpy(a.steps[name]),
                                        torch.from_numpy(b.steps[name]), atol=1e-4, rtol=0)
+
+
+def test_a_table_cut_short_by_a_kill_is_neither_read_nor_published(tmp_path):
+    """write_table writes a temporary file and renames it: a kill mid-write leaves only the
+    temporary, which --resume discards, so the run never lists a half-written table."""
+    from rsp_probe.runs import PARTIAL_SUFFIX, RunWriter
+
+    config = {"command": "entropy", "seed": 0}
+    writer = RunWriter(tmp_path / "run", config)
+    writer.write_table("t.parquet", pd.DataFrame({"x": [1, 2]}))
+    assert sorted(p.name for p in writer.staging.iterdir()) == ["config.json", "t.parquet"]
+    (writer.staging / f"u.parquet{PARTIAL_SUFFIX}").write_bytes(b"PAR1 cut")  # killed here
+    writer.suspend()
+    resumed = RunWriter(tmp_path / "run", config, resume=True)
+    assert sorted(p.name for p in resumed.staging.iterdir()) == ["config.json", "t.parquet"]
+    assert resumed.staged_run().table("t.parquet")["x"].tolist() == [1, 2]
+    resumed.discard()

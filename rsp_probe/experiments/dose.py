@@ -54,8 +54,8 @@ def _check(spec: Spec) -> list[float]:
 def run_dose(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFrame]:
     """Streamed like the sampling experiments: each dose is decoded batch by batch into
     parts (the baseline first: the twins the others are teacher-forced along), --resume
-    skips the parts done; the score-shift dose and dose.parquet come after the merge."""
-    from rsp_probe.analysis.dose import score_shift_table
+    skips the parts done; the score-shift dose (written dose by dose, so --resume computes
+    only the doses missing) and dose.parquet come after the merge."""
     from rsp_probe.experiments.common import Session
 
     scales = _check(spec)
@@ -64,8 +64,7 @@ def run_dose(spec: Spec, model: Backend | None = None) -> tuple[Run, pd.DataFram
         doses = _doses(session, scales)
         _stream(session, doses)
         session.writer.merge_parts()
-        shifts = _score_shifts(session, doses)
-        session.writer.write_table(SCORE_SHIFT_FILE, score_shift_table(shifts))
+        _score_shifts(session, doses)  # into score_shift.parquet, dose by dose
         session.writer.write_derived(dose_file(session.writer.staged_run()))
         run = session.finish()
     return run, run.table(DOSE_FILE)
@@ -137,22 +136,40 @@ def _complete(session: Session, scale: float, baseline, jobs, sampled) -> None:
         _teacher_force(session, jobs, baseline(), sampled.steps)
 
 
-def _score_shifts(session: Session, doses) -> list[dict]:
+def _score_shifts(session: Session, doses) -> None:
     """The score-shift rows of every dose but the baseline, in dose then prompt order, from
-    sample 0 of each prompt and its baseline twin's tokens (the merged run's)."""
+    sample 0 of each prompt and its baseline twin's tokens (the merged run's). The table is
+    rewritten after each dose, so a resumed run computes only the doses missing from it."""
+    from rsp_probe.analysis.dose import score_shift_table
     from rsp_probe.experiments.sampling import build_jobs, with_vectors
+    from rsp_probe.runs import kill_point
 
-    spec, rows = session.spec, []
+    spec, writer = session.spec, session.writer
+    staged = writer.staged_run()
     baseline = {(r["prompt_id"], r["sample"]): r["generated_token_ids"]
-                for r in session.writer.staged_run().records()
+                for r in staged.records()
                 if r["condition"] == doses[0][0].name and r["sample"] == 0}
+    rows = _staged_shift_rows(staged)
+    done = {row["condition"] for row in rows}
     for condition, law, _ in doses[1:]:
+        if condition.name in done:
+            continue
         jobs, skeleton = build_jobs(session, [condition], spec.sampling.samples, law=law,
                                     draw=False)
         first = [with_vectors(law, job, record["rsp_seed"])
                  for job, record in zip(jobs, skeleton) if record["sample"] == 0]
         rows += _shifts(session, first, baseline, condition.name)
-    return rows
+        writer.write_table(SCORE_SHIFT_FILE, score_shift_table(rows))
+        kill_point(f"score-shift-{condition.name}")
+    writer.write_table(SCORE_SHIFT_FILE, score_shift_table(rows))  # also with no dose left
+
+
+def _staged_shift_rows(staged: Run) -> list[dict]:
+    """The rows an interrupted run already wrote (none in a fresh run)."""
+    if not (staged.path / SCORE_SHIFT_FILE).exists():
+        return []
+    frame = staged.table(SCORE_SHIFT_FILE).drop(columns="cell_slope")
+    return frame.to_dict("records")
 
 
 def _teacher_force(session: Session, jobs, baseline, steps) -> None:
