@@ -49,16 +49,15 @@ def format_default(value) -> str | None:
 
 
 def option_help(field: dataclasses.Field) -> str:
-    """A field's `help` metadata, read now (when --help or the API docstring is built): a
-    function (a help that reads a registry, as --backend's does) is called; choices a registry
-    fills (rsp_probe.registry.Choices: --law) add each choice's own help line."""
+    """A field's `help` metadata, and where a registry fills its choices
+    (rsp_probe.registry.Choices: --law, --backend) each choice's own line, read now (when
+    --help or the API docstring is built), so a plugin's entries are described too."""
     text = field.metadata.get("help", "")
-    if callable(text):
-        return text()
     helps = getattr(field.metadata.get("choices"), "helps", None)
     if helps is not None:
-        text += ". " + "; ".join(f"{name}: {line}" if line else name
-                                 for name, line in helps().items())
+        lines = "; ".join(f"{name}: {line}" if line else name
+                          for name, line in helps().items())
+        text = f"{text}. {lines}" if text else lines
     return text
 
 

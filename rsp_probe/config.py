@@ -20,21 +20,14 @@ PLACEMENTS = ("suffix", "prefix")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
 # auto, then every registered backend (rsp_probe.backends, plugins), read when --help or a
-# check asks
-BACKEND_CHOICES = BACKENDS.choices("auto")
-
-
-def backend_help() -> str:
-    """--backend's help: each registered backend's line (a plugin's too), then auto."""
-    lines = [f"{name}: {entry.help}" if getattr(entry, "help", "") else name
-             for name, entry in BACKENDS.entries().items()]
-    return "; ".join([*lines, "auto: hf when it supports the model and every probe, else "
-                      "transformer-lens"])
+# check asks; --help gives each its line (a plugin's too), auto's last
+BACKEND_CHOICES = BACKENDS.choices(
+    {"auto": "hf when it supports the model and every probe, else transformer-lens"})
 
 
 def _opt(default, help, **extra):
-    """A field of an option table: `help` (a string, or a function that returns one when
-    --help or the API docstring is built) becomes --help and the API docstring. `extra`:
+    """A field of an option table: `help` becomes --help and the API docstring (with each
+    choice's line where a registry fills the choices: rsp_probe.registry.Choices). `extra`:
     `choices`; `aliases` (more --flags, e.g. ("--n",)); `renamed_from` (old names, still
     accepted as --flags and keyword arguments with a one-line deprecation note)."""
     return field(default=default, metadata={"help": help, **extra})
@@ -54,7 +47,7 @@ class ModelConfig:
     dtype: str = _opt("auto", "float32 (auto on CPU), bfloat16 or float16 (auto on CUDA)",
                       choices=DTYPES)
     device: str = _opt("auto", "cpu, cuda or auto", choices=DEVICES)
-    backend: str = _opt("auto", backend_help, choices=BACKEND_CHOICES)
+    backend: str = _opt("auto", "", choices=BACKEND_CHOICES)
     revision: str | None = _opt(None, "Hub revision (branch, tag or commit) of a cached --model")
     trust_remote_code: bool = _opt(False, "allow a checkpoint's own modelling code "
                                    "(transformers' trust_remote_code)")

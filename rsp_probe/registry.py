@@ -100,17 +100,17 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.entries())
 
-    def choices(self, *fixed: str) -> Choices:
-        """The names an option accepts: `fixed` ones (e.g. "auto"), then every registered
-        one, read when argparse or validation asks (never at import), so a plugin's entry is
-        a valid value and --help lists it."""
-        return Choices(self, fixed)
+    def choices(self, fixed: dict[str, str] | None = None) -> Choices:
+        """The names an option accepts: `fixed` ones (name -> help, e.g. "auto"), then every
+        registered one, read when argparse or validation asks (never at import), so a
+        plugin's entry is a valid value and --help lists it."""
+        return Choices(self, dict(fixed or {}))
 
 
 class Choices(Sequence):
     """An option's `choices` that a registry fills, looked up on every read."""
 
-    def __init__(self, registry: Registry, fixed: tuple[str, ...] = ()):
+    def __init__(self, registry: Registry, fixed: dict[str, str]):
         self.registry, self.fixed = registry, fixed
 
     def _names(self) -> tuple[str, ...]:
@@ -132,9 +132,11 @@ class Choices(Sequence):
         return repr(self._names())
 
     def helps(self) -> dict[str, str]:
-        """name -> the registered entry's one-line `help` (empty when it has none)."""
-        return {name: getattr(entry, "help", "") for name, entry in
-                self.registry.entries().items()}
+        """name -> its one-line help: the registered entries' (empty when one has none),
+        then the fixed choices'."""
+        registered = {name: getattr(entry, "help", "") for name, entry in
+                      self.registry.entries().items()}
+        return {**registered, **self.fixed}
 
 
 _PLUGINS_LOADED: list[str] = []  # the plugin modules imported so far, by entry-point name
