@@ -137,9 +137,5 @@ def experiments() -> dict[str, Experiment]:
     return EXPERIMENTS.entries()
 
 
-def list_experiments() -> list[str]:
-    return EXPERIMENTS.names()
-
-
 def get_experiment(name: str) -> Experiment:
     return EXPERIMENTS.get(name)
